@@ -1,0 +1,450 @@
+"""Reader registry: survey formats by name, format sniffing, read planning and local reads.
+
+Each survey reader lives in ``astroray/data/readers/<survey>.py`` and registers itself with
+:func:`register_reader`, giving a sniffer (does this file look like mine?), the record kinds it
+produces and, where one object spans several files (MACHO B and R), a key that groups them.
+
+A read is planned once (:func:`plan_read`): paths are expanded, every file is sniffed, label
+tables are told apart from data, files are grouped into read units and each unit gets the label
+tables that sit beside it. A unit is then read anywhere (a Ray task or this process) with
+:func:`read_unit`, which returns the good records as one canonical table and the failures as an
+errors table: a record that cannot be read is never dropped silently.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pyarrow as pa
+
+from astroray.data import _io
+from astroray.data.labels import beside, first_line, is_label_table, load_label_table
+from astroray.data.schema import (
+    KINDS,
+    SchemaError,
+    error_table,
+    table_from_records,
+    validate_record,
+)
+
+__all__ = [
+    "LABELS",
+    "FileHead",
+    "ReadFailure",
+    "ReadOptions",
+    "ReadPlan",
+    "ReadUnit",
+    "ReaderSpec",
+    "get_reader",
+    "list_formats",
+    "plan_read",
+    "read_files",
+    "read_unit",
+    "register_reader",
+    "sniff_file",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Pseudo-format returned by the sniffer for label and metadata tables.
+LABELS = "labels"
+
+
+@dataclass(frozen=True)
+class FileHead:
+    """What a sniffer sees of a file: its path, name and first (decompressed) bytes."""
+
+    path: str
+    name: str
+    head: bytes
+    compressed: bool
+
+    @property
+    def first_line(self) -> str:
+        """The first non-blank line of the head decoded as UTF-8 ('' when binary)."""
+        return first_line(self.head)
+
+    @property
+    def stem(self) -> str:
+        """The name without ``.gz``."""
+        return self.name[:-3] if self.name.endswith(".gz") else self.name
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Options every reader honours.
+
+    Attributes:
+        survey: override the survey name the reader would infer.
+    """
+
+    survey: str | None = None
+
+
+@dataclass(frozen=True)
+class ReadFailure:
+    """A record or file that could not be read, yielded by readers instead of raising."""
+
+    source: str
+    object_id: str | None
+    error: str
+    stage: str = "read"
+
+
+Record = dict[str, Any]
+ReadFn = Callable[["ReadUnit", str, ReadOptions], Iterable["Record | ReadFailure"]]
+
+
+@dataclass(frozen=True)
+class ReaderSpec:
+    """A registered survey reader.
+
+    Attributes:
+        name: the format name (``csv``, ``sdss``, ...).
+        kinds: record kinds it produces, the default first.
+        sniff: returns True when a file is in this format.
+        read: yields records (dicts in the canonical layout) and :class:`ReadFailure`s.
+        unit_key: maps a file path to the key of the object it belongs to when objects span
+            several files; files with the same key are read together.
+        description: one line for ``astroray formats``.
+    """
+
+    name: str
+    kinds: tuple[str, ...]
+    sniff: Callable[[FileHead], bool]
+    read: ReadFn
+    unit_key: Callable[[str], str] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ReadUnit:
+    """Files read together by one reader, with the label tables joined to their objects."""
+
+    format: str
+    paths: tuple[str, ...]
+    labels: tuple[str, ...] = ()
+    explicit_labels: bool = False
+
+
+@dataclass
+class ReadPlan:
+    """The result of :func:`plan_read`."""
+
+    units: list[ReadUnit]
+    errors: list[dict[str, Any]]
+    label_tables: list[str]
+    formats: dict[str, int] = field(default_factory=dict)
+    kinds: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def for_kind(self, kind: str) -> ReadPlan:
+        """Keep the units that produce ``kind``; the others become errors (never skipped)."""
+        units, errors = [], list(self.errors)
+        for unit in self.units:
+            spec = get_reader(unit.format)
+            if kind in spec.kinds:
+                units.append(unit)
+                continue
+            errors.extend(
+                {"source": p, "object_id": None, "stage": "plan",
+                 "error": f"{_io.basename(p)}: format {unit.format!r} holds "
+                          f"{'/'.join(spec.kinds)} records, not {kind}"}
+                for p in unit.paths
+            )
+        return replace(self, units=units, errors=errors)
+
+
+_READERS: dict[str, ReaderSpec] = {}
+_LOADED = False
+
+
+def register_reader(
+    name: str,
+    *,
+    kinds: Sequence[str],
+    sniff: Callable[[FileHead], bool],
+    unit_key: Callable[[str], str] | None = None,
+    description: str = "",
+) -> Callable[[ReadFn], ReadFn]:
+    """Decorator registering a read function under a format name."""
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f"reader {name!r}: unknown kind {kind!r}")
+
+    def decorate(fn: ReadFn) -> ReadFn:
+        if name in _READERS and _READERS[name].read is not fn:
+            raise ValueError(f"a reader named {name!r} is already registered")
+        _READERS[name] = ReaderSpec(name, tuple(kinds), sniff, fn, unit_key, description)
+        return fn
+
+    return decorate
+
+
+def _load_readers() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    import astroray.data.readers as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    _LOADED = True
+
+
+def get_reader(name: str) -> ReaderSpec:
+    """The reader registered under ``name``."""
+    _load_readers()
+    try:
+        return _READERS[name]
+    except KeyError:
+        raise ValueError(f"unknown format {name!r}; known formats: {list_formats()}") from None
+
+
+def list_formats() -> list[str]:
+    """Names of all registered formats."""
+    _load_readers()
+    return sorted(_READERS)
+
+
+def sniff_file(path: str) -> str | None:
+    """Identify a file's format: a reader name, :data:`LABELS`, or None when unknown.
+
+    Raises:
+        OSError: when the file cannot be opened.
+    """
+    _load_readers()
+    head, compressed = _io.read_head(path)
+    fh = FileHead(path=path, name=_io.basename(path), head=head, compressed=compressed)
+    # Data formats first: a light-curve CSV has a time column, a label table never does.
+    for spec in _READERS.values():
+        if spec.sniff(fh):
+            return spec.name
+    if is_label_table(path, head):
+        return LABELS
+    return None
+
+
+def _describe_unknown(path: str) -> str:
+    try:
+        head, _ = _io.read_head(path, 256)
+    except OSError as exc:
+        return f"cannot open: {exc}"
+    if not head:
+        return "file is empty"
+    preview = head[:60].decode("utf-8", "replace").split("\n", 1)[0]
+    return f"unrecognised format (starts with {preview!r}); known formats: {list_formats()}"
+
+
+def plan_read(
+    paths: str | Sequence[str],
+    *,
+    format: str | None = None,
+    kind: str | None = None,
+    labels: str | Sequence[str] | None = None,
+) -> ReadPlan:
+    """Expand, sniff and group input files into read units.
+
+    Args:
+        paths: files and/or directories (searched recursively; hidden entries skipped).
+        format: a reader name to use for every data file; sniffed per file when None.
+        kind: keep only units whose reader produces this record kind; files of other kinds are
+            reported as errors (never silently skipped). None keeps every data file.
+        labels: label tables to join to every object instead of the ones found beside the data.
+
+    Returns:
+        The plan: read units, errors found while planning (missing paths, unknown formats),
+        the label tables found, and counts of files per format and per kind.
+    """
+    t0 = time.perf_counter()
+    _load_readers()
+    if format is not None:
+        get_reader(format)
+    files, missing = _io.expand_paths(list(paths) if not isinstance(paths, str) else [paths])
+    errors: list[dict[str, Any]] = [
+        {"source": p, "object_id": None, "stage": "plan", "error": f"{p}: no such file or folder"}
+        for p in missing
+    ]
+    explicit = [] if labels is None else ([labels] if isinstance(labels, str) else list(labels))
+    explicit_files, missing_labels = _io.expand_paths(explicit) if explicit else ([], [])
+    if missing_labels:
+        raise FileNotFoundError(f"label tables not found: {missing_labels}")
+
+    def sniff(path: str) -> tuple[str, str | None, str | None]:
+        try:
+            return path, sniff_file(path), None
+        except OSError as exc:
+            return path, None, f"cannot open: {exc}"
+
+    # Sniffing is I/O bound (a few KB per file): threads hide the latency of remote stores.
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        sniffed = list(pool.map(sniff, [f for f in files if f not in explicit_files]))
+    label_tables = list(explicit_files)
+    data: list[tuple[str, str]] = []
+    for path, fmt, problem in sniffed:
+        if fmt == LABELS:
+            label_tables.append(path)
+        elif format is not None and problem is None:
+            data.append((path, format))
+        elif fmt is not None:
+            data.append((path, fmt))
+        else:
+            reason = problem or _describe_unknown(path)
+            errors.append({"source": path, "object_id": None, "stage": "sniff",
+                           "error": f"{_io.basename(path)}: {reason}"})
+
+    units: list[ReadUnit] = []
+    formats: dict[str, int] = {}
+    kinds: dict[str, int] = {}
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for path, fmt in data:
+        spec = get_reader(fmt)
+        formats[fmt] = formats.get(fmt, 0) + 1
+        kinds[spec.kinds[0]] = kinds.get(spec.kinds[0], 0) + 1
+        key = spec.unit_key(path) if spec.unit_key else path
+        grouped.setdefault((fmt, key), []).append(path)
+    for (fmt, _), group in grouped.items():
+        joined = explicit_files if explicit_files else beside(group[0], label_tables)
+        units.append(ReadUnit(fmt, tuple(group), tuple(joined), bool(explicit_files)))
+    plan = ReadPlan(units, errors, label_tables, formats, kinds, time.perf_counter() - t0)
+    return plan.for_kind(kind) if kind is not None else plan
+
+
+def _join_labels(record: Record, unit: ReadUnit) -> None:
+    if not unit.labels:
+        return
+    keys = [k for k in (record.get("stamp_id"), record.get("object_id")) if k is not None]
+    for path in unit.labels:
+        table = load_label_table(path)
+        row = next((r for r in (table.get(k) for k in keys) if r is not None), None)
+        if row is None:
+            continue
+        overwrite = unit.explicit_labels
+        if row.label is not None and (overwrite or record.get("label") is None):
+            record["label"] = row.label
+        if "redshift" in _record_kind_fields(record) and row.redshift is not None and (
+            overwrite or record.get("redshift") is None
+        ):
+            record["redshift"] = row.redshift
+        if "z" in _record_kind_fields(record) and row.redshift is not None and (
+            overwrite or record.get("z") is None
+        ):
+            record["z"] = row.redshift
+        if row.meta:
+            meta = dict(record.get("meta") or {})
+            for key, value in row.meta.items():
+                if overwrite or key not in meta:
+                    meta[key] = value
+            record["meta"] = meta
+        return
+
+
+def _record_kind_fields(record: Record) -> set[str]:
+    if "wavelength" in record:
+        return set(KINDS["spectrum"].names)
+    if "science" in record:
+        return set(KINDS["stamp"].names)
+    return set(KINDS["lightcurve"].names)
+
+
+def read_unit(
+    unit: ReadUnit, kind: str | None = None, options: ReadOptions | None = None
+) -> tuple[pa.Table, pa.Table]:
+    """Read one unit: the good records as a canonical table, and the failures.
+
+    Never raises for bad data: a file that cannot be parsed gives one error row, a record that
+    fails validation gives one error row naming the object and the field.
+    """
+    spec = get_reader(unit.format)
+    kind = kind or spec.kinds[0]
+    options = options or ReadOptions()
+    good: list[Record] = []
+    errors: list[dict[str, Any]] = []
+    source = unit.paths[0]
+    try:
+        for item in spec.read(unit, kind, options):
+            if isinstance(item, ReadFailure):
+                errors.append({"source": item.source, "object_id": item.object_id,
+                               "stage": item.stage, "error": item.error})
+                continue
+            try:
+                _join_labels(item, unit)
+                validate_record(item, kind)
+            except SchemaError as exc:
+                errors.append({"source": item.get("source") or source,
+                               "object_id": str(item.get("object_id")), "stage": "validate",
+                               "error": f"{_io.basename(item.get('source') or source)}: {exc}"})
+                continue
+            good.append(item)
+    except Exception as exc:  # noqa: BLE001 - any parser failure becomes an error row
+        logger.debug("read failure in %s", unit.paths, exc_info=True)
+        names = ", ".join(_io.basename(p) for p in unit.paths)
+        errors.append({"source": source, "object_id": None, "stage": "read",
+                       "error": f"{names}: {type(exc).__name__}: {exc}"
+                                + _location(exc)})
+    try:
+        table = table_from_records(good, kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+        # Defensive: conversion should not fail after validation; if it does, lose nothing.
+        errors.extend({"source": r.get("source") or source, "object_id": str(r.get("object_id")),
+                       "stage": "convert", "error": f"{type(exc).__name__}: {exc}"} for r in good)
+        table = table_from_records([], kind)
+    return table, error_table(errors)
+
+
+def _location(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "astroray" in f.filename]
+    if not ours:
+        return ""
+    last = ours[-1]
+    return f" (at {last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
+
+
+def iter_units(
+    units: Iterable[ReadUnit], kind: str | None = None, options: ReadOptions | None = None
+) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """Read units one after another (the body of a Ray read task)."""
+    for unit in units:
+        yield read_unit(unit, kind, options)
+
+
+def read_files(
+    paths: str | Sequence[str],
+    format: str | None = None,
+    kind: str | None = None,
+    labels: str | Sequence[str] | None = None,
+    options: ReadOptions | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """Read files in this process, without Ray (tests, notebooks, small inputs).
+
+    Args:
+        paths: files and/or directories.
+        format: reader name, or None to sniff each file.
+        kind: record kind to produce (``lightcurve``, ``spectrum``, ``stamp``); by default the
+            kind of the first data file's reader.
+        labels: label tables to join instead of those found beside the data.
+        options: reader options.
+
+    Returns:
+        (data, errors): canonical table and errors table.
+    """
+    plan = plan_read(paths, format=format, labels=labels)
+    if kind is None:
+        kind = get_reader(plan.units[0].format).kinds[0] if plan.units else "lightcurve"
+    plan = plan.for_kind(kind)
+    tables, errs = [], [error_table(plan.errors)]
+    for table, errors in iter_units(plan.units, kind, options):
+        tables.append(table)
+        errs.append(errors)
+    data = pa.concat_tables(tables) if tables else KINDS[kind].empty_table()
+    return data, pa.concat_tables(errs)
