@@ -79,7 +79,7 @@ def _read_task(
             pending, n_pending, n_blocks = [], 0, n_blocks + 1
     if errors:
         all_errors = pa.concat_tables(errors)
-        where = _write_errors(all_errors, errors_dir, f"errors-{_digest(units)}.parquet")
+        where = _write_errors(all_errors, errors_dir, f"errors-{kind}-{_digest(units)}.parquet")
         logger.warning("%d record(s) failed to read (first: %s); errors table: %s",
                        all_errors.num_rows, all_errors.column("error")[0].as_py(), where)
     if pending or not n_blocks:
@@ -162,7 +162,7 @@ def read_survey(
     errors_dir: str | None = None,
     plan: ReadPlan | None = None,
     override_num_blocks: int | None = None,
-    ray_remote_args: dict[str, Any] | None = None,
+    num_cpus: float | None = None,
 ) -> ray.data.Dataset:
     """Read survey files of any supported format into a Dataset of canonical ``kind`` records.
 
@@ -176,7 +176,7 @@ def read_survey(
             planning). None: a new temporary folder, named in a log line.
         plan: a plan made earlier with :func:`plan_read` (skips planning).
         override_num_blocks: number of read tasks (default: Ray's choice).
-        ray_remote_args: resources for the read tasks (e.g. ``{"num_cpus": 0.5}``).
+        num_cpus: CPUs per read task (fractions let reads share cores with actor pools).
 
     Returns:
         The dataset. Failed records are not in it; they are in ``errors_dir``.
@@ -196,7 +196,7 @@ def read_survey(
         return ray.data.from_arrow(KINDS[kind].empty_table())
     source = SurveyDatasource(plan.units, kind, errors_dir, ReadOptions(survey=survey))
     return ray.data.read_datasource(source, override_num_blocks=override_num_blocks,
-                                    ray_remote_args=ray_remote_args or {})
+                                    num_cpus=num_cpus)
 
 
 def read_light_curves(paths: str | Sequence[str], format: str | None = None,

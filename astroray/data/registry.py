@@ -114,6 +114,8 @@ class ReaderSpec:
         read: yields records (dicts in the canonical layout) and :class:`ReadFailure`s.
         unit_key: maps a file path to the key of the object it belongs to when objects span
             several files; files with the same key are read together.
+        file_kind: for formats that hold one of several kinds per file (our Parquet), tells
+            which kind a file holds; None when every file holds all of ``kinds``.
         description: one line for ``astroray formats``.
     """
 
@@ -122,17 +124,32 @@ class ReaderSpec:
     sniff: Callable[[FileHead], bool]
     read: ReadFn
     unit_key: Callable[[str], str] | None = None
+    file_kind: Callable[[str], str] | None = None
     description: str = ""
 
 
 @dataclass(frozen=True)
 class ReadUnit:
-    """Files read together by one reader, with the label tables joined to their objects."""
+    """Files read together by one reader, with the label tables joined to their objects.
+
+    Attributes:
+        format: reader name.
+        paths: the files.
+        kind: the record kind the files hold (the reader's first kind unless it tells per file).
+        labels: label tables joined to the records.
+        explicit_labels: the label tables were given by the user and override file values.
+    """
 
     format: str
     paths: tuple[str, ...]
+    kind: str
     labels: tuple[str, ...] = ()
     explicit_labels: bool = False
+
+    def provides(self, kind: str) -> bool:
+        """Whether reading this unit can produce records of ``kind``."""
+        spec = get_reader(self.format)
+        return kind == self.kind or (spec.file_kind is None and kind in spec.kinds)
 
 
 @dataclass
@@ -150,14 +167,13 @@ class ReadPlan:
         """Keep the units that produce ``kind``; the others become errors (never skipped)."""
         units, errors = [], list(self.errors)
         for unit in self.units:
-            spec = get_reader(unit.format)
-            if kind in spec.kinds:
+            if unit.provides(kind):
                 units.append(unit)
                 continue
             errors.extend(
-                {"source": p, "object_id": None, "stage": "plan",
-                 "error": f"{_io.basename(p)}: format {unit.format!r} holds "
-                          f"{'/'.join(spec.kinds)} records, not {kind}"}
+                {"source": p, "object_id": None, "stage": "plan", "kind": kind,
+                 "error": f"{_io.basename(p)}: {unit.format} file holds {unit.kind} records, "
+                          f"not {kind}"}
                 for p in unit.paths
             )
         return replace(self, units=units, errors=errors)
@@ -173,6 +189,7 @@ def register_reader(
     kinds: Sequence[str],
     sniff: Callable[[FileHead], bool],
     unit_key: Callable[[str], str] | None = None,
+    file_kind: Callable[[str], str] | None = None,
     description: str = "",
 ) -> Callable[[ReadFn], ReadFn]:
     """Decorator registering a read function under a format name."""
@@ -183,7 +200,8 @@ def register_reader(
     def decorate(fn: ReadFn) -> ReadFn:
         if name in _READERS and _READERS[name].read is not fn:
             raise ValueError(f"a reader named {name!r} is already registered")
-        _READERS[name] = ReaderSpec(name, tuple(kinds), sniff, fn, unit_key, description)
+        _READERS[name] = ReaderSpec(name, tuple(kinds), sniff, fn, unit_key, file_kind,
+                                    description)
         return fn
 
     return decorate
@@ -271,7 +289,8 @@ def plan_read(
         get_reader(format)
     files, missing = _io.expand_paths(list(paths) if not isinstance(paths, str) else [paths])
     errors: list[dict[str, Any]] = [
-        {"source": p, "object_id": None, "stage": "plan", "error": f"{p}: no such file or folder"}
+        {"source": p, "object_id": None, "stage": "plan", "kind": None,
+         "error": f"{p}: no such file or folder"}
         for p in missing
     ]
     explicit = [] if labels is None else ([labels] if isinstance(labels, str) else list(labels))
@@ -299,22 +318,29 @@ def plan_read(
             data.append((path, fmt))
         else:
             reason = problem or _describe_unknown(path)
-            errors.append({"source": path, "object_id": None, "stage": "sniff",
+            errors.append({"source": path, "object_id": None, "stage": "sniff", "kind": None,
                            "error": f"{_io.basename(path)}: {reason}"})
 
     units: list[ReadUnit] = []
     formats: dict[str, int] = {}
     kinds: dict[str, int] = {}
-    grouped: dict[tuple[str, str], list[str]] = {}
+    grouped: dict[tuple[str, str, str], list[str]] = {}
     for path, fmt in data:
         spec = get_reader(fmt)
+        try:
+            file_kind = spec.file_kind(path) if spec.file_kind else spec.kinds[0]
+        except Exception as exc:  # noqa: BLE001 - an unreadable file is an error row
+            errors.append({"source": path, "object_id": None, "stage": "sniff", "kind": None,
+                           "error": f"{_io.basename(path)}: {type(exc).__name__}: {exc}"})
+            continue
         formats[fmt] = formats.get(fmt, 0) + 1
-        kinds[spec.kinds[0]] = kinds.get(spec.kinds[0], 0) + 1
+        kinds[file_kind] = kinds.get(file_kind, 0) + 1
         key = spec.unit_key(path) if spec.unit_key else path
-        grouped.setdefault((fmt, key), []).append(path)
-    for (fmt, _), group in grouped.items():
+        grouped.setdefault((fmt, file_kind, key), []).append(path)
+    for (fmt, file_kind, _), group in grouped.items():
         joined = explicit_files if explicit_files else beside(group[0], label_tables)
-        units.append(ReadUnit(fmt, tuple(group), tuple(joined), bool(explicit_files)))
+        units.append(ReadUnit(fmt, tuple(group), file_kind, tuple(joined),
+                              bool(explicit_files)))
     plan = ReadPlan(units, errors, label_tables, formats, kinds, time.perf_counter() - t0)
     return plan.for_kind(kind) if kind is not None else plan
 
@@ -365,7 +391,7 @@ def read_unit(
     fails validation gives one error row naming the object and the field.
     """
     spec = get_reader(unit.format)
-    kind = kind or spec.kinds[0]
+    kind = kind or unit.kind
     options = options or ReadOptions()
     good: list[Record] = []
     errors: list[dict[str, Any]] = []
@@ -374,13 +400,13 @@ def read_unit(
         for item in spec.read(unit, kind, options):
             if isinstance(item, ReadFailure):
                 errors.append({"source": item.source, "object_id": item.object_id,
-                               "stage": item.stage, "error": item.error})
+                               "stage": item.stage, "error": item.error, "kind": kind})
                 continue
             try:
                 _join_labels(item, unit)
                 validate_record(item, kind)
             except SchemaError as exc:
-                errors.append({"source": item.get("source") or source,
+                errors.append({"source": item.get("source") or source, "kind": kind,
                                "object_id": str(item.get("object_id")), "stage": "validate",
                                "error": f"{_io.basename(item.get('source') or source)}: {exc}"})
                 continue
@@ -388,7 +414,7 @@ def read_unit(
     except Exception as exc:  # noqa: BLE001 - any parser failure becomes an error row
         logger.debug("read failure in %s", unit.paths, exc_info=True)
         names = ", ".join(_io.basename(p) for p in unit.paths)
-        errors.append({"source": source, "object_id": None, "stage": "read",
+        errors.append({"source": source, "object_id": None, "stage": "read", "kind": kind,
                        "error": f"{names}: {type(exc).__name__}: {exc}"
                                 + _location(exc)})
     try:
@@ -396,7 +422,8 @@ def read_unit(
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
         # Defensive: conversion should not fail after validation; if it does, lose nothing.
         errors.extend({"source": r.get("source") or source, "object_id": str(r.get("object_id")),
-                       "stage": "convert", "error": f"{type(exc).__name__}: {exc}"} for r in good)
+                       "stage": "convert", "error": f"{type(exc).__name__}: {exc}", "kind": kind}
+                      for r in good)
         table = table_from_records([], kind)
     return table, error_table(errors)
 
@@ -440,7 +467,7 @@ def read_files(
     """
     plan = plan_read(paths, format=format, labels=labels)
     if kind is None:
-        kind = get_reader(plan.units[0].format).kinds[0] if plan.units else "lightcurve"
+        kind = plan.units[0].kind if plan.units else "lightcurve"
     plan = plan.for_kind(kind)
     tables, errs = [], [error_table(plan.errors)]
     for table, errors in iter_units(plan.units, kind, options):

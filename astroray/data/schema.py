@@ -104,13 +104,15 @@ STAMP_SCHEMA = pa.schema(
     ]
 )
 
-#: One row per record (or file) that could not be read or processed.
+#: One row per record (or file) that could not be read or processed; ``kind`` is the record
+#: kind that was being produced (null when the file's kind could not be told).
 ERROR_SCHEMA = pa.schema(
     [
         pa.field("source", pa.string()),
         pa.field("object_id", pa.string()),
         pa.field("stage", pa.string()),
         pa.field("error", pa.string()),
+        pa.field("kind", pa.string()),
     ]
 )
 
@@ -154,7 +156,7 @@ def empty_table(kind: str) -> pa.Table:
 
 
 def error_table(rows: list[Mapping[str, Any]]) -> pa.Table:
-    """Build an errors table from dicts with keys source, object_id, stage, error."""
+    """Build an errors table from dicts with keys source, object_id, stage, error, kind."""
     cols = {name: [r.get(name) for r in rows] for name in ERROR_SCHEMA.names}
     return pa.table(cols, schema=ERROR_SCHEMA)
 

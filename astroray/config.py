@@ -1,0 +1,160 @@
+"""Typed, validated dataclass configs that load from and save to YAML or JSON.
+
+Every job and model family describes its settings with a dataclass deriving from
+:class:`Config`. Validation happens in ``__post_init__``; an error names the field and the value
+(as Ray's ``ScalingConfig`` does), so a typo in a YAML file fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+__all__ = ["Config", "ConfigError", "IngestConfig", "SyntheticSpec", "check"]
+
+C = TypeVar("C", bound="Config")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field and the value."""
+
+
+def check(condition: bool, cls: type | str, field: str, value: Any, expected: str) -> None:
+    """Raise :class:`ConfigError` unless ``condition`` holds."""
+    if not condition:
+        name = cls if isinstance(cls, str) else cls.__name__
+        raise ConfigError(f"{name}.{field} = {value!r} is invalid: expected {expected}")
+
+
+def _convert(value: Any, annotation: Any, where: str) -> Any:
+    """Convert a YAML/JSON value to the annotated type (nested configs, tuples, lists)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        others = [a for a in args if a is not type(None)]
+        return _convert(value, others[0], where) if len(others) == 1 else value
+    if isinstance(annotation, type) and issubclass(annotation, Config):
+        if isinstance(value, annotation):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return annotation.from_dict(value)
+    if origin in (tuple, list) and isinstance(value, list | tuple):
+        inner = args[0] if args else Any
+        items = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+@dataclasses.dataclass
+class Config:
+    """Base class: dict/YAML/JSON round trips with unknown keys rejected."""
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        """Build from a mapping; unknown keys are an error naming them."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; "
+                              f"known: {sorted(fields)}")
+        hints = typing.get_type_hints(cls)
+        kwargs = {k: _convert(v, hints[k], f"{cls.__name__}.{k}") for k, v in data.items()}
+        return cls(**kwargs)
+
+    @classmethod
+    def from_file(cls: type[C], path: str | Path) -> C:
+        """Load from a ``.yaml``/``.yml`` or ``.json`` file."""
+        text = Path(path).read_text()
+        data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+        return cls.from_dict(data or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain mapping (tuples become lists) that :meth:`from_dict` reads back."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON or YAML, by the file's extension."""
+        data = self.to_dict()
+        text = json.dumps(data, indent=2) if str(path).endswith(".json") else yaml.safe_dump(
+            data, sort_keys=False)
+        Path(path).write_text(text)
+
+    def replace(self: C, **changes: Any) -> C:
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass
+class SyntheticSpec(Config):
+    """A synthetic survey to generate as input when no paths are given.
+
+    Attributes:
+        kind: ``periodic``, ``transients``, ``spectra``, ``stamps`` or ``sn_series``.
+        n: number of objects.
+        format: file format written (a reader name, e.g. ``csv``, ``macho``, ``sdss``).
+        seed: random seed.
+    """
+
+    kind: str = "periodic"
+    n: int = 1000
+    format: str = "csv"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        kinds = ("periodic", "transients", "spectra", "stamps", "sn_series")
+        check(self.kind in kinds, self, "kind", self.kind, f"one of {kinds}")
+        check(isinstance(self.n, int) and self.n > 0, self, "n", self.n, "a positive integer")
+        check(isinstance(self.seed, int), self, "seed", self.seed, "an integer")
+
+
+@dataclasses.dataclass
+class IngestConfig(Config):
+    """Settings of ``astroray ingest`` / ``jobs/ingest.py``.
+
+    Attributes:
+        paths: input files or folders (local paths or URIs).
+        format: reader name for every file; None sniffs each file.
+        labels: label tables to join instead of those found beside the data.
+        survey: override the survey name readers infer.
+        synthetic: generate this synthetic survey as input when ``paths`` is empty.
+        read_cpus: CPUs per read task (fractional values let more tasks share a core).
+        num_blocks: number of read tasks; None lets Ray decide.
+    """
+
+    paths: tuple[str, ...] = ()
+    format: str | None = None
+    labels: tuple[str, ...] = ()
+    survey: str | None = None
+    synthetic: SyntheticSpec | None = None
+    read_cpus: float = 1.0
+    num_blocks: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.paths, str):
+            self.paths = (self.paths,)
+        if isinstance(self.labels, str):
+            self.labels = (self.labels,)
+        self.paths, self.labels = tuple(self.paths), tuple(self.labels)
+        check(bool(self.paths) or self.synthetic is not None, self, "paths", self.paths,
+              "at least one input path (or a synthetic survey)")
+        if self.format is not None:
+            from astroray.data.registry import list_formats
+
+            check(self.format in list_formats(), self, "format", self.format,
+                  f"one of {list_formats()}")
+        check(isinstance(self.read_cpus, int | float) and 0 < self.read_cpus <= 64, self,
+              "read_cpus", self.read_cpus, "a number in (0, 64]")
+        check(self.num_blocks is None or (isinstance(self.num_blocks, int)
+                                          and self.num_blocks > 0),
+              self, "num_blocks", self.num_blocks, "a positive integer or null")

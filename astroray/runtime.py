@@ -1,0 +1,48 @@
+"""Connecting to Ray: an existing cluster (``--address`` / ``RAY_ADDRESS``) or a local one."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import ray
+
+__all__ = ["init_ray"]
+
+
+def init_ray(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    object_store_memory: int | None = None,
+    quiet: bool = True,
+    **kwargs: Any,
+) -> bool:
+    """Start or join Ray once per process.
+
+    Args:
+        address: cluster address (``auto``, ``ray://host:10001``, ...); defaults to the
+            ``RAY_ADDRESS`` environment variable, else a new local Ray.
+        num_cpus: CPUs of a new local Ray (ignored when joining a cluster).
+        object_store_memory: object store bytes of a new local Ray.
+        quiet: keep Ray's own INFO logging out of the terminal (progress bars stay).
+        **kwargs: passed to ``ray.init``.
+
+    Returns:
+        True when this call started or joined Ray, False when it was already initialised.
+    """
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    local = address is None
+    init_kwargs: dict[str, Any] = {"address": address, "include_dashboard": False, **kwargs}
+    if local:
+        init_kwargs.update(num_cpus=num_cpus, object_store_memory=object_store_memory)
+    if quiet:
+        init_kwargs.setdefault("logging_level", logging.WARNING)
+        init_kwargs.setdefault("log_to_driver", True)
+    ray.init(**{k: v for k, v in init_kwargs.items() if v is not None})
+    if quiet:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+    return True
