@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import re
+import warnings
 from typing import Any
 
 import numpy as np
+from astropy.io import fits
 
 from astroray.data.schema import MASK_NONFINITE
 
@@ -157,6 +160,26 @@ def fits_column(data: Any, name: str) -> np.ndarray:
     """A FITS table column in native byte order (FITS is big-endian)."""
     col = np.asarray(data[name])
     return col.astype(col.dtype.newbyteorder("="))
+
+
+def open_fits(data: bytes) -> fits.HDUList:
+    """Open FITS bytes fully in memory, turning astropy's truncation warnings into errors.
+
+    Raises:
+        ValueError: when the file is truncated or not FITS at all.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            hdul = fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
+            hdul.verify("silentfix")
+        except OSError as exc:
+            raise ValueError(f"not a readable FITS file ({exc})") from None
+    for warning in caught:
+        text = str(warning.message)
+        if "truncated" in text or "not multiple of 2880" in text:
+            raise ValueError(f"truncated FITS file: {text.splitlines()[0]}")
+    return hdul
 
 
 def parse_fits_cards(head: bytes) -> dict[str, str]:

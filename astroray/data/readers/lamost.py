@@ -12,7 +12,6 @@ in which case they are converted. LAMOST fluxes are relatively calibrated only.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 
 import numpy as np
@@ -24,6 +23,7 @@ from astroray.data.readers._common import (
     clean_spectrum,
     header_value,
     nonfinite_to_none,
+    open_fits,
     parse_fits_cards,
 )
 from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
@@ -72,8 +72,7 @@ def read_lamost(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dic
     for path in unit.paths:
         name = _io.basename(path)
         try:
-            hdul = fits.open(io.BytesIO(_io.read_bytes(path)), memmap=False)
-            hdul.verify("silentfix")
+            hdul = open_fits(_io.read_bytes(path))
             header = hdul[0].header
             wave, flux, ivar, mask = _arrays(hdul)
         except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError) as exc:

@@ -7,17 +7,16 @@ HDU ``COADD``: ``loglam`` (log10 vacuum Angstrom), ``flux`` (1e-17 erg/s/cm^2/A)
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 
 import numpy as np
-from astropy.io import fits
 
 from astroray.data import _io
 from astroray.data.readers._common import (
     clean_spectrum,
     fits_column,
     nonfinite_to_none,
+    open_fits,
     parse_fits_cards,
 )
 from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
@@ -54,8 +53,7 @@ def read_sdss(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict 
     for path in unit.paths:
         name = _io.basename(path)
         try:
-            hdul = fits.open(io.BytesIO(_io.read_bytes(path)), memmap=False)
-            hdul.verify("silentfix")
+            hdul = open_fits(_io.read_bytes(path))
             names = [h.name for h in hdul]
             for needed in ("COADD", "SPECOBJ"):
                 if needed not in names:
