@@ -122,7 +122,8 @@ def test_ingest_mixed_good_and_corrupt_spectra(ray_session, real, tmp_path, caps
     with fits.open(sdss) as hdul:
         del hdul["SPECOBJ"]
         hdul.writeto(folder / "spec-0002-50000-0002.fits")
-    (folder / "spec-0003-50000-0003.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)
+    header_only = b"SIMPLE  =                    T" + b" " * 50
+    (folder / "spec-0003-50000-0003.fits").write_bytes(header_only)
     code, out = _ingest(capsys, str(folder), "--out", str(tmp_path / "out"))
     assert code == 0, out
     data = pq.read_table(tmp_path / "out" / "data")
