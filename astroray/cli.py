@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 
 __all__ = ["main"]
@@ -46,6 +47,24 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from astroray.demo import DemoConfig, run_demo
+    from astroray.runtime import init_ray, write_results
+
+    config = DemoConfig.from_file(args.config) if args.config else DemoConfig()
+    if args.real is not None:
+        config = config.replace(real=args.real)
+    if args.smoke:
+        config = config.smoke()
+    started = time.perf_counter()
+    init_ray(args.address, num_cpus=args.num_cpus)
+    results = run_demo(config, args.out)
+    write_results(args.out, "demo", metrics={"datasets": results["datasets"]},
+                  data={"summary": results["summary"], "real_samples": results["real_samples"]},
+                  model=None, config=config.to_dict(), smoke=args.smoke, started=started)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``astroray`` command."""
     parser = argparse.ArgumentParser(
@@ -66,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML/JSON IngestConfig")
     _add_ray_args(p)
     p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser("demo", help="synthetic survey + real samples -> ingest -> summary")
+    p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    p.add_argument("--real", default=None,
+                   help="folder of real samples (default: ../shared/data/real when present; "
+                        "'' for none)")
+    p.add_argument("--config", default=None, help="YAML/JSON DemoConfig")
+    p.add_argument("--smoke", action="store_true", help="a much smaller synthetic survey")
+    _add_ray_args(p)
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

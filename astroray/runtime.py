@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import platform
+import time
+from pathlib import Path
 from typing import Any
 
 import ray
 
-__all__ = ["init_ray"]
+__all__ = ["init_ray", "write_results"]
 
 
 def init_ray(
@@ -46,3 +50,41 @@ def init_ray(
     if quiet:
         logging.getLogger("ray.data").setLevel(logging.WARNING)
     return True
+
+
+def write_results(
+    out: str | Path,
+    job: str,
+    *,
+    metrics: dict[str, Any],
+    data: Any,
+    model: Any,
+    config: dict[str, Any],
+    smoke: bool,
+    started: float,
+) -> Path:
+    """Write ``out/results.json``: the job's metrics, the data and model it ran on, context.
+
+    Args:
+        out: output folder.
+        job: job name.
+        metrics: the figures the job measured.
+        data: what it read (paths, counts, a synthetic survey's settings).
+        model: the model it trained or used (name, checkpoint, hash), or None.
+        config: its full configuration.
+        smoke: whether it ran shrunk.
+        started: ``time.perf_counter()`` at its start.
+    """
+    from astroray import __version__
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {
+        "job": job, "smoke": smoke, "metrics": metrics, "data": data, "model": model,
+        "config": config, "seconds": round(time.perf_counter() - started, 3),
+        "astroray": __version__, "python": platform.python_version(),
+        "ray": ray.__version__, "machine": platform.machine(),
+    }
+    path = out / "results.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    return path
