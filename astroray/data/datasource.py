@@ -24,7 +24,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 from astroray.data import _io
-from astroray.data.registry import ReadOptions, ReadPlan, ReadUnit, iter_units, plan_read
+from astroray.data.registry import ReadOptions, ReadPlan, ReadUnit, iter_blocks, plan_read
 from astroray.data.schema import ERROR_SCHEMA, KINDS, error_table
 
 __all__ = [
@@ -65,25 +65,20 @@ def _digest(units: Sequence[ReadUnit]) -> str:
 def _read_task(
     units: list[ReadUnit], kind: str, options: ReadOptions, errors_dir: str
 ) -> Iterator[pa.Table]:
-    pending: list[pa.Table] = []
-    errors: list[pa.Table] = []
-    n_pending, n_blocks = 0, 0
-    for table, errs in iter_units(units, kind, options):
-        if errs.num_rows:
-            errors.append(errs)
+    errors: list[dict[str, Any]] = []
+    n_blocks = 0
+    for table, errs in iter_blocks(units, kind, options, BLOCK_RECORDS):
+        errors.extend(errs)
         if table.num_rows:
-            pending.append(table)
-            n_pending += table.num_rows
-        if n_pending >= BLOCK_RECORDS:
-            yield pa.concat_tables(pending)
-            pending, n_pending, n_blocks = [], 0, n_blocks + 1
+            n_blocks += 1
+            yield table
     if errors:
-        all_errors = pa.concat_tables(errors)
-        where = _write_errors(all_errors, errors_dir, f"errors-{kind}-{_digest(units)}.parquet")
+        where = _write_errors(error_table(errors), errors_dir,
+                              f"errors-{kind}-{_digest(units)}.parquet")
         logger.warning("%d record(s) failed to read (first: %s); errors table: %s",
-                       all_errors.num_rows, all_errors.column("error")[0].as_py(), where)
-    if pending or not n_blocks:
-        yield pa.concat_tables(pending) if pending else KINDS[kind].empty_table()
+                       len(errors), errors[0]["error"], where)
+    if not n_blocks:
+        yield KINDS[kind].empty_table()
 
 
 class SurveyDatasource(Datasource):

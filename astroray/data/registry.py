@@ -304,9 +304,13 @@ def plan_read(
         except OSError as exc:
             return path, None, f"cannot open: {exc}"
 
-    # Sniffing is I/O bound (a few KB per file): threads hide the latency of remote stores.
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        sniffed = list(pool.map(sniff, [f for f in files if f not in explicit_files]))
+    to_sniff = [f for f in files if f not in explicit_files]
+    if any(_io.is_uri(f) for f in to_sniff):
+        # Remote heads are latency bound: threads overlap the round trips.
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            sniffed = list(pool.map(sniff, to_sniff))
+    else:
+        sniffed = [sniff(f) for f in to_sniff]  # local heads: ~0.1 ms each, threads only cost
     label_tables = list(explicit_files)
     data: list[tuple[str, str]] = []
     for path, fmt, problem in sniffed:
@@ -382,10 +386,10 @@ def _record_kind_fields(record: Record) -> set[str]:
     return set(KINDS["lightcurve"].names)
 
 
-def read_unit(
+def read_records(
     unit: ReadUnit, kind: str | None = None, options: ReadOptions | None = None
-) -> tuple[pa.Table, pa.Table]:
-    """Read one unit: the good records as a canonical table, and the failures.
+) -> tuple[list[Record], list[dict[str, Any]]]:
+    """Read one unit into validated records (labels joined) and error rows.
 
     Never raises for bad data: a file that cannot be parsed gives one error row, a record that
     fails validation gives one error row naming the object and the field.
@@ -415,16 +419,28 @@ def read_unit(
         logger.debug("read failure in %s", unit.paths, exc_info=True)
         names = ", ".join(_io.basename(p) for p in unit.paths)
         errors.append({"source": source, "object_id": None, "stage": "read", "kind": kind,
-                       "error": f"{names}: {type(exc).__name__}: {exc}"
-                                + _location(exc)})
+                       "error": f"{names}: {type(exc).__name__}: {exc}" + _location(exc)})
+    return good, errors
+
+
+def _to_table(records: list[Record], kind: str, errors: list[dict[str, Any]]) -> pa.Table:
     try:
-        table = table_from_records(good, kind)
+        return table_from_records(records, kind)
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
         # Defensive: conversion should not fail after validation; if it does, lose nothing.
-        errors.extend({"source": r.get("source") or source, "object_id": str(r.get("object_id")),
+        errors.extend({"source": r.get("source"), "object_id": str(r.get("object_id")),
                        "stage": "convert", "error": f"{type(exc).__name__}: {exc}", "kind": kind}
-                      for r in good)
-        table = table_from_records([], kind)
+                      for r in records)
+        return table_from_records([], kind)
+
+
+def read_unit(
+    unit: ReadUnit, kind: str | None = None, options: ReadOptions | None = None
+) -> tuple[pa.Table, pa.Table]:
+    """Read one unit: the good records as a canonical table, and the errors table."""
+    kind = kind or unit.kind
+    records, errors = read_records(unit, kind, options)
+    table = _to_table(records, kind, errors)
     return table, error_table(errors)
 
 
@@ -437,12 +453,31 @@ def _location(exc: BaseException) -> str:
     return f" (at {last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
 
 
-def iter_units(
-    units: Iterable[ReadUnit], kind: str | None = None, options: ReadOptions | None = None
-) -> Iterator[tuple[pa.Table, pa.Table]]:
-    """Read units one after another (the body of a Ray read task)."""
+def iter_blocks(
+    units: Iterable[ReadUnit],
+    kind: str,
+    options: ReadOptions | None = None,
+    block_records: int = 1000,
+) -> Iterator[tuple[pa.Table, list[dict[str, Any]]]]:
+    """Read units one after another, yielding tables of about ``block_records`` records.
+
+    This is the body of a Ray read task: many small files (one light curve each) become a few
+    blocks, so the cost of building Arrow arrays is paid per block, not per object.
+
+    Yields:
+        (table, errors): canonical records and the error rows met since the last block.
+    """
+    pending: list[Record] = []
+    errors: list[dict[str, Any]] = []
     for unit in units:
-        yield read_unit(unit, kind, options)
+        records, errs = read_records(unit, kind, options)
+        pending.extend(records)
+        errors.extend(errs)
+        if len(pending) >= block_records:
+            yield _to_table(pending, kind, errors), errors
+            pending, errors = [], []
+    if pending or errors:
+        yield _to_table(pending, kind, errors), errors
 
 
 def read_files(
@@ -469,9 +504,9 @@ def read_files(
     if kind is None:
         kind = plan.units[0].kind if plan.units else "lightcurve"
     plan = plan.for_kind(kind)
-    tables, errs = [], [error_table(plan.errors)]
-    for table, errors in iter_units(plan.units, kind, options):
+    tables, errors = [], list(plan.errors)
+    for table, errs in iter_blocks(plan.units, kind, options):
         tables.append(table)
-        errs.append(errors)
+        errors.extend(errs)
     data = pa.concat_tables(tables) if tables else KINDS[kind].empty_table()
-    return data, pa.concat_tables(errs)
+    return data, error_table(errors)

@@ -34,6 +34,9 @@ MAG_ERR = ("magerr", "mag_err", "magErr", "e_mag", "emag", "err", "sigma", "MAGE
 FLUX = ("flux", "Flux", "FLUX")
 FLUX_ERR = ("fluxerr", "flux_err", "fluxErr", "e_flux", "eflux", "FLUXERR", "err")
 BAND = ("band", "filter", "passband", "Band", "FILTER", "BAND")
+# One object per file: files are small, so threads inside pyarrow only add overhead.
+_READ = pacsv.ReadOptions(use_threads=False)
+_CONVERT = pacsv.ConvertOptions(strings_can_be_null=True)
 
 
 def _columns(fh: FileHead) -> list[str]:
@@ -76,8 +79,8 @@ def read_csv(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict |
         name = _io.basename(path)
         object_id = name.split(".", 1)[0]
         try:
-            table = pacsv.read_csv(io.BytesIO(_io.read_bytes(path)),
-                                   convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+            table = pacsv.read_csv(io.BytesIO(_io.read_bytes(path)), read_options=_READ,
+                                   convert_options=_CONVERT)
         except pa.ArrowInvalid as exc:
             yield ReadFailure(path, object_id, f"{name}: malformed CSV: {exc}")
             continue
@@ -107,7 +110,7 @@ def read_csv(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict |
         band = np.char.strip(band)
         meta: dict = {"value_unit": "nJy" if is_flux else "mag"}
         finite_time = time[np.isfinite(time)]
-        if t_col in TIME_JD or (finite_time.size and np.median(finite_time) > 2_000_000):
+        if t_col in TIME_JD or (finite_time.size and finite_time[0] > 2_000_000):
             time = time - JD_OFFSET
             meta["time_converted_from"] = "JD"
         survey = _survey_for(object_id, path, options)
