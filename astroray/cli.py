@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ def _cmd_formats(args: argparse.Namespace) -> int:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from astroray.config import IngestConfig
-    from astroray.data.ingest import ingest
+    from astroray.data.ingest import ingest, prepare_inputs
     from astroray.runtime import init_ray
 
     config = IngestConfig.from_file(args.config) if args.config else None
@@ -41,6 +42,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         "labels": tuple(args.labels) or None, "survey": args.survey,
     }.items() if v is not None}
     config = config.replace(**overrides) if config else IngestConfig(**overrides)
+    config = prepare_inputs(config, os.path.join(args.out, "input"))
     init_ray(args.address, num_cpus=args.num_cpus)
     summary = ingest(config, args.out)
     print(summary.line())

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["Config", "ConfigError", "IngestConfig", "SyntheticSpec", "check"]
+__all__ = ["Config", "ConfigError", "IngestConfig", "check"]
 
 C = TypeVar("C", bound="Config")
 
@@ -25,10 +25,21 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field and the value."""
 
 
-def check(condition: bool, cls: type | str, field: str, value: Any, expected: str) -> None:
-    """Raise :class:`ConfigError` unless ``condition`` holds."""
+def check(condition: bool, cls: Any, field: str, value: Any, expected: str) -> None:
+    """Raise :class:`ConfigError` unless ``condition`` holds.
+
+    Args:
+        condition: what must hold.
+        cls: the config (instance, class or name) the field belongs to.
+        field: the field's name.
+        value: the offending value.
+        expected: what a valid value looks like.
+    """
     if not condition:
-        name = cls if isinstance(cls, str) else cls.__name__
+        if isinstance(cls, str):
+            name = cls
+        else:
+            name = cls.__name__ if isinstance(cls, type) else type(cls).__name__
         raise ConfigError(f"{name}.{field} = {value!r} is invalid: expected {expected}")
 
 
@@ -96,29 +107,6 @@ class Config:
 
 
 @dataclasses.dataclass
-class SyntheticSpec(Config):
-    """A synthetic survey to generate as input when no paths are given.
-
-    Attributes:
-        kind: ``periodic``, ``transients``, ``spectra``, ``stamps`` or ``sn_series``.
-        n: number of objects.
-        format: file format written (a reader name, e.g. ``csv``, ``macho``, ``sdss``).
-        seed: random seed.
-    """
-
-    kind: str = "periodic"
-    n: int = 1000
-    format: str = "csv"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        kinds = ("periodic", "transients", "spectra", "stamps", "sn_series")
-        check(self.kind in kinds, self, "kind", self.kind, f"one of {kinds}")
-        check(isinstance(self.n, int) and self.n > 0, self, "n", self.n, "a positive integer")
-        check(isinstance(self.seed, int), self, "seed", self.seed, "an integer")
-
-
-@dataclasses.dataclass
 class IngestConfig(Config):
     """Settings of ``astroray ingest`` / ``jobs/ingest.py``.
 
@@ -127,7 +115,8 @@ class IngestConfig(Config):
         format: reader name for every file; None sniffs each file.
         labels: label tables to join instead of those found beside the data.
         survey: override the survey name readers infer.
-        synthetic: generate this synthetic survey as input when ``paths`` is empty.
+        synthetic: a :class:`astroray.data.synthetic.SyntheticSurveyConfig` (or its mapping)
+            generated as input when ``paths`` is empty.
         read_cpus: CPUs per read task (fractional values let more tasks share a core).
         num_blocks: number of read tasks; None lets Ray decide.
     """
@@ -136,7 +125,8 @@ class IngestConfig(Config):
     format: str | None = None
     labels: tuple[str, ...] = ()
     survey: str | None = None
-    synthetic: SyntheticSpec | None = None
+    # Typed loosely here because the synthetic module itself builds on this one.
+    synthetic: Any = None
     read_cpus: float = 1.0
     num_blocks: int | None = None
 
@@ -146,6 +136,13 @@ class IngestConfig(Config):
         if isinstance(self.labels, str):
             self.labels = (self.labels,)
         self.paths, self.labels = tuple(self.paths), tuple(self.labels)
+        if self.synthetic is not None:
+            from astroray.data.synthetic import SyntheticSurveyConfig
+
+            if isinstance(self.synthetic, dict):
+                self.synthetic = SyntheticSurveyConfig.from_dict(self.synthetic)
+            check(isinstance(self.synthetic, SyntheticSurveyConfig), self, "synthetic",
+                  self.synthetic, "a SyntheticSurveyConfig mapping or null")
         check(bool(self.paths) or self.synthetic is not None, self, "paths", self.paths,
               "at least one input path (or a synthetic survey)")
         if self.format is not None:

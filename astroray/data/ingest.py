@@ -29,7 +29,7 @@ from astroray.config import IngestConfig
 from astroray.data.datasource import read_errors, read_survey
 from astroray.data.registry import ReadPlan, plan_read
 
-__all__ = ["IngestError", "IngestSummary", "ingest", "primary_kind"]
+__all__ = ["IngestError", "IngestSummary", "ingest", "prepare_inputs", "primary_kind"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,21 @@ def primary_kind(plan: ReadPlan) -> str:
         raise IngestError(f"inputs mix record kinds ({detail}); ingest each kind into its own "
                           "output folder")
     return next(iter(plan.kinds))
+
+
+def prepare_inputs(config: IngestConfig, workdir: str | Path) -> IngestConfig:
+    """Generate the config's synthetic survey into ``workdir`` when it names no paths.
+
+    Returns:
+        The config with ``paths`` pointing at the generated survey (unchanged when it had
+        paths).
+    """
+    if config.paths or config.synthetic is None:
+        return config
+    from astroray.data.synthetic import make_survey
+
+    make_survey(config.synthetic, workdir)
+    return config.replace(paths=(str(workdir),))
 
 
 def _count_rows(folder: str) -> int:

@@ -184,7 +184,12 @@ def _load_cached(path: str, size: int | None, mtime_ns: int | None) -> LabelTabl
             frame = frame.reset_index()
     else:
         frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-        frame = frame.apply(_numeric_if_possible)
+        id_column = _first([str(c) for c in frame.columns], ID_ALIASES)
+        # Ids stay text (zero-padded ids must match file names); other columns become numbers
+        # where every non-empty value is one.
+        for column in frame.columns:
+            if column != id_column:
+                frame[column] = _numeric_if_possible(frame[column])
     return LabelTable(path, frame)
 
 

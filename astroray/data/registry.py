@@ -352,30 +352,31 @@ def plan_read(
 def _join_labels(record: Record, unit: ReadUnit) -> None:
     if not unit.labels:
         return
-    keys = [k for k in (record.get("stamp_id"), record.get("object_id")) if k is not None]
-    for path in unit.labels:
-        table = load_label_table(path)
-        row = next((r for r in (table.get(k) for k in keys) if r is not None), None)
-        if row is None:
+    tables = [load_label_table(path) for path in unit.labels]
+    # The most specific key first across all tables: a stamp's own label (by candid) wins over
+    # its object's class, whichever table happens to sort first.
+    row = None
+    for key in (record.get("stamp_id"), record.get("object_id")):
+        if key is None:
             continue
-        overwrite = unit.explicit_labels
-        if row.label is not None and (overwrite or record.get("label") is None):
-            record["label"] = row.label
-        if "redshift" in _record_kind_fields(record) and row.redshift is not None and (
-            overwrite or record.get("redshift") is None
-        ):
-            record["redshift"] = row.redshift
-        if "z" in _record_kind_fields(record) and row.redshift is not None and (
-            overwrite or record.get("z") is None
-        ):
-            record["z"] = row.redshift
-        if row.meta:
-            meta = dict(record.get("meta") or {})
-            for key, value in row.meta.items():
-                if overwrite or key not in meta:
-                    meta[key] = value
-            record["meta"] = meta
+        row = next((r for r in (t.get(key) for t in tables) if r is not None), None)
+        if row is not None:
+            break
+    if row is None:
         return
+    overwrite = unit.explicit_labels
+    fields = _record_kind_fields(record)
+    if row.label is not None and (overwrite or record.get("label") is None):
+        record["label"] = row.label
+    z_field = "z" if "z" in fields else "redshift" if "redshift" in fields else None
+    if z_field and row.redshift is not None and (overwrite or record.get(z_field) is None):
+        record[z_field] = row.redshift
+    if row.meta:
+        meta = dict(record.get("meta") or {})
+        for key, value in row.meta.items():
+            if overwrite or key not in meta:
+                meta[key] = value
+        record["meta"] = meta
 
 
 def _record_kind_fields(record: Record) -> set[str]:

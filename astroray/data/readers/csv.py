@@ -56,6 +56,15 @@ def _sniff(fh: FileHead) -> bool:
     return has_time and fh.stem.lower().endswith((".csv", ".txt"))
 
 
+def _object_id(name: str) -> str:
+    """The file name without its extension(s): ``1.3444.614.csv`` -> ``1.3444.614``."""
+    stem = name[:-3] if name.endswith(".gz") else name
+    for ext in (".csv", ".txt", ".CSV", ".TXT"):
+        if stem.endswith(ext):
+            return stem[: -len(ext)]
+    return stem.rsplit(".", 1)[0]
+
+
 def _survey_for(object_id: str, path: str, options: ReadOptions) -> str:
     if options.survey:
         return options.survey
@@ -77,7 +86,7 @@ def read_csv(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict |
     """Read one object per CSV file."""
     for path in unit.paths:
         name = _io.basename(path)
-        object_id = name.split(".", 1)[0]
+        object_id = _object_id(name)
         try:
             table = pacsv.read_csv(io.BytesIO(_io.read_bytes(path)), read_options=_READ,
                                    convert_options=_CONVERT)
