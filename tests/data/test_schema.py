@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from astroray.data.schema import (
+    LIGHT_CURVE_SCHEMA,
+    SchemaError,
+    conform,
+    table_from_records,
+    validate_record,
+    validate_table,
+)
+
+
+def _lc(**changes):
+    rec = {"object_id": "obj-1", "survey": "test", "time": np.array([1.0, 2.0, 3.0]),
+           "band": np.array(["g", "r", "g"]), "mag": np.array([15.0, 15.5, 15.2]),
+           "err": np.array([0.1, 0.1, 0.2]), "meta": {"period": 0.5}}
+    rec.update(changes)
+    return rec
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"mag": np.array([15.0, np.nan, 15.2])}, "mag", "1 non-finite"),
+        ({"err": np.array([0.1, 0.1])}, "err", "has 2 entries but time has 3"),
+        ({"time": np.array([3.0, 2.0, 1.0])}, "time", "not sorted"),
+        ({"flux": np.array([1.0, 2.0, 3.0])}, "mag/flux", "exactly one"),
+        ({"time": np.array([]), "band": np.array([]), "mag": np.array([]), "err": np.array([])},
+         "time", "empty"),
+        ({"err": np.array([0.1, -0.1, 0.1])}, "err", "negative"),
+    ],
+)
+def test_record_errors_name_object_and_field(changes, field, message):
+    with pytest.raises(SchemaError, match=message) as info:
+        validate_record(_lc(**changes), "lightcurve")
+    assert info.value.object_id == "obj-1" and info.value.field == field
+    assert "obj-1" in str(info.value) and field in str(info.value)
+
+
+def test_table_round_trip_and_type_check():
+    table = table_from_records([_lc(), _lc(object_id="obj-2")], "lightcurve")
+    assert table.schema.equals(LIGHT_CURVE_SCHEMA)
+    validate_table(table, "lightcurve")
+    assert table.column("flux").null_count == 2
+    assert table.column("meta")[0].as_py() == '{"period":0.5}'
+    wrong = table.set_column(table.schema.get_field_index("time"), "time",
+                             table.column("time").cast(pa.list_(pa.float32())))
+    with pytest.raises(SchemaError, match="field 'time': has type list<item: float>"):
+        validate_table(wrong, "lightcurve")
+
+
+def test_validate_table_finds_the_bad_row():
+    good = table_from_records([_lc(), _lc(object_id="obj-2")], "lightcurve")
+    bad = pa.concat_tables([good, table_from_records(
+        [_lc(object_id="obj-3", mag=np.array([1.0, 2.0, 3.0]), err=np.array([0.1, 0.1, -1.0]))],
+        "lightcurve")])
+    with pytest.raises(SchemaError, match="object 'obj-3', field 'err'"):
+        validate_table(bad, "lightcurve")
+
+
+def test_conform_adds_nullable_columns_and_rejects_unknown():
+    minimal = pa.table({"object_id": ["a"], "survey": ["s"], "time": [[1.0]], "band": [["g"]],
+                        "mag": [[1.0]], "err": [[0.1]]})
+    table = conform(minimal, "lightcurve")
+    validate_table(table, "lightcurve")
+    with pytest.raises(SchemaError, match="unknown columns"):
+        conform(minimal.append_column("colour", pa.array([1.0])), "lightcurve")
+    with pytest.raises(SchemaError, match="field 'object_id'"):
+        conform(minimal.drop_columns(["object_id"]), "lightcurve")
