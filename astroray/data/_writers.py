@@ -450,7 +450,7 @@ def _alerce_frame(c: _Curves, rng: np.random.Generator, detection_snr: float) ->
     row = c.row
     point_flux = np.repeat(c.is_flux, np.diff(c.offsets))
     fid = np.array([_ZTF_FID.get(b, 0) for b in c.band_names], dtype=np.int64)[c.band_codes]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         # Variable stars: difference against the median magnitude of the object's band.
         key = row * max(len(c.band_names), 1) + c.band_codes
         ref = np.full(n_pts, np.nan)
