@@ -30,7 +30,8 @@ def init_ray(
             ``RAY_ADDRESS`` environment variable, else a new local Ray.
         num_cpus: CPUs of a new local Ray (ignored when joining a cluster).
         object_store_memory: object store bytes of a new local Ray.
-        quiet: keep Ray's own INFO logging out of the terminal (progress bars stay).
+        quiet: keep Ray core's INFO logging out of the terminal. Ray Data's progress (bars on
+            a terminal, periodic log lines otherwise) is kept.
         **kwargs: passed to ``ray.init``.
 
     Returns:
@@ -47,8 +48,6 @@ def init_ray(
         init_kwargs.setdefault("logging_level", logging.WARNING)
         init_kwargs.setdefault("log_to_driver", True)
     ray.init(**{k: v for k, v in init_kwargs.items() if v is not None})
-    if quiet:
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
     return True
 
 

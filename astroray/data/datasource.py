@@ -107,7 +107,7 @@ class SurveyDatasource(Datasource):
 
     def get_name(self) -> str:
         """Name shown in Ray Data's progress bars."""
-        return f"ReadSurvey[{self._kind}]"
+        return f"Survey[{self._kind}]"
 
     def estimate_inmemory_data_size(self) -> int | None:
         """Roughly the files' size: the text formats shrink, compressed FITS grows."""
