@@ -1,4 +1,4 @@
-"""The ``astroray`` command: ``ingest``, ``demo``, ``formats``."""
+"""The ``astroray`` command: ``ingest``, ``render``, ``demo``, ``formats``."""
 
 from __future__ import annotations
 
@@ -67,6 +67,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_render(args: argparse.Namespace) -> int:
+    from astroray.data.ingest import IngestError, primary_kind
+    from astroray.data.registry import plan_read, read_files
+    from astroray.render import render_files_to_png
+
+    plan = plan_read(args.paths, format=args.format, labels=args.labels or None)
+    kind = primary_kind(plan)
+    if kind not in ("lightcurve", "spectrum"):
+        raise IngestError(f"astroray render draws light curves and spectra, not {kind}s")
+    table, errors = read_files(args.paths, format=args.format, kind=kind,
+                               labels=args.labels or None)
+    written = render_files_to_png(table, kind, args.out, limit=args.limit)
+    print(f"render: {len(written)} {kind} PNG(s) -> {args.out}"
+          + (f"; {errors.num_rows} object(s) could not be read" if errors.num_rows else ""))
+    for row in errors.to_pylist()[:5]:
+        print(f"  {row['error']}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``astroray`` command."""
     parser = argparse.ArgumentParser(
@@ -87,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML/JSON IngestConfig")
     _add_ray_args(p)
     p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser("render", help="draw light curves or spectra as the papers' images (PNG)")
+    p.add_argument("paths", nargs="+", help="files or folders")
+    p.add_argument("--out", required=True, help="folder for the PNGs")
+    p.add_argument("--format", default=None, help="reader for every file (default: sniff)")
+    p.add_argument("--labels", action="append", default=[], help="label table (repeatable)")
+    p.add_argument("--limit", type=int, default=16, help="render the first N objects (16)")
+    p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("demo", help="synthetic survey + real samples -> ingest -> summary")
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")

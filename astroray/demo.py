@@ -3,7 +3,8 @@
 Generates a synthetic survey (periodic variables in the MACHO format, supernovae as ALeRCE
 detection tables, alert packets with stamps, spectra as SDSS files), adds the real samples
 when they are at hand (``../shared/data/real`` or ``--real DIR``), ingests light curves and
-spectra on Ray and prints one summary table.
+spectra on Ray, draws a gallery of the papers' images of a few objects per survey
+(``out/gallery/``) and prints one summary table.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from astroray.config import Config, IngestConfig, check
@@ -93,6 +96,17 @@ def _synthetic_inputs(config: DemoConfig, root: Path) -> tuple[list[str], list[s
     return lcs, spectra
 
 
+def _gallery(table: pa.Table, kind: str, out: Path, per_survey: int = 4) -> list[str]:
+    """The papers' images of the first few objects of every survey in ``table``."""
+    from astroray.render import render_files_to_png
+
+    paths: list[str] = []
+    for survey in sorted(set(table.column("survey").to_pylist())):
+        sub = table.filter(pc.equal(table.column("survey"), survey)).slice(0, per_survey)
+        paths += render_files_to_png(sub, kind, out / f"{kind}-{survey}")
+    return paths
+
+
 def run_demo(config: DemoConfig, out: str | Path) -> dict[str, Any]:
     """Generate, ingest and summarise into ``out``; returns counts and the summary rows.
 
@@ -116,6 +130,7 @@ def run_demo(config: DemoConfig, out: str | Path) -> dict[str, Any]:
         print(summary.line())
         table = pq.read_table(out / name / "data")
         results["datasets"][name] = summary.to_dict()
+        results["gallery"] = results.get("gallery", []) + _gallery(table, kind, out / "gallery")
         results["summary"] += summarise(table, kind)
         stamps = out / name / "stamps"
         if stamps.is_dir():

@@ -118,6 +118,7 @@ def light_curve_image(
     dpi: float = 100.0,
     alpha: float = 0.5,
     limits: tuple[float, float] = (-0.05, 1.05),
+    **style: float,
 ) -> np.ndarray:
     """The SwinV2 paper's light-curve plot.
 
@@ -137,6 +138,8 @@ def light_curve_image(
         dpi: figure dpi.
         alpha: opacity.
         limits: axis limits of the scaled data.
+        **style: more ``errorbar`` keywords (``markersize``, ``linewidth``, ``elinewidth``,
+            ``markeredgewidth``), for non-default styles.
 
     Returns:
         (H, W, 3) uint8.
@@ -171,7 +174,7 @@ def light_curve_image(
         else:
             vn, en = np.full_like(v, 0.5), e
         color = colors[i] if colors is not None else f"C{i % 10}"
-        axes[i].errorbar(tn, vn, yerr=en, fmt="-o", color=color, alpha=alpha)
+        axes[i].errorbar(tn, vn, yerr=en, fmt="-o", color=color, alpha=alpha, **style)
     for ax in panels:  # errorbar() must not have changed the limits
         ax.set_xlim(*limits)
         ax.set_ylim(*(limits[::-1] if magnitude else limits))

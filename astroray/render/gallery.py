@@ -1,0 +1,198 @@
+"""Writing rendered images as PNG files: a gallery of objects, named by their ids.
+
+PNGs are written with a small encoder on top of :mod:`zlib` (no imaging library needed).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+__all__ = ["encode_png", "render_files_to_png", "render_table", "write_gallery", "write_png"]
+
+_KINDS = {
+    "spectrum": "spectrum", "spectra": "spectrum",
+    "lightcurve": "lightcurve", "lightcurves": "lightcurve", "light_curve": "lightcurve",
+    "light_curves": "lightcurve",
+}
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return (struct.pack(">I", len(data)) + tag + data
+            + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
+
+
+def encode_png(image: Any, compress_level: int = 6) -> bytes:
+    """Encode an 8-bit grey (H, W) or RGB/RGBA (H, W, 3 or 4) image as PNG bytes.
+
+    Args:
+        image: uint8 array or tensor.
+        compress_level: zlib level (0-9).
+
+    Returns:
+        The PNG file's bytes.
+    """
+    arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"PNG images must be uint8, got {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        color_type, channels = 0, 1
+    elif arr.ndim == 3 and arr.shape[2] in (3, 4):
+        color_type, channels = (2, 3) if arr.shape[2] == 3 else (6, 4)
+    else:
+        raise ValueError(f"expected (H, W) or (H, W, 3|4), got shape {arr.shape}")
+    height, width = arr.shape[:2]
+    rows = np.ascontiguousarray(arr).reshape(height, width * channels)
+    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], 1)  # filter type 0 per row
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
+            + _chunk(b"IDAT", zlib.compress(raw.tobytes(), compress_level))
+            + _chunk(b"IEND", b""))
+
+
+def write_png(path: str | Path, image: Any) -> str:
+    """Write an (H, W), (H, W, C) or (C, H, W) uint8 image to ``path`` as PNG.
+
+    Returns:
+        The path written, as a string.
+    """
+    arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
+        arr = np.transpose(arr, (1, 2, 0))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_png(arr))
+    return str(path)
+
+
+def _safe_name(object_id: Any) -> str:
+    name = re.sub(r"[^A-Za-z0-9._+-]+", "_", str(object_id)).strip("._") or "object"
+    return name[:200]
+
+
+def write_gallery(images: Any, ids: Sequence[Any], out_dir: str | Path) -> list[str]:
+    """Write one PNG per image, named by its object id (made file-name safe, unique).
+
+    Args:
+        images: (B, C, H, W) uint8 tensor or array, as the renderers return.
+        ids: B object ids.
+        out_dir: folder (created).
+
+    Returns:
+        The paths written, in order.
+    """
+    arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if arr.ndim != 4:
+        raise ValueError(f"expected (B, C, H, W) images, got shape {arr.shape}")
+    if len(ids) != arr.shape[0]:
+        raise ValueError(f"{arr.shape[0]} images but {len(ids)} ids")
+    return _write_all(arr, ids, Path(out_dir), {})
+
+
+def _write_all(arr: np.ndarray, ids: Sequence[Any], out: Path, seen: dict[str, int]) -> list[str]:
+    """Write (B, C, H, W) images named by ids; ``seen`` counts names already used."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for image, object_id in zip(arr, ids, strict=True):
+        base = _safe_name(object_id)
+        name = base
+        while name in seen:
+            seen[base] += 1
+            name = f"{base}_{seen[base]}"
+        seen.setdefault(name, 0)
+        paths.append(write_png(out / f"{name}.png", np.transpose(image, (1, 2, 0))))
+    return paths
+
+
+def render_table(table: pa.Table, kind: str, config: Any = None,
+                 device: str | torch.device | None = None) -> torch.Tensor:
+    """Render every row of a canonical light-curve or spectrum table.
+
+    Args:
+        table: rows of :data:`astroray.data.schema.LIGHT_CURVE_SCHEMA` or ``SPECTRUM_SCHEMA``
+            (extra columns are ignored, missing optional ones are treated as absent).
+        kind: ``lightcurve`` or ``spectrum``.
+        config: a :class:`~astroray.render.LightCurveRenderConfig` or
+            :class:`~astroray.render.SpectrumRenderConfig` (defaults: the papers').
+        device: where to render (default CPU).
+
+    Returns:
+        (rows, C, H, W) uint8 tensor.
+    """
+    from astroray.render._inputs import arrow_lists
+
+    kind_name = _KINDS.get(kind)
+    if kind_name is None:
+        raise ValueError(f"unknown kind {kind!r}; expected 'lightcurve' or 'spectrum'")
+
+    def column(name: str) -> list[Any] | None:
+        return arrow_lists(table.column(name)) if name in table.column_names else None
+
+    if kind_name == "spectrum":
+        from astroray.render.spectra import render_spectra
+
+        return render_spectra(column("wavelength"), column("flux"), column("ivar"),
+                              column("mask"), config=config, device=device)
+    from astroray.render.lightcurves import render_light_curves
+
+    n = table.num_rows
+    mags = column("mag") or [None] * n
+    fluxes = column("flux") or [None] * n
+    is_mag = np.array([m is not None for m in mags], dtype=bool)
+    values = [m if m is not None else f for m, f in zip(mags, fluxes, strict=True)]
+    return render_light_curves(column("time"), values, column("err"), column("band"),
+                               magnitude=is_mag, config=config, device=device)
+
+
+def render_files_to_png(table: pa.Table, kind: str, out_dir: str | Path,
+                        limit: int | None = None, config: Any = None) -> list[str]:
+    """Render the objects of a canonical table and write one PNG per object.
+
+    Files are named by ``object_id`` (made file-name safe; repeated ids get a suffix).
+
+    Args:
+        table: a canonical light-curve or spectrum table.
+        kind: ``lightcurve`` or ``spectrum``.
+        out_dir: folder for the PNGs (created).
+        limit: render only the first ``limit`` objects.
+        config: render config (defaults: the papers' pictures).
+
+    Returns:
+        The paths written, in table order.
+    """
+    if limit is not None:
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        table = table.slice(0, limit)
+    if config is None:
+        from astroray.render.config import LightCurveRenderConfig, SpectrumRenderConfig
+
+        if _KINDS.get(kind) == "lightcurve":
+            # One band order for the whole table, so that colours agree between files.
+            from astroray.render._inputs import arrow_lists, band_indices
+
+            bands = (band_indices(arrow_lists(table.column("band")), None)[1]
+                     if "band" in table.column_names and table.num_rows else None)
+            config = LightCurveRenderConfig(bands=tuple(bands) if bands else None)
+        else:
+            config = SpectrumRenderConfig()
+    ids = (table.column("object_id").to_pylist() if "object_id" in table.column_names
+           else [str(i) for i in range(table.num_rows)])
+    paths: list[str] = []
+    seen: dict[str, int] = {}
+    step = 256
+    for start in range(0, table.num_rows, step):
+        part = table.slice(start, step)
+        images = render_table(part, kind, config=config).cpu().numpy()
+        paths.extend(_write_all(images, ids[start : start + part.num_rows], Path(out_dir), seen))
+    return paths
