@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
 
 __all__ = ["main"]
@@ -51,19 +50,15 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from astroray.demo import DemoConfig, run_demo
-    from astroray.runtime import init_ray, write_results
+    from astroray.runtime import init_ray
 
     config = DemoConfig.from_file(args.config) if args.config else DemoConfig()
     if args.real is not None:
         config = config.replace(real=args.real)
     if args.smoke:
         config = config.smoke()
-    started = time.perf_counter()
     init_ray(args.address, num_cpus=args.num_cpus)
-    results = run_demo(config, args.out)
-    write_results(args.out, "demo", metrics={"datasets": results["datasets"]},
-                  data={"summary": results["summary"], "real_samples": results["real_samples"]},
-                  model=None, config=config.to_dict(), smoke=args.smoke, started=started)
+    run_demo(config, args.out, smoke=args.smoke)
     return 0
 
 

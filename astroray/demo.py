@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from astroray.config import Config, IngestConfig, check
 from astroray.data.ingest import ingest
 from astroray.data.summary import format_table, summarise
+from astroray.runtime import write_results
 
 __all__ = ["DemoConfig", "find_real_samples", "run_demo"]
 
@@ -107,10 +108,13 @@ def _gallery(table: pa.Table, kind: str, out: Path, per_survey: int = 4) -> list
     return paths
 
 
-def run_demo(config: DemoConfig, out: str | Path) -> dict[str, Any]:
-    """Generate, ingest and summarise into ``out``; returns counts and the summary rows.
+def run_demo(config: DemoConfig, out: str | Path, *, smoke: bool = False) -> dict[str, Any]:
+    """Generate, ingest, draw and summarise into ``out``; writes ``out/results.json``.
 
     Ray must be initialised.
+
+    Returns:
+        Counts per dataset, the summary rows and the gallery's paths.
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -138,5 +142,9 @@ def run_demo(config: DemoConfig, out: str | Path) -> dict[str, Any]:
     results["seconds"] = time.perf_counter() - t0
     print()
     print(format_table(results["summary"]))
+    write_results(out, "demo", metrics={"datasets": results["datasets"]},
+                  data={"summary": results["summary"], "real_samples": results["real_samples"],
+                        "gallery": results.get("gallery", [])},
+                  model=None, config=config.to_dict(), smoke=smoke, started=t0)
     return results
 

@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from _common import job_parser
 
 from astroray.demo import DemoConfig, run_demo
-from astroray.runtime import init_ray, write_results
+from astroray.runtime import init_ray
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo job; writes ``--out``/results.json."""
     args = job_parser(__doc__, Path(__file__).with_suffix(".yaml")).parse_args(argv)
-    started = time.perf_counter()
     config = DemoConfig.from_file(args.config)
     if args.smoke:
         config = config.smoke()
     init_ray(args.address)
-    results = run_demo(config, args.out)
-    write_results(args.out, "demo", metrics={"datasets": results["datasets"]},
-                  data={"summary": results["summary"], "real_samples": results["real_samples"]},
-                  model=None, config=config.to_dict(), smoke=args.smoke, started=started)
+    run_demo(config, args.out, smoke=args.smoke)
     return 0
 
 

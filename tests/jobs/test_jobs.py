@@ -43,6 +43,7 @@ def _check_demo(out: Path, results: dict) -> None:
     assert results["job"] == "demo"
     kinds = {row["kind"] for row in results["data"]["summary"]}
     assert {"lightcurve", "spectrum", "stamp"} <= kinds
+    assert results["data"]["gallery"] and all(Path(p).exists() for p in results["data"]["gallery"])
     for name in ("lightcurves", "spectra"):
         metrics = results["metrics"]["datasets"][name]
         assert metrics["written"] > 0 and metrics["failed"] == 0
