@@ -29,6 +29,7 @@ from astroray.data.schema import ERROR_SCHEMA, KINDS, error_table
 
 __all__ = [
     "SurveyDatasource",
+    "write_errors",
     "read_errors",
     "read_light_curves",
     "read_spectra",
@@ -43,7 +44,8 @@ logger = logging.getLogger(__name__)
 BLOCK_RECORDS = 1000
 
 
-def _write_errors(errors: pa.Table, errors_dir: str, name: str) -> str:
+def write_errors(errors: pa.Table, errors_dir: str, name: str) -> str:
+    """Write an errors table atomically as ``errors_dir/name``; returns its path."""
     fs, inner = _io.resolve(errors_dir)
     fs.create_dir(inner, recursive=True)
     final = f"{inner.rstrip('/')}/{name}"
@@ -73,7 +75,7 @@ def _read_task(
             n_blocks += 1
             yield table
     if errors:
-        where = _write_errors(error_table(errors), errors_dir,
+        where = write_errors(error_table(errors), errors_dir,
                               f"errors-{kind}-{_digest(units)}.parquet")
         logger.warning("%d record(s) failed to read (first: %s); errors table: %s",
                        len(errors), errors[0]["error"], where)
@@ -184,7 +186,7 @@ def read_survey(
     else:
         plan = plan.for_kind(kind)
     if plan.errors:
-        _write_errors(error_table(plan.errors), errors_dir, f"errors-plan-{kind}.parquet")
+        write_errors(error_table(plan.errors), errors_dir, f"errors-plan-{kind}.parquet")
         logger.warning("%d input file(s) could not be planned (first: %s); errors table in %s",
                        len(plan.errors), plan.errors[0]["error"], errors_dir)
     if not plan.units:

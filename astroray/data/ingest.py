@@ -26,8 +26,9 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from astroray.config import IngestConfig
-from astroray.data.datasource import read_errors, read_survey
+from astroray.data.datasource import read_errors, read_survey, write_errors
 from astroray.data.registry import ReadPlan, plan_read
+from astroray.data.schema import error_table
 
 __all__ = ["IngestError", "IngestSummary", "ingest", "prepare_inputs", "primary_kind"]
 
@@ -120,7 +121,15 @@ def ingest(config: IngestConfig, out: str | Path) -> IngestSummary:
     t0 = time.perf_counter()
     out = os.path.abspath(str(out))
     plan = plan_read(list(config.paths), format=config.format, labels=list(config.labels) or None)
-    kind = primary_kind(plan)
+    try:
+        kind = primary_kind(plan)
+    except IngestError:
+        if plan.errors and not plan.kinds:
+            # Nothing readable, but every file that was tried is still accounted for.
+            errors_dir = os.path.join(out, "errors")
+            shutil.rmtree(errors_dir, ignore_errors=True)
+            write_errors(error_table(plan.errors), errors_dir, "errors-plan.parquet")
+        raise
     os.makedirs(out, exist_ok=True)
     stage = os.path.join(out, f".staging-{uuid.uuid4().hex[:8]}")
     errors_dir = os.path.join(stage, "errors")

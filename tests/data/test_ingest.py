@@ -169,3 +169,15 @@ def test_read_spectra_reports_non_spectra_as_errors(ray_session, real, tmp_path)
     errors = read_errors(str(tmp_path / "err"))
     assert errors.num_rows == 2  # the two MACHO files, each named, not silently skipped
     assert all("not spectrum" in e for e in errors.column("error").to_pylist())
+
+
+def test_nothing_readable_still_writes_the_errors_table(ray_session, tmp_path, capsys):
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    (folder / "notes.bin").write_bytes(b"\x00\x01garbage")
+    (folder / "empty.dat").write_bytes(b"")
+    code, out = _ingest(capsys, str(folder), "--out", str(tmp_path / "out"))
+    assert code == 2 and "no readable input files" in out
+    errors = {Path(r["source"]).name: r["error"]
+              for r in read_errors(str(tmp_path / "out" / "errors")).to_pylist()}
+    assert "unrecognised format" in errors["notes.bin"] and "file is empty" in errors["empty.dat"]
