@@ -133,7 +133,7 @@ class SpectrumRenderConfig(Config):
             the full width in the R, G and B channels, each with its own y autoscale).
         overlap: see ``layout``.
         subcolumns: horizontal anti-aliasing samples per pixel.
-        chunk_size: objects rendered at once (bounds memory); None picks 64 on CPU, 16384 on
+        chunk_size: objects rendered at once (bounds memory); None picks 128 on CPU, 16384 on
             GPU.
     """
 
@@ -217,7 +217,7 @@ class LightCurveRenderConfig(Config):
         axis_limits: axis limits of the scaled data on both axes.
         invert_magnitude: magnitudes increase downwards (brighter up); fluxes are never flipped.
         subcolumns: horizontal anti-aliasing samples per pixel for the lines.
-        chunk_size: objects rendered at once (bounds memory); None picks 16 on CPU, 1024 on GPU.
+        chunk_size: objects rendered at once (bounds memory); None picks 64 on CPU, 1024 on GPU.
     """
 
     height: int = 256

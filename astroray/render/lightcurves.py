@@ -143,9 +143,10 @@ def _render_chunk(t: torch.Tensor, v: torch.Tensor, e: torch.Tensor, band: torch
 
     overlay = cfg.layout == "overlay"
     L = 2 * nb if overlay else nb  # layers per object
-    obj = torch.arange(B, device=dev).repeat_interleave(nb)
+    P = min(_canvas_objects(dev), B)  # objects whose canvases are resolved at once
+    obj = torch.arange(B, device=dev).remainder_(P).repeat_interleave(nb)
     bnd = torch.arange(nb, device=dev).repeat(B)
-    plane_bars = obj * L + bnd  # (R,)
+    plane_bars = obj * L + bnd  # (R,) plane within a canvas of P objects
     plane_marks = plane_bars + nb if overlay else plane_bars
 
     alpha = float(cfg.alpha)
@@ -153,95 +154,194 @@ def _render_chunk(t: torch.Tensor, v: torch.Tensor, e: torch.Tensor, band: torch
     edge = cfg.px(cfg.marker_edge_width)
     half = cfg.px(cfg.line_width) / 2
     n_sub = cfg.subcolumns
+    width = cfg.px(cfg.error_width if cfg.error_width is not None else cfg.line_width)
+    bars = cfg.show_errors and width > 0
+    lines = cfg.show_lines and half > 0
+    marks = cfg.show_markers and radius > 0
     # with the axis limits around [0, 1], every (scaled) point lies inside its panel
     inside = l0 <= 0.0 and l1 >= 1.0
     pad = max(_raster.marker_pad(radius, edge, centred_inside=inside),
               _raster.reach(half, n_sub) + 2, 4)
-    canvas = _raster.DiffCanvas(B * L, Wc, Hc, dev, pad=pad, pad_rows=pad)
-
-    if cfg.show_errors:
-        width = cfg.px(cfg.error_width if cfg.error_width is not None else cfg.line_width)
-        if width > 0:
-            _raster.add_error_bars(canvas, plane_bars, x, torch.minimum(y_e1, y_e2),
-                                   torch.maximum(y_e1, y_e2), with_err, width=width, alpha=alpha)
-    if cfg.show_lines and half > 0:
+    lane_bits = _lane_bits(x, present, Wc, pad, radius, edge, alpha, marks)
+    canvas = _raster.PackedCanvas(P * L, Wc, Hc, dev, lane_bits=lane_bits, pad=pad,
+                                  pad_rows=pad)
+    entries = []  # (index, value) per primitive, each (B, entries per object)
+    if bars:
+        entries.append(_raster.bar_entries(
+            canvas, plane_bars, x, torch.minimum(y_e1, y_e2), torch.maximum(y_e1, y_e2),
+            with_err, width=width, alpha=alpha))
+    if lines:
         margin = _raster.reach(half, n_sub)
-        x_sorted, finite = _raster.monotone_x(torch.where(present, x, torch.full_like(x, math.inf)))
-        lo, hi = _raster.centerline_hulls(x_sorted, y, present & finite, n_cols=Wc,
-                                          n_sub=n_sub, margin=margin)
+        S = (Wc + 2 * margin) * n_sub
+        xs = torch.where(present, x, math.inf).add_(margin).mul_(n_sub)
+        lo, hi = _raster.stroke_hulls(xs, y, present, S, travel=False)[:2]
         top, bottom = _raster.dilate_hulls(lo, hi, n_sub=n_sub, margin=margin, half_width=half)
-        _raster.add_translucent_spans(canvas, plane_marks, top, bottom, n_sub=n_sub, alpha=alpha)
-    if cfg.show_markers and radius > 0:
-        _raster.add_markers(canvas, plane_marks, x, y, present, radius=radius, edge_width=edge,
-                            alpha=alpha)
+        entries.append(_raster.translucent_entries(canvas, plane_marks, top, bottom,
+                                                   n_sub=n_sub, alpha=alpha))
+    if marks:
+        entries.append(_raster.marker_entries(canvas, plane_marks, x, y, present,
+                                              radius=radius, edge_width=edge, alpha=alpha))
+    entries = [(i.view(B, -1), v.view(B, -1)) for i, v in entries]
+    for start in range(0, B, P):
+        n = min(P, B - start)
+        canvas.clear()
+        for index, value in entries:
+            canvas.add(index[start : start + n], value[start : start + n])
+        tau = canvas.crop(canvas.resolve()).view(P, L, Hc, Wc)[:n]  # optical depth
+        if overlay:
+            _composite_overlay(tau, colors, out[start : start + n])
+        else:
+            _composite_grid(tau, colors, clips, out[start : start + n])
 
-    tau = canvas.resolve(full=True).view(B, L, canvas.rows, canvas.cols)  # tau, fixed point
-    if overlay:
-        _composite_overlay(tau, colors, canvas, out)
-    else:
-        _composite_grid(tau, colors, canvas, clips, out)
+
+def _canvas_objects(device: torch.device) -> int:
+    """Objects whose canvases are resolved at once (few on CPU, to stay in cache)."""
+    return 256 if device.type == "cuda" else 4
 
 
-def _transmittance(tau: torch.Tensor, name: str) -> torch.Tensor:
-    """``2 ** -tau`` of fixed-point optical depths (bits), in a contiguous float workspace."""
-    E = _raster.workspace(name, tuple(tau.shape), torch.float32, tau.device)
-    E.copy_(tau)
-    return E.mul_(-1.0 / _raster.TAU_ONE).exp2_()
+def _lane_bits(x: torch.Tensor, present: torch.Tensor, width: int, pad: int, radius: float,
+               edge: float, alpha: float, marks: bool) -> int:
+    """16-bit lanes when no layer's optical depth can reach 2**15 units, else 32-bit.
+
+    A layer's depth at a pixel is at most the number of points whose marker (the widest
+    element) can reach the pixel, times the largest depth of one element, plus the line's: the
+    number is bounded by the points in two adjacent bins of the marker's width.
+    """
+    k = _raster.marker_reach(radius, edge)
+    w = 2 * k + 1
+    R, M = x.shape
+    n_bins = (width + 2 * pad) // w + 2
+    b = torch.where(present, x.add(pad).div_(w).floor_().clamp_(0, n_bins - 1), n_bins)
+    count = torch.zeros((R, n_bins + 1), dtype=torch.int64, device=x.device)
+    count.scatter_add_(1, b.long(), torch.ones_like(b, dtype=torch.int64))
+    pairs = count[:, :n_bins - 1] + count[:, 1:n_bins] if n_bins > 1 else count[:, :1]
+    crowd = int(pairs.max()) if pairs.numel() else 0
+    one = math.ceil(float(_raster._tau(alpha, 1.0)) * _raster.TAU_UNIT)
+    elem = max(_raster.marker_tau_max(radius, edge, alpha) if marks else 0, one)
+    return 16 if crowd * elem + one + 1 < 1 << 15 else 32
 
 
-def _composite_overlay(tau: torch.Tensor, colors: torch.Tensor, canvas: _raster.DiffCanvas,
-                       out: torch.Tensor) -> None:
-    """Composite the layers (bars of every band, then lines and markers of every band).
+#: Adding this to a float in [-2**22, 2**22] leaves its rounded value in the low mantissa bits.
+_ROUND = 8388608.0
 
-    With transmittances ``T_l`` and colours ``c_l`` over white, the result telescopes to
-    ``c_last + sum_l E_l (c_{l-1} - c_l)`` where ``E_l = prod_{m >= l} T_m`` and ``c_{-1}``
-    is white; a layer of the colour of the one below it drops out.
+
+def _channels(terms: list[tuple[torch.Tensor, list[float], int]], out: torch.Tensor) -> None:
+    """``out`` (B, 3, H, W) uint8 = 255 * (base + sum_k E_k * w_k), in int16 fixed point.
+
+    The result is white where nothing is drawn (the composites telescope so), which fixes
+    ``base``, exactly, whatever the rounding of the weights.
 
     Args:
-        tau: (B, L, rows, cols) resolved canvas planes, overwritten.
+        terms: ``(Q, w, e)``: (B, H, W) float planes holding ``128 * E + _ROUND`` with ``E``
+            in [-1, 1], their 3 colour weights and the value of ``E`` where nothing is drawn.
+        out: the result.
+    """
+    dev = out.device
+    n = out.shape[0]
+    ws = [[round(255 * c) for c in w] for _, w, _ in terms]
+    # biased by -2**14 so that neither the result nor its rounding errors wrap around int16
+    bias = [(255 - sum(w[c] * e for w, (_, _, e) in zip(ws, terms, strict=True))) * 128 + 64
+            - (1 << 14) for c in range(3)]
+    q = _raster.workspace("lc_q7", (len(terms),) + tuple(terms[0][0].shape), torch.int16, dev)
+    for k, (Q, _, _) in enumerate(terms):
+        q[k].copy_(Q.view(torch.int32))  # round(128 * E), from the low mantissa bits
+    acc = _raster.workspace("lc_channels", tuple(out.shape), torch.int16, dev)
+    acc.copy_(torch.tensor(bias, dtype=torch.int16, device=dev).view(1, 3, 1, 1).expand(
+        n, 3, *out.shape[2:]))
+    for k, w in enumerate(ws):
+        acc.addcmul_(torch.tensor(w, dtype=torch.int16, device=dev).view(1, 3, 1, 1),
+                     q[k].unsqueeze(1))
+    acc.clamp_(-(1 << 14), 255 * 128 + 127 - (1 << 14)).add_(1 << 14)
+    torch.bitwise_right_shift(acc, 7, out=out)
+
+
+def _composite_overlay(tau: torch.Tensor, colors: torch.Tensor, out: torch.Tensor) -> None:
+    """Composite an overlay: the bars of every band, then the line and markers of every band.
+
+    That is matplotlib's order (error bars at z-order 2, lines at 2.1); where a band's bars
+    cross an earlier band's line or markers the order changes the colour, so the layers stay
+    apart (one ``exp2`` each).
+
+    Args:
+        tau: (B, 2 * nb, H, W) resolved optical depths (fixed point): bars, then lines and
+            markers, of each band.
         colors: (nb, 3) band colours.
-        canvas: the canvas (for cropping).
         out: (B, 3, H, W) uint8 result.
     """
-    B, L = tau.shape[:2]
-    layer_colors = torch.cat([colors, colors], 0).tolist()  # bars, then lines+markers
-    for layer in range(L - 2, -1, -1):  # suffix sums: tau[l] = sum_{m >= l} tau_m
-        tau[:, layer].add_(tau[:, layer + 1])
+    E = _raster.workspace("lc_depth", tuple(tau.shape), torch.float32, tau.device)
+    E.copy_(tau)
+    rgb = colors.tolist()
+    _composite_layers(E, rgb + rgb, out)
+
+
+def _composite_layers(E: torch.Tensor, layer_colors: list[list[float]],
+                      out: torch.Tensor) -> None:
+    """Composite see-through layers of optical depth ``E`` (float, overwritten) over white.
+
+    With transmittances ``T_l`` and colours ``c_l``, the result telescopes to
+    ``c_last + sum_l E_l (c_{l-1} - c_l)`` where ``E_l = prod_{m >= l} T_m`` and ``c_{-1}``
+    is white; a layer of the colour of the one below it drops out, and layers with the same
+    colour step (up to its sign) share one term. One ``exp2`` per layer.
+
+    Args:
+        E: (B, L, H, W) optical depths of the layers, bottom first (fixed point, as floats).
+        layer_colors: L colours.
+        out: (B, 3, H, W) uint8 result.
+    """
+    L = E.shape[1]
+    U = _raster.TAU_UNIT
     prev = [[1.0, 1.0, 1.0]] + layer_colors[:-1]
-    diff = [[p - c for p, c in zip(prev[i], layer_colors[i], strict=True)] for i in range(L)]
-    used = [i for i in range(L) if any(abs(d) > 0 for d in diff[i])]
-    if not used:  # white on white
+    diff = [tuple(p - c for p, c in zip(prev[i], layer_colors[i], strict=True))
+            for i in range(L)]
+    # group the layers by colour step (up to sign): sum_l E_l d_l = sum_g (sum +-E_l) d_g
+    groups: dict[tuple[float, ...], list[tuple[int, float]]] = {}
+    for layer, d in enumerate(diff):
+        if not any(abs(v) > 1e-12 for v in d):
+            continue
+        neg = tuple(-v for v in d)
+        if neg in groups:
+            groups[neg].append((layer, -1.0))
+        else:
+            groups.setdefault(d, []).append((layer, 1.0))
+    if not groups:
         out.fill_(255)
         return
-    planes = tau if len(used) == L else tau.index_select(1, torch.tensor(used, device=tau.device))
-    E = _transmittance(canvas.crop(planes), "transmittance")  # (B, U, H, W)
-    H, W = E.shape[-2:]
-    # colour = c_last + sum_k E_k * diff_k, one small matmul over the layers per pixel; the
-    # 2**23 offset leaves the rounded value in the low mantissa bits (see to_uint8_)
-    steps = torch.tensor([diff[layer] for layer in used], dtype=torch.float32,
-                         device=tau.device).t().mul_(255.0)  # (3, U)
-    bias = torch.tensor(layer_colors[-1], dtype=torch.float32, device=tau.device) * 255.0
-    acc = _raster.workspace("colour", (B, 3, H * W), torch.float32, tau.device)
-    torch.matmul(steps, E.view(B, len(used), H * W), out=acc)  # (B, 3, H*W)
-    acc.add_(bias.add_(8388608.0).view(1, 3, 1))
-    _raster.to_uint8_(acc.view(B, 3, H, W), out, offset_added=True)
+    # 128 * E_l = 2 ** (7 - (sum of the depths from layer l up)): suffix sums, one exp2
+    E[:, L - 1].sub_(7 * U)
+    for layer in range(L - 2, -1, -1):
+        E[:, layer].add_(E[:, layer + 1])
+    E.mul_(-1.0 / U).exp2_()
+    terms = []
+    for d, members in groups.items():
+        (first, sign), rest = members[0], members[1:]
+        # the rounding offset goes in with the last member (added last, so rounding once)
+        E[:, rest[-1][0] if rest else first].add_(_ROUND * (rest[-1][1] if rest else sign))
+        plane = E[:, first]
+        if sign < 0:
+            plane.neg_()
+        for layer, s in rest:
+            plane.add_(E[:, layer], alpha=s)
+        terms.append((plane, list(d), round(sum(s for _, s in members))))
+    _channels(terms, out)
 
 
-def _composite_grid(tau: torch.Tensor, colors: torch.Tensor, canvas: _raster.DiffCanvas,
+def _composite_grid(tau: torch.Tensor, colors: torch.Tensor,
                     clips: Sequence[tuple[int, ...]], out: torch.Tensor) -> None:
     """One layer per band, each in its own panel: ``c + T (1 - c)`` over white."""
-    B, nb = tau.shape[:2]
     out.fill_(255)
-    E = _transmittance(canvas.crop(tau), "transmittance")  # (B, nb, Hc, Wc)
+    U = _raster.TAU_UNIT
+    E = _raster.workspace("lc_depth", tuple(tau.shape), torch.float32, tau.device)
+    E.copy_(tau)
+    E.mul_(-1.0 / U).add_(7.0).exp2_().add_(_ROUND)  # 128 * T, rounding offset added
     rgb = colors.tolist()
     for b, (cx, cy, cw, ch) in enumerate(clips):
         if cw <= 0 or ch <= 0:
             continue
-        acc = _raster.workspace("colour", (B, 3, ch, cw), torch.float32, tau.device)
-        for c in range(3):
-            torch.mul(E[:, b, :ch, :cw], 255.0 * (1.0 - rgb[b][c]), out=acc[:, c])
-            acc[:, c].add_(255.0 * rgb[b][c])
-        _raster.to_uint8_(acc, out[:, :, cy : cy + ch, cx : cx + cw])
+        region = out[:, :, cy : cy + ch, cx : cx + cw]
+        tmp = _raster.workspace("lc_panel", (region.shape[0], 3, ch, cw), torch.uint8,
+                                out.device)
+        _channels([(E[:, b, :ch, :cw], [1.0 - c for c in rgb[b]], 1)], tmp)
+        region.copy_(tmp)
 
 
 def render_light_curves(
@@ -310,7 +410,7 @@ def render_light_curves(
     t = torch.where(valid, t, torch.zeros_like(t))
     v = torch.where(valid, v, torch.zeros_like(v))
     bidx = torch.where(valid, bidx, torch.zeros_like(bidx))
-    chunk = cfg.chunk_size or (1024 if v.is_cuda else 16)
+    chunk = cfg.chunk_size or (1024 if v.is_cuda else 64)
     for start in range(0, B, chunk):
         sl = slice(start, start + chunk)
         _render_chunk(t[sl], v[sl], e[sl], bidx[sl], valid[sl], mag[sl], colors[:nb], cfg,

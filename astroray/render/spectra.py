@@ -52,7 +52,8 @@ def spectra_valid_mask(
     Returns:
         (B, N) bool.
     """
-    good = torch.isfinite(wavelength) & torch.isfinite(flux)
+    # finite: x - x is 0, NaN for NaN and +-inf (cheaper than two isfinite)
+    good = (wavelength - wavelength).add_(flux - flux).eq_(0).bool()
     if ivar is not None:
         good &= torch.isfinite(ivar) & (ivar > 0)
     if mask is not None:
@@ -90,9 +91,19 @@ def _y_limits(flux: torch.Tensor, sel: torch.Tensor,
               cfg: SpectrumRenderConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """(bottom, top) flux limits per row, as matplotlib's autoscale gives them."""
     if cfg.y_limits is not None:
-        lo = torch.full(flux.shape[:1], cfg.y_limits[0], dtype=flux.dtype, device=flux.device)
-        return lo, torch.full_like(lo, cfg.y_limits[1])
-    vmin, vmax = _masked_min_max(flux, sel)
+        return _fixed_limits(flux.shape[0], flux, cfg)
+    return _autoscale(*_masked_min_max(flux, sel), cfg)
+
+
+def _fixed_limits(n: int, like: torch.Tensor,
+                  cfg: SpectrumRenderConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    lo = torch.full((n,), cfg.y_limits[0], dtype=like.dtype, device=like.device)
+    return lo, torch.full_like(lo, cfg.y_limits[1])
+
+
+def _autoscale(vmin: torch.Tensor, vmax: torch.Tensor,
+               cfg: SpectrumRenderConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Matplotlib's autoscaled (bottom, top) limits from the data limits."""
     span = vmax - vmin
     # matplotlib's nonsingular(): a (near) flat spectrum is centred.
     flat = span <= 1e-12 * torch.maximum(vmin.abs(), vmax.abs())
@@ -101,6 +112,18 @@ def _y_limits(flux: torch.Tensor, sel: torch.Tensor,
     lo = torch.where(empty, torch.zeros_like(vmin), vmin - pad)
     hi = torch.where(empty, torch.ones_like(vmax), vmax + pad)
     return lo, hi
+
+
+#: Fixed-point coverage of a fully covered pixel: 4 per grey level, so that the grey level is
+#: ``(UNIT + 1 - min(coverage, UNIT)) >> 2``; summed coverage stays below 2**15 (int16 lanes).
+UNIT = 4 * 255
+#: Most crossings a sub-column's hull counts for (a dense zig-zag saturates long before).
+MAX_DENSITY = 8.0
+
+
+def _canvas_planes(device: torch.device) -> int:
+    """Images whose canvas is resolved at once: ~1 MB on CPU (stays in L2), more on a GPU."""
+    return 512 if device.type == "cuda" else 8
 
 
 def _render_chunk(wave: torch.Tensor, flux: torch.Tensor, good: torch.Tensor,
@@ -112,41 +135,61 @@ def _render_chunk(wave: torch.Tensor, flux: torch.Tensor, good: torch.Tensor,
     segments = cfg.segments()
     G = len(segments)
     dev = flux.device
+    half = cfg.line_width_px / 2
+    margin = _raster.reach(half, n_sub)
     seg = torch.tensor(segments, dtype=torch.float32, device=dev)  # (G, 2)
     a = seg[:, 0].view(1, G, 1)
     b = seg[:, 1].view(1, G, 1)
     wave = wave.unsqueeze(1)  # (B, 1, N); float32 places a pixel to ~1e-4 of its width
-    x = (wave - a).mul_(W / (b - a))  # (B, G, N) pixels
+    # abscissae in sub-columns (sub-column 0 starts ``margin`` pixels left of the canvas)
     if G == 1:
-        sel = good.unsqueeze(1)  # matplotlib autoscale: all good points, wherever they are
+        (lo, hi), = segments
+        scale = W * n_sub / (hi - lo)
+        xs = torch.add(torch.tensor(margin * n_sub - lo * scale, device=dev), wave.view(B, N),
+                       alpha=scale)
     else:
-        sel = good.unsqueeze(1) & (wave >= a) & (wave <= b)  # (B, G, N)
-    fl = flux.unsqueeze(1).expand(B, G, N)
-    lo_lim, hi_lim = _y_limits(fl.reshape(B * G, N), sel.reshape(B * G, N), cfg)  # (B*G,)
-    y = ((hi_lim.unsqueeze(1) - fl.reshape(B * G, N)) * (H / (hi_lim - lo_lim)).unsqueeze(1))
-    x = x.reshape(B * G, N)  # one polyline per (spectrum, segment)
+        xs = (wave - (a - margin * (b - a) / W)).mul_(W * n_sub / (b - a)).view(B * G, N)
     valid = good.unsqueeze(1).expand(B, G, N).reshape(B * G, N)
-    if nan_wave:  # keep the abscissae sorted for searchsorted
-        x, finite_x = _raster.monotone_x(x)
+    if nan_wave:  # keep the abscissae sorted
+        xs, finite_x = _raster.monotone_x(xs)
         valid = valid & finite_x
-    half = cfg.line_width_px / 2
-    margin = _raster.reach(half, n_sub)
-    lo, hi, travel = _raster.centerline_hulls(x, y, valid, n_cols=W, n_sub=n_sub, margin=margin,
-                                              travel=True)  # (B*G, (W + 2*margin) * n_sub)
-    canvas = _raster.DiffCanvas(B * G, W, H, dev, pad=_raster.stroke_pad(half, n_sub))
-    _raster.add_stroke(canvas, torch.arange(B * G, device=dev), lo, hi, n_sub=n_sub,
-                       margin=margin, half_width=half, travel=travel)
-    cov = canvas.resolve()  # (B*G, H, W) fixed-point coverage, a view into the canvas
-    # grey = 255 - round(255 * min(coverage, 1)) = max(ONE + 128 - coverage, 128) >> 8, in
-    # integers, into a contiguous workspace (contiguous int -> uint8 copies are fast)
-    one = _raster.COVERAGE_ONE
-    grey = _raster.workspace("grey", (B * G, H, W), torch.int32, dev)
-    torch.sub(torch.tensor(one + 128, dtype=torch.int32, device=dev), cov, out=grey)
-    grey.clamp_min_(128).bitwise_right_shift_(8)
-    img = grey.view(B, G, H, W)  # segments are channels
-    if G == 1 and cfg.channels == 3:
-        img = img.expand(B, 3, H, W)
-    out.copy_(img)
+    # one polyline per (spectrum, segment), in flux units: rows come after the autoscale
+    fl = flux.unsqueeze(1).expand(B, G, N).reshape(B * G, N)
+    flip = cfg.y_limits is not None and cfg.y_limits[0] > cfg.y_limits[1]
+    if flip:  # an inverted y axis: draw -flux on the flipped axis
+        fl = -fl
+    S = (W + 2 * margin) * n_sub
+    lo, hi, travel, vmin, vmax = _raster.stroke_hulls(xs, fl, valid, S)  # (B*G, S)
+    if cfg.y_limits is not None:
+        bottom, top = _fixed_limits(B * G, fl, cfg)
+        if flip:
+            bottom, top = -bottom, -top
+    elif G == 1:  # matplotlib autoscale: all good points, wherever they are
+        bottom, top = _autoscale(vmin, vmax, cfg)
+    else:  # each segment autoscaled to the good points inside it
+        sel = good.unsqueeze(1) & (wave >= a) & (wave <= b)  # (B, G, N)
+        bottom, top = _y_limits(fl, sel.reshape(B * G, N), cfg)
+    lo, hi, travel = _raster.rows_from_values(lo, hi, travel, top, H / (top - bottom))
+    P = min(_canvas_planes(dev), B * G)
+    # the summed coverage of a pixel stays below UNIT * MAX_DENSITY * (the stroke's summed
+    # spread weights): 16-bit lanes while that fits
+    bound = UNIT * MAX_DENSITY * sum(w for _, _, w in _raster.spread_table(half, n_sub))
+    canvas = _raster.PackedCanvas(P, W, H, dev, lane_bits=16 if bound < 1 << 15 else 32,
+                                  pad=margin + 1)
+    index, value = _raster.stroke_entries(lo, hi, travel, canvas, n_sub=n_sub, margin=margin,
+                                          half_width=half, unit=UNIT, max_density=MAX_DENSITY)
+    grey = out.view(B * G, H, W) if G == cfg.channels else out[:, 0]
+    for start in range(0, B * G, P):
+        n = min(P, B * G - start)
+        canvas.clear()
+        canvas.add(index[start : start + n], value[start : start + n])
+        cov = canvas.crop(canvas.resolve())[:n]  # (n, H, W) coverage, int16 lanes
+        # grey = 255 - round(255 * min(coverage, 1)), in integers
+        cov.clamp_(max=UNIT)
+        torch.sub(torch.tensor(UNIT + 1, dtype=cov.dtype, device=dev), cov, out=cov)
+        torch.bitwise_right_shift(cov, 2, out=grey[start : start + n])
+    if G != cfg.channels:  # one line drawn, grey repeated in every channel
+        out[:, 1:].copy_(out[:, :1].expand(B, cfg.channels - 1, H, W))
 
 
 def render_spectra(
@@ -194,7 +237,7 @@ def render_spectra(
         mk, _ = to_padded_tensor(mask, dtype=torch.int32, fill=1, device=device)
     f = f.to(torch.float32)
     good = spectra_valid_mask(w, f, iv, mk, lens)  # the ink ignores the others' flux
-    # Wavelengths stay sorted for searchsorted: pad entries past the length with +inf.
+    # Wavelengths stay sorted: pad entries past the length with +inf.
     if lens is not None:
         pos = torch.arange(f.shape[1], device=device).unsqueeze(0)
         w = torch.where(pos < lens.to(device).unsqueeze(1), w, torch.full_like(w, math.inf))
@@ -203,8 +246,8 @@ def render_spectra(
     C = cfg.channels
     if B == 0:
         return torch.empty((0, C, H, W), dtype=torch.uint8, device=device)
-    chunk = cfg.chunk_size or (16384 if f.is_cuda else 64)
-    nan_wave = bool(torch.isnan(w).any())
+    chunk = cfg.chunk_size or (16384 if f.is_cuda else 128)
+    nan_wave = bool(torch.isnan(w.sum()))  # a NaN anywhere makes the sum NaN
     out = torch.empty((B, C, H, W), dtype=torch.uint8, device=device)
     for start in range(0, B, chunk):
         sl = slice(start, start + chunk)
