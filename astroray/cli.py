@@ -1,4 +1,4 @@
-"""The ``astroray`` command: ``ingest``, ``render``, ``demo``, ``formats``."""
+"""The ``astroray`` command: ingest, render, pretrain, embed, demo, formats."""
 
 from __future__ import annotations
 
@@ -81,6 +81,47 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_with(cls: type, args: argparse.Namespace, **overrides: object) -> object:
+    """``cls`` from ``--config`` (or its defaults) with the given non-None overrides."""
+    values = {k: v for k, v in overrides.items() if v is not None and v != ()}
+    if args.config:
+        config = cls.from_file(args.config)
+        config = config.replace(**values) if values else config
+    else:
+        config = cls(**values)
+    return config.smoke() if args.smoke else config
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    import time
+
+    from astroray.runtime import init_ray
+    from astroray.train.astromer import PretrainConfig, pretrain, write_pretrain_results
+
+    started = time.perf_counter()
+    config = _config_with(PretrainConfig, args, paths=tuple(args.paths), model=args.model,
+                          epochs=args.epochs, num_workers=args.num_workers,
+                          init_from=args.init_from)
+    init_ray(args.address, num_cpus=args.num_cpus)
+    summary = pretrain(config, args.out)
+    write_pretrain_results(summary, config, args.out, smoke=args.smoke, started=started)
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    import time
+
+    from astroray.infer.astromer import EmbedConfig, embed, write_embed_results
+    from astroray.runtime import init_ray
+
+    started = time.perf_counter()
+    config = _config_with(EmbedConfig, args, paths=tuple(args.paths), model=args.model)
+    init_ray(args.address, num_cpus=args.num_cpus)
+    summary = embed(config, args.out)
+    write_embed_results(summary, config, args.out, smoke=args.smoke, started=started)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``astroray`` command."""
     parser = argparse.ArgumentParser(
@@ -109,6 +150,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", action="append", default=[], help="label table (repeatable)")
     p.add_argument("--limit", type=int, default=16, help="render the first N objects (16)")
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("pretrain", help="pretrain an Astromer encoder on Ray Train")
+    p.add_argument("paths", nargs="*", help="light-curve files/folders or canonical Parquet")
+    p.add_argument("--out", required=True, help="output folder (model/, ray/, results.json); "
+                   "re-running with the same folder resumes")
+    p.add_argument("--config", default=None, help="YAML/JSON PretrainConfig "
+                   "(e.g. jobs/pretrain_astromer.yaml)")
+    p.add_argument("--model", default=None, help="astromer-v1, astromer-v2, ...")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--num-workers", type=int, default=None, help="Ray Train workers")
+    p.add_argument("--init-from", default=None, help="a saved model folder to continue from")
+    p.add_argument("--smoke", action="store_true", help="tiny model, few objects, 2 epochs")
+    _add_ray_args(p)
+    p.set_defaults(func=_cmd_pretrain)
+
+    p = sub.add_parser("embed", help="per-object Astromer embeddings as Parquet")
+    p.add_argument("paths", nargs="*", help="light-curve files/folders or canonical Parquet")
+    p.add_argument("--model", default=None,
+                   help="a saved model folder (a pretraining run's OUT/model) or registry name")
+    p.add_argument("--out", required=True, help="output folder (embeddings/, results.json)")
+    p.add_argument("--config", default=None, help="YAML/JSON EmbedConfig")
+    p.add_argument("--smoke", action="store_true", help="a tiny model")
+    _add_ray_args(p)
+    p.set_defaults(func=_cmd_embed)
 
     p = sub.add_parser("demo", help="synthetic survey + real samples -> ingest -> summary")
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")

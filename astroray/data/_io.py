@@ -7,6 +7,8 @@ import os
 import zlib
 from functools import lru_cache
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -126,3 +128,19 @@ def basename(path: str) -> str:
 def dirname(path: str) -> str:
     """The parent of a path or URI."""
     return path.rstrip("/").rsplit("/", 1)[0] if "/" in path else "."
+
+
+def numpy_batch(table: pa.Table) -> dict[str, np.ndarray]:
+    """A table as Ray Data's ``batch_format="numpy"`` hands it to a batch function.
+
+    List columns become object arrays of 1-D arrays (None for nulls), others object arrays.
+    """
+    out = {}
+    for name in table.column_names:
+        col = table.column(name).combine_chunks()
+        if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+            out[name] = np.array([None if v is None else np.asarray(v)
+                                  for v in col.to_numpy(zero_copy_only=False)], dtype=object)
+        else:
+            out[name] = np.asarray(col.to_pylist(), dtype=object)
+    return out

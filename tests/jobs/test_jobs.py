@@ -60,7 +60,53 @@ def _check_ingest(out: Path, results: dict) -> None:
     assert table.num_rows == 500
 
 
-SMOKE_CHECKS = {"demo.py": _check_demo, "ingest.py": _check_ingest}
+def _check_pretrain_astromer(out: Path, results: dict) -> None:
+    from astroray.models import load_model
+
+    assert results["job"] == "pretrain_astromer"
+    m = results["metrics"]
+    assert m["epochs"] == 2 and [h["epoch"] for h in m["history"]] == [0, 1]
+    synthetic = results["data"]["inputs"][0]["synthetic"]
+    assert synthetic["n"] == 300  # the config's synthetic survey, shrunk
+    # Even two tiny epochs beat the untrained model on the same validation masks.
+    assert 0 < m["val_rmse"] < m["val_rmse_initial"]
+    assert results["model"]["name"] == "astromer-tiny"
+    model = load_model(out / "model")
+    assert model.config.num_layers == 2
+    assert any((out / "ray" / "astromer-pretrain").glob("checkpoint_*/training_state.pt"))
+
+
+def _check_embed_astromer(out: Path, results: dict) -> None:
+    assert results["job"] == "embed_astromer"
+    table = pq.read_table(out / "embeddings")
+    ids = table.column("object_id").to_pylist()
+    assert len(ids) == len(set(ids)) == results["metrics"]["objects"] >= 300
+    assert results["metrics"]["windows"] == sum(table.column("n_windows").to_pylist())
+    emb = table.column("weighted_embedding").combine_chunks()
+    assert emb.type.list_size == 32 and emb.null_count == results["metrics"][
+        "objects_without_windows"]
+    assert table.column("layer_embeddings").type.list_size == 3  # input + 2 blocks
+
+
+def _check_classify_astromer(out: Path, results: dict) -> None:
+    import importlib.util
+
+    assert results["job"] == "classify_astromer"
+    rows = [r for r in results["metrics"]["table"] if "skipped" not in r]
+    assert {r["dataset"] for r in rows} >= {"synthetic_macho"}
+    for r in rows:
+        assert r["samples_per_class"] == 10
+        for method in ("astromer", "astromer_random", "gru"):
+            assert 0.0 <= r[f"{method}_f1"] <= 1.0 and r[f"{method}_f1_std"] >= 0.0
+    assert results["metrics"]["pretrain"]["metrics"]["epochs"] == 2
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "confusion_synthetic_macho.png").stat().st_size > 1000
+
+
+SMOKE_CHECKS = {"demo.py": _check_demo, "ingest.py": _check_ingest,
+                "pretrain_astromer.py": _check_pretrain_astromer,
+                "embed_astromer.py": _check_embed_astromer,
+                "classify_astromer.py": _check_classify_astromer}
 
 
 @pytest.mark.parametrize("job", JOBS)
@@ -82,3 +128,23 @@ def test_console_script_ingest_and_exit_codes(tmp_path, ray_address, real):
     proc = _run([str(exe), "ingest", str(tmp_path / "missing"), "--out", str(tmp_path / "o")],
                 ray_address)
     assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+def test_console_script_pretrain_then_embed_real_rr_lyrae(tmp_path, ray_address, real):
+    exe = str(Path(sys.executable).with_name("astroray"))
+    rr = str(real / "rrlyrae_stripe82")
+    proc = _run([exe, "pretrain", rr, "--smoke", "--epochs", "1", "--out",
+                 str(tmp_path / "p")], ray_address)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "p" / "results.json").read_text())
+    assert results["metrics"]["epochs"] == 1
+    assert results["metrics"]["val_rmse"] < results["metrics"]["val_rmse_initial"]
+    proc = _run([exe, "embed", rr, "--model", str(tmp_path / "p" / "model"), "--out",
+                 str(tmp_path / "e")], ray_address)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pq.read_table(tmp_path / "e" / "embeddings")
+    n_files = len(list((real / "rrlyrae_stripe82" / "light-curves").glob("*.csv")))
+    assert table.num_rows == n_files
+    # No data at all is a configuration error, exit status 2, naming the field.
+    proc = _run([exe, "pretrain", "--out", str(tmp_path / "x")], ray_address)
+    assert proc.returncode == 2 and "paths" in proc.stderr

@@ -1,0 +1,304 @@
+"""Astromer embeddings of light curves at survey scale, as a Ray Data batch transform.
+
+:class:`AstromerEmbedder` is a callable class for ``Dataset.map_batches`` (the model is
+loaded once per actor in ``__init__``; ``__call__`` runs under ``torch.inference_mode()``):
+it cuts each batch of canonical light curves into sequential windows of every band, encodes
+them, and returns one row per object with
+
+* ``layer_embeddings`` (S x D): the masked time-means of the input embedding and of every
+  block output, averaged over the object's windows and bands;
+* ``embedding`` (D): the same for the last block (the representation the pretraining head
+  reads);
+* ``weighted_embedding`` (D): Astromer 2's weighted per-sample embedding, the softmax-weighted
+  combination of the S layer means, with weights learned by a downstream classifier (given
+  as ``layer_weights``) or equal when none is given.
+
+Objects with no window (every band shorter than ``min_points``) keep their row, with
+``n_windows = 0`` and null embeddings, so that every input id is in the output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from astroray.config import Config, check
+from astroray.data.synthetic import SyntheticSurveyConfig
+from astroray.data.windows import LightCurveWindows
+
+__all__ = ["AstromerEmbedder", "EmbedConfig", "embed", "load_encoder", "read_embeddings"]
+
+logger = logging.getLogger(__name__)
+
+
+def load_encoder(model: str, *, random_init: bool = False, seed: int = 0,
+                 **overrides: Any) -> torch.nn.Module:
+    """An Astromer from a saved folder or a registry name.
+
+    Args:
+        model: a folder written by ``save_pretrained`` / pretraining, or a registry name.
+        random_init: build the folder's architecture with random weights (a baseline).
+        seed: seed of a random initialisation.
+        **overrides: config overrides.
+
+    Returns:
+        The model in eval mode, on the CPU. A registry name (no weights) gives a random
+        initialisation and logs one warning line.
+    """
+    from astroray.models import create_model, load_model
+    from astroray.models._pretrained import read_config_json
+
+    torch.manual_seed(seed)
+    if Path(model).is_dir():
+        if random_init:
+            from astroray.models.astromer import Astromer
+
+            data = read_config_json(model)
+            data.pop("model_type", None)
+            net = Astromer(Astromer.config_class.from_dict({**data, **overrides}))
+        else:
+            net = load_model(model, **overrides)
+    else:
+        net = create_model(model, **overrides)
+        if not random_init:
+            logger.warning("no weights for %r (not a saved model folder): random "
+                           "initialisation", model)
+    return net.eval()
+
+
+class AstromerEmbedder:
+    """Ray Data batch transform: canonical light curves -> per-object Astromer embeddings.
+
+    Args:
+        model: saved model folder or registry name (see :func:`load_encoder`).
+        random_init: random weights with the model's architecture (untrained baseline).
+        seed: seed of a random initialisation.
+        min_points: bands with fewer points are not windowed.
+        bands: only these bands (None: all).
+        window_batch: windows per forward pass.
+        layer_weights: logits of the weighted per-sample embedding (S values, from a trained
+            :class:`~astroray.models.astromer.AstromerClassifierHead`); None: equal weights.
+        device: ``cuda``/``cpu``; None picks CUDA when available.
+    """
+
+    def __init__(self, model: str, *, random_init: bool = False, seed: int = 0,
+                 min_points: int = 1, bands: list[str] | None = None, window_batch: int = 256,
+                 layer_weights: list[float] | None = None, device: str | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = load_encoder(model, random_init=random_init, seed=seed).to(self.device)
+        cfg = self.model.config
+        self.windows = LightCurveWindows(cfg.window_size, mode="sequential",
+                                         min_points=min_points, bands=bands)
+        self.window_batch = window_batch
+        s = self.model.num_states
+        logits = torch.zeros(s) if layer_weights is None else torch.tensor(layer_weights)
+        if logits.numel() != s:
+            raise ValueError(f"layer_weights has {logits.numel()} values; the model has {s} "
+                             "representations (blocks + 1)")
+        self.weights = torch.softmax(logits.float(), dim=0).numpy()
+        self.d_model = cfg.d_model
+
+    def encode_windows(self, windows: dict[str, np.ndarray]) -> np.ndarray:
+        """Layer means (W, S, D) of a windows batch (see :class:`LightCurveWindows`)."""
+        from astroray.train.trainer import autocast
+
+        out = []
+        n = len(windows["times"])
+        with torch.inference_mode():
+            for lo in range(0, n, self.window_batch):
+                sl = slice(lo, lo + self.window_batch)
+                t = torch.from_numpy(windows["times"][sl]).to(self.device)
+                v = torch.from_numpy(windows["values"][sl]).to(self.device)
+                m = torch.from_numpy(windows["mask"][sl]).to(self.device)
+                with autocast(self.device):
+                    means = self.model.embed(t, v, m)  # (w, S, D)
+                out.append(means.float().cpu().numpy())
+        if not out:
+            return np.zeros((0, self.model.num_states, self.d_model), np.float32)
+        return np.concatenate(out)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        """Embed one batch of light curves (``batch_format="numpy"``); one row per object."""
+        with torch.inference_mode():
+            windows = self.windows(batch)
+            means = self.encode_windows(windows)  # (W, S, D)
+        ids = np.asarray(batch["object_id"]).astype(str)
+        n, s, d = len(ids), self.model.num_states, self.d_model
+        # Mean over each object's windows (all bands): windows come from the batch's rows.
+        win_row = windows["row"].astype(np.int64)
+        counts = np.bincount(win_row, minlength=n)
+        sums = np.zeros((n, s * d), np.float64)
+        np.add.at(sums, win_row, means.reshape(len(win_row), s * d))
+        obj = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32).reshape(n, s, d)
+        weighted = np.einsum("nsd,s->nd", obj, self.weights).astype(np.float32)
+        valid = pa.array(counts == 0)
+        columns = {
+            "object_id": pa.array(ids, type=pa.string()),
+            "n_windows": pa.array(counts.astype(np.int32)),
+            "embedding": _fixed(obj[:, -1], valid),
+            "weighted_embedding": _fixed(weighted, valid),
+            "layer_embeddings": pa.FixedSizeListArray.from_arrays(
+                pa.FixedSizeListArray.from_arrays(pa.array(obj.reshape(-1)), d), s, mask=valid),
+        }
+        if "label" in batch:
+            columns["label"] = pa.array(list(batch["label"]), type=pa.string())
+        return pa.table(columns)
+
+
+def _fixed(values: np.ndarray, null: pa.Array) -> pa.Array:
+    """(N, D) float32 -> fixed_size_list<float>[D] with the rows in ``null`` set to null."""
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1],
+                                             mask=null)
+
+
+def read_embeddings(table: pa.Table, column: str = "layer_embeddings") -> np.ndarray:
+    """An embeddings column as a numpy array: (N, D) or, for ``layer_embeddings``, (N, S, D).
+
+    Null rows (objects without windows) come back as NaN.
+    """
+    col = table.column(column).combine_chunks()
+    n = len(col)
+    if n == 0:
+        return np.zeros((0,), np.float32)
+    inner = col.type.value_type
+    if pa.types.is_fixed_size_list(inner):
+        s, d = col.type.list_size, inner.list_size
+        out = np.full((n, s, d), np.nan, np.float32)
+        valid = ~np.asarray(col.is_null())
+        vals = col.filter(pa.array(valid)).flatten().flatten().to_numpy(zero_copy_only=False)
+        out[valid] = vals.reshape(-1, s, d)
+        return out
+    d = col.type.list_size
+    out = np.full((n, d), np.nan, np.float32)
+    valid = ~np.asarray(col.is_null())
+    out[valid] = col.filter(pa.array(valid)).flatten().to_numpy(zero_copy_only=False).reshape(-1, d)
+    return out
+
+
+@dataclasses.dataclass
+class EmbedConfig(Config):
+    """Settings of ``jobs/embed_astromer.py``.
+
+    Attributes:
+        model: a saved model folder (e.g. a pretraining run's ``model/``) or a registry name
+            (random initialisation, with a warning).
+        paths: survey files/folders or canonical Parquet to embed.
+        optional_paths: the same, used when present.
+        synthetic: a synthetic survey generated as input (when paths give nothing).
+        min_points: bands with fewer points are not windowed.
+        bands: only these bands (None: all).
+        layer_weights: weighted-embedding logits from a trained classifier (None: equal).
+        window_batch: windows per forward pass.
+        lc_batch: light curves per Ray Data batch.
+        num_actors: model actors (one per GPU on a GPU cluster).
+        actor_cpus: CPUs per actor (on CPU machines the encoder's torch threads).
+        use_gpu: one GPU per actor; None: when the cluster has one.
+    """
+
+    model: str = "astromer-v1"
+    paths: tuple[str, ...] = ()
+    optional_paths: tuple[str, ...] = ()
+    synthetic: SyntheticSurveyConfig | None = None
+    min_points: int = 1
+    bands: tuple[str, ...] | None = None
+    layer_weights: tuple[float, ...] | None = None
+    window_batch: int = 256
+    lc_batch: int = 128
+    num_actors: int = 1
+    actor_cpus: float = 1.0
+    use_gpu: bool | None = None
+
+    def __post_init__(self) -> None:
+        self.paths, self.optional_paths = tuple(self.paths), tuple(self.optional_paths)
+        if self.bands is not None:
+            self.bands = tuple(self.bands)
+        if self.layer_weights is not None:
+            self.layer_weights = tuple(float(w) for w in self.layer_weights)
+        if isinstance(self.synthetic, dict):
+            self.synthetic = SyntheticSurveyConfig.from_dict(self.synthetic)
+        check(isinstance(self.model, str) and self.model != "", self, "model", self.model,
+              "a saved model folder or a registry name")
+        check(bool(self.paths) or bool(self.optional_paths) or self.synthetic is not None,
+              self, "paths", self.paths, "some input: paths, optional_paths or synthetic")
+        for name in ("min_points", "window_batch", "lc_batch", "num_actors"):
+            value = getattr(self, name)
+            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
+                  name, value, "a positive integer")
+        check(isinstance(self.actor_cpus, int | float) and self.actor_cpus > 0, self,
+              "actor_cpus", self.actor_cpus, "a positive number")
+
+    def smoke(self) -> EmbedConfig:
+        """This configuration shrunk to run in a minute on 2 CPUs."""
+        synthetic = self.synthetic
+        if synthetic is not None:
+            synthetic = synthetic.replace(n=min(synthetic.n, 300))
+        model = self.model if Path(self.model).is_dir() else "astromer-tiny"
+        return self.replace(model=model, synthetic=synthetic, layer_weights=None)
+
+
+def embed(config: EmbedConfig, out: str | Path) -> dict[str, Any]:
+    """Embed every light curve of the inputs; writes ``out/embeddings/`` (Parquet).
+
+    Returns:
+        ``{"metrics", "data", "model"}``: objects, windows and throughput; the inputs; the
+        model used.
+    """
+    import ray
+
+    from astroray.runtime import init_ray
+    from astroray.train.astromer import LC_COLUMNS, prepare_light_curves
+    from astroray.train.trainer import gpu_available
+
+    init_ray()
+    out = Path(out).resolve()
+    data = prepare_light_curves(config.paths, config.optional_paths, config.synthetic,
+                                out / "data")
+    use_gpu = gpu_available(1) if config.use_gpu is None else config.use_gpu
+    ds = ray.data.read_parquet(data["parquet"], columns=LC_COLUMNS, num_cpus=0.25)
+    started = time.perf_counter()
+    emb = ds.map_batches(
+        AstromerEmbedder, batch_format="numpy", batch_size=config.lc_batch,
+        fn_constructor_kwargs={"model": config.model, "min_points": config.min_points,
+                               "bands": list(config.bands) if config.bands else None,
+                               "window_batch": config.window_batch,
+                               "layer_weights": (list(config.layer_weights)
+                                                 if config.layer_weights else None)},
+        compute=ray.data.ActorPoolStrategy(size=config.num_actors), num_cpus=config.actor_cpus,
+        num_gpus=1 if use_gpu else 0)
+    target = out / "embeddings"
+    emb.write_parquet(str(target))
+    seconds = time.perf_counter() - started
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(target, columns=["object_id", "n_windows"])
+    windows = int(np.asarray(table.column("n_windows")).sum())
+    saved = Path(config.model).is_dir()
+    return {
+        "metrics": {"objects": table.num_rows, "windows": windows,
+                    "objects_without_windows": int((np.asarray(table.column("n_windows"))
+                                                    == 0).sum()),
+                    "seconds": round(seconds, 3),
+                    "windows_per_second": windows / seconds if seconds > 0 else None},
+        "data": {**data, "embeddings": str(target)},
+        "model": {"model": config.model, "pretrained": saved, "use_gpu": use_gpu},
+    }
+
+
+def write_embed_results(summary: dict[str, Any], config: EmbedConfig, out: str | Path, *,
+                        smoke: bool, started: float) -> None:
+    """Print the one-line summary of an embedding run and write ``out/results.json``."""
+    from astroray.runtime import write_results
+
+    m = summary["metrics"]
+    print(f"embed: {m['objects']} objects, {m['windows']} windows in {m['seconds']:.1f} s "
+          f"-> {summary['data']['embeddings']}")
+    write_results(out, "embed_astromer", metrics=m, data=summary["data"],
+                  model=summary["model"], config=config.to_dict(), smoke=smoke,
+                  started=started)

@@ -1,0 +1,13 @@
+"""Model families, built by name through a registry; saved as config.json + model.safetensors."""
+
+from astroray.models.registry import (
+    create_model,
+    get_config,
+    list_models,
+    load_model,
+    register_model,
+    tiny_overrides,
+)
+
+__all__ = ["create_model", "get_config", "list_models", "load_model", "register_model",
+           "tiny_overrides"]

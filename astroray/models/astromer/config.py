@@ -1,0 +1,114 @@
+"""Configuration of the Astromer encoder (Donoso-Oliva et al. 2023, 2025)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from astroray.config import Config, check
+
+__all__ = ["ASTROMER_V1", "ASTROMER_V2", "ASTROMER_TINY", "AstromerConfig"]
+
+PE_TYPES = ("sinusoidal", "trainable")
+PE_POSITIONS = ("input", "output")
+
+
+@dataclasses.dataclass
+class AstromerConfig(Config):
+    """Architecture and masked-magnitude objective of an Astromer encoder.
+
+    Attributes:
+        num_layers: attention blocks.
+        num_heads: attention heads per block.
+        head_dim: width of each head; the model width is ``num_heads * head_dim``.
+        ffn_dim: hidden width of each block's feed-forward network (tanh, as in Astromer).
+        dropout: dropout after the input embedding, the attention and the feed-forward
+            network.
+        window_size: observations per window the model is trained on (200).
+        pe_type: ``sinusoidal`` (fixed: sin/cos of the observation time times frequencies
+            ``pe_base ** (-2 j / d)``) or ``trainable`` (the same form with the frequencies
+            and phases learned, initialised to the fixed ones; it works on continuous times,
+            which a table indexed by position cannot).
+        pe_base: base of the frequencies (Astromer: 1000; times in days).
+        pe_position: ``input`` (added to the magnitude embedding, as in Astromer) or
+            ``output`` (added to the output of the last attention block instead, so that the
+            blocks see magnitudes only and time enters at the prediction head; Moreno-Cartagena
+            et al. 2023).
+        mask_token: fill hidden magnitudes with a trainable [MASK] value (Astromer 2) instead
+            of zero (Astromer 1).
+        residual: residual connections around attention and feed-forward sublayers
+            (post-LayerNorm). The official TensorFlow code has none by default; with them
+            the deeper v2 trains reliably from scratch.
+        probe_fraction: fraction of the valid points of a window whose magnitude is
+            predicted (50%).
+        keep_fraction: of the probed points, the fraction left visible and unchanged (20%).
+        random_fraction: of the probed points, the fraction replaced by a magnitude drawn
+            from the same window (20%); the rest are hidden from attention.
+        error_weighted_loss: weight the squared residuals by the inverse variance of the
+            observations (Astromer 2's uncertainty-weighted RMSE).
+        layer_norm_eps: LayerNorm epsilon.
+    """
+
+    num_layers: int = 6
+    num_heads: int = 4
+    head_dim: int = 64
+    ffn_dim: int = 512
+    dropout: float = 0.1
+    window_size: int = 200
+    pe_type: str = "sinusoidal"
+    pe_base: float = 1000.0
+    pe_position: str = "input"
+    mask_token: bool = True
+    residual: bool = True
+    probe_fraction: float = 0.5
+    keep_fraction: float = 0.2
+    random_fraction: float = 0.2
+    error_weighted_loss: bool = True
+    layer_norm_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str) -> None:
+            value = getattr(self, name)
+            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
+                  name, value, "a positive integer")
+
+        for name in ("num_layers", "num_heads", "head_dim", "ffn_dim", "window_size"):
+            positive_int(name)
+        check(isinstance(self.dropout, int | float) and 0.0 <= self.dropout < 1.0, self,
+              "dropout", self.dropout, "a number in [0, 1)")
+        check(self.pe_type in PE_TYPES, self, "pe_type", self.pe_type, f"one of {PE_TYPES}")
+        check(isinstance(self.pe_base, int | float) and self.pe_base > 1.0, self, "pe_base",
+              self.pe_base, "a number > 1")
+        check(self.pe_position in PE_POSITIONS, self, "pe_position", self.pe_position,
+              f"one of {PE_POSITIONS}")
+        check(self.d_model % 2 == 0, self, "head_dim", self.head_dim,
+              "a value making num_heads * head_dim even (sin/cos pairs)")
+        for name in ("mask_token", "residual", "error_weighted_loss"):
+            check(isinstance(getattr(self, name), bool), self, name, getattr(self, name),
+                  "true or false")
+        check(isinstance(self.probe_fraction, int | float) and 0.0 < self.probe_fraction < 1.0,
+              self, "probe_fraction", self.probe_fraction, "a number in (0, 1)")
+        for name in ("keep_fraction", "random_fraction"):
+            value = getattr(self, name)
+            check(isinstance(value, int | float) and 0.0 <= value <= 1.0, self, name, value,
+                  "a number in [0, 1]")
+        check(self.keep_fraction + self.random_fraction <= 1.0, self, "random_fraction",
+              self.random_fraction, f"at most 1 - keep_fraction ({1.0 - self.keep_fraction})")
+        check(isinstance(self.layer_norm_eps, float) and self.layer_norm_eps > 0, self,
+              "layer_norm_eps", self.layer_norm_eps, "a positive float")
+
+    @property
+    def d_model(self) -> int:
+        """Model width: ``num_heads * head_dim``."""
+        return self.num_heads * self.head_dim
+
+
+#: Astromer 1: 2 blocks, 4 heads x 64 (d 256), zero-filled hidden magnitudes, plain RMSE.
+ASTROMER_V1 = AstromerConfig(num_layers=2, num_heads=4, head_dim=64, ffn_dim=128, dropout=0.1,
+                             mask_token=False, error_weighted_loss=False)
+#: Astromer 2: 6 blocks, 4 heads x 64, FFN 512, dropout 0.1, trainable [MASK] token,
+#: uncertainty-weighted RMSE.
+ASTROMER_V2 = AstromerConfig(num_layers=6, num_heads=4, head_dim=64, ffn_dim=512, dropout=0.1,
+                             mask_token=True, error_weighted_loss=True)
+#: A tiny Astromer 2 for tests and smoke runs.
+ASTROMER_TINY = AstromerConfig(num_layers=2, num_heads=2, head_dim=16, ffn_dim=64, dropout=0.1,
+                               mask_token=True, error_weighted_loss=True)

@@ -1,0 +1,104 @@
+"""Models built by name: ``create_model("astromer-v2", dropout=0.0)``.
+
+Each family registers its named configurations (and a tiny variant for tests) here; a model
+class takes only its config, and saved model folders (``config.json`` + ``model.safetensors``)
+name their family in ``model_type`` so that :func:`load_model` can rebuild any of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from astroray.config import Config
+from astroray.models._pretrained import read_config_json
+
+__all__ = ["ModelEntry", "create_model", "get_config", "list_models", "load_model",
+           "register_model", "tiny_overrides"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: its class, its default config, overrides that make it tiny."""
+
+    name: str
+    model_cls: type[nn.Module]
+    config: Config
+    tiny: dict[str, Any]
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, model_cls: type[nn.Module], config: Config, *,
+                   tiny: dict[str, Any] | None = None) -> None:
+    """Register a named configuration of a model class.
+
+    Args:
+        name: the registry name (``astromer-v1``).
+        model_cls: a ``torch.nn.Module`` built from its config alone, with a ``model_type``.
+        config: the default configuration.
+        tiny: config overrides giving a tiny model of the same family (for tests).
+
+    Raises:
+        ValueError: when the name is taken by another class or config.
+    """
+    entry = ModelEntry(name, model_cls, config, dict(tiny or {}))
+    old = _REGISTRY.get(name)
+    if old is not None and (old.model_cls is not model_cls or old.config != config):
+        raise ValueError(f"model name {name!r} is already registered to {old.model_cls.__name__}")
+    config.replace(**entry.tiny)  # fail now, not in a test run, if the overrides are invalid
+    _REGISTRY[name] = entry
+
+
+def _ensure_builtin() -> None:
+    # Importing the families registers their models.
+    import astroray.models.astromer  # noqa: F401
+
+
+def list_models() -> list[str]:
+    """The registered model names, sorted."""
+    _ensure_builtin()
+    return sorted(_REGISTRY)
+
+
+def _entry(name: str) -> ModelEntry:
+    _ensure_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; registered: {sorted(_REGISTRY)}") from None
+
+
+def get_config(name: str, **overrides: Any) -> Config:
+    """The validated config of a registered model with ``overrides`` applied."""
+    return _entry(name).config.replace(**overrides)
+
+
+def tiny_overrides(name: str) -> dict[str, Any]:
+    """Config overrides that shrink a registered model for tests."""
+    return dict(_entry(name).tiny)
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build a registered model (random initialisation) with config ``overrides``.
+
+    Raises:
+        KeyError: for an unknown name (the message lists the registered ones).
+        astroray.config.ConfigError: for an invalid override.
+    """
+    entry = _entry(name)
+    return entry.model_cls(entry.config.replace(**overrides))  # type: ignore[call-arg]
+
+
+def load_model(path: str | Path, **overrides: Any) -> nn.Module:
+    """Rebuild any registered family's model from a saved folder (``from_pretrained``)."""
+    _ensure_builtin()
+    model_type = read_config_json(path).get("model_type")
+    for entry in _REGISTRY.values():
+        if getattr(entry.model_cls, "model_type", None) == model_type:
+            return entry.model_cls.from_pretrained(path, **overrides)  # type: ignore[attr-defined]
+    raise ValueError(f"{path}: unknown model_type {model_type!r}")

@@ -1,0 +1,530 @@
+"""Distributed Astromer pretraining on Ray Train, fed by Ray Data windows of light curves.
+
+:func:`pretrain` prepares a canonical Parquet dataset (a generated synthetic survey, survey
+files ingested with :func:`astroray.data.ingest`, and the optional real samples when they are
+present), splits it by object into train and validation, windows it on the fly with
+:class:`astroray.data.windows.LightCurveWindows` (a fresh random crop of each object and band
+per epoch for training, sequential windows for validation) and trains the masked-magnitude
+objective with a ``TorchTrainer`` over ``num_workers`` DDP workers. Every epoch reports the
+validation RMSE and R^2 and a checkpoint (model folder + optimizer state); a worker failure
+restarts the group from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from astroray.config import Config, check
+from astroray.data.synthetic import SyntheticSurveyConfig
+from astroray.data.windows import LightCurveWindows, window_dataset
+
+__all__ = ["PretrainConfig", "pretrain", "prepare_light_curves", "split_by_object"]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of the canonical light-curve schema that windowing reads.
+LC_COLUMNS = ["object_id", "time", "band", "mag", "flux", "err", "label"]
+
+
+@dataclasses.dataclass
+class PretrainConfig(Config):
+    """Settings of ``astroray pretrain`` / ``jobs/pretrain_astromer.py``.
+
+    Attributes:
+        model: registry name of the model (``astromer-v1``, ``astromer-v2``, ...).
+        model_overrides: config fields changed from the registered ones.
+        init_from: a saved model folder to start from instead of a random initialisation.
+        paths: survey files/folders or canonical Parquet to pretrain on (ingested first).
+        optional_paths: the same, used only when they exist (the real samples).
+        synthetic: a synthetic survey generated and added to the data (None: none).
+        min_points: object-bands with fewer points are not used.
+        val_fraction: fraction of objects held out for validation (chosen by id hash).
+        epochs: passes over the training objects (one random window per object and band).
+        batch_size: windows per step and worker.
+        lr: peak learning rate (AdamW), reached after ``warmup_steps`` then decaying as
+            ``1 / sqrt(step)``.
+        warmup_steps: linear warm-up steps.
+        weight_decay: AdamW weight decay.
+        grad_clip: gradient-norm clip (0: none).
+        num_workers: Ray Train workers (DDP).
+        use_gpu: one GPU per worker (NCCL, bf16 autocast); None: when the cluster has them.
+        cpus_per_worker: CPUs reserved per worker.
+        data_cpus: CPUs per Ray Data read/window task.
+        shuffle_buffer: windows in each worker's local shuffle buffer.
+        name: run name under ``OUT/ray``; re-running with the same output folder resumes.
+        max_failures: worker-group restarts allowed.
+        fail_at_epoch: test hook: the last worker raises once at the start of this epoch.
+        seed: seed of the model initialisation and of the validation masks.
+    """
+
+    model: str = "astromer-v1"
+    model_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    init_from: str | None = None
+    paths: tuple[str, ...] = ()
+    optional_paths: tuple[str, ...] = ()
+    synthetic: SyntheticSurveyConfig | None = None
+    min_points: int = 10
+    val_fraction: float = 0.05
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    num_workers: int = 2
+    use_gpu: bool | None = None
+    cpus_per_worker: float = 0.5
+    data_cpus: float = 0.5
+    shuffle_buffer: int = 1000
+    name: str = "astromer-pretrain"
+    max_failures: int = 1
+    fail_at_epoch: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from astroray.models import list_models
+
+        self.paths, self.optional_paths = tuple(self.paths), tuple(self.optional_paths)
+        check(self.model in list_models(), self, "model", self.model,
+              f"one of {list_models()}")
+        check(isinstance(self.model_overrides, dict), self, "model_overrides",
+              self.model_overrides, "a mapping of config fields")
+        if self.synthetic is not None and not isinstance(self.synthetic, SyntheticSurveyConfig):
+            check(isinstance(self.synthetic, dict), self, "synthetic", self.synthetic,
+                  "a SyntheticSurveyConfig mapping or null")
+            self.synthetic = SyntheticSurveyConfig.from_dict(self.synthetic)
+        if self.synthetic is not None:
+            check(self.synthetic.kind in ("periodic", "transients"), self, "synthetic",
+                  self.synthetic.kind, "a light-curve kind (periodic or transients)")
+        check(bool(self.paths) or bool(self.optional_paths) or self.synthetic is not None,
+              self, "paths", self.paths, "some data: paths, optional_paths or synthetic")
+        for name in ("min_points", "epochs", "batch_size", "num_workers", "shuffle_buffer"):
+            value = getattr(self, name)
+            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
+                  name, value, "a positive integer")
+        check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, self,
+              "warmup_steps", self.warmup_steps, "a non-negative integer")
+        check(0.0 < self.val_fraction < 1.0, self, "val_fraction", self.val_fraction,
+              "a number in (0, 1)")
+        for name in ("lr", "cpus_per_worker", "data_cpus"):
+            value = getattr(self, name)
+            check(isinstance(value, int | float) and value > 0, self, name, value,
+                  "a positive number")
+        for name in ("weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            check(isinstance(value, int | float) and value >= 0, self, name, value,
+                  "a non-negative number")
+        check(isinstance(self.max_failures, int) and self.max_failures >= 0, self,
+              "max_failures", self.max_failures, "a non-negative integer")
+        check(self.fail_at_epoch is None or (isinstance(self.fail_at_epoch, int)
+                                             and 0 <= self.fail_at_epoch < self.epochs),
+              self, "fail_at_epoch", self.fail_at_epoch, f"null or an epoch in [0, {self.epochs})")
+        check(isinstance(self.name, str) and self.name and "/" not in self.name, self, "name",
+              self.name, "a non-empty name without '/'")
+        self.model_config()  # invalid overrides fail here, naming the field
+
+    def model_config(self) -> Config:
+        """The model's config: the registered one with ``model_overrides`` applied."""
+        from astroray.models import get_config
+
+        return get_config(self.model, **self.model_overrides)
+
+    def smoke(self) -> PretrainConfig:
+        """This configuration shrunk to run in a minute or two on 2 CPUs."""
+        synthetic = self.synthetic
+        if synthetic is not None:
+            synthetic = synthetic.replace(n=min(synthetic.n, 300),
+                                          chunk_size=min(synthetic.chunk_size, 300))
+        return self.replace(model="astromer-tiny", model_overrides={}, init_from=None,
+                            synthetic=synthetic, epochs=min(self.epochs, 2),
+                            batch_size=min(self.batch_size, 32), warmup_steps=10,
+                            val_fraction=max(self.val_fraction, 0.1), shuffle_buffer=256)
+
+
+# ------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------
+
+
+def prepare_light_curves(paths: tuple[str, ...], optional_paths: tuple[str, ...],
+                         synthetic: SyntheticSurveyConfig | None, workdir: str | Path,
+                         ) -> dict[str, Any]:
+    """Make canonical Parquet of every input, once (a finished step is not redone).
+
+    The synthetic survey is generated directly as canonical Parquet; survey files (and the
+    optional paths that exist) are ingested with :func:`astroray.data.ingest` on Ray.
+
+    Args:
+        paths: survey files/folders or canonical Parquet.
+        optional_paths: the same, skipped (with a log line) when missing.
+        synthetic: a light-curve survey to generate, or None.
+        workdir: where the Parquet goes.
+
+    Returns:
+        ``{"parquet": [folders], "inputs": [...], "skipped": [...], "objects": n}``.
+    """
+    from astroray.config import IngestConfig
+    from astroray.data.ingest import ingest
+    from astroray.data.synthetic import make_survey
+
+    workdir = Path(workdir)
+    folders, info = [], {"inputs": [], "skipped": [], "objects": 0}
+    if synthetic is not None:
+        target = workdir / "synthetic"
+        done = target / "_DONE.json"
+        if not done.is_file():
+            shutil.rmtree(target, ignore_errors=True)
+            written = make_survey(synthetic.replace(format="parquet"), target)
+            n = sum(_parquet_rows(p) for p in written)
+            done.write_text(json.dumps({"objects": n, "synthetic": synthetic.to_dict()}))
+        folders.append(str(target))
+        info["objects"] += json.loads(done.read_text())["objects"]
+        info["inputs"].append({"synthetic": synthetic.to_dict()})
+    present = list(paths)
+    for path in optional_paths:
+        if os.path.exists(path):
+            present.append(path)
+        else:
+            info["skipped"].append(path)
+            logger.info("optional input %s is absent; skipped", path)
+    if present:
+        target = workdir / "ingested"
+        manifest = target / "manifest.json"
+        if not manifest.is_file():
+            summary = ingest(IngestConfig(paths=tuple(present)), target)
+            logger.info("%s", summary.line())
+        written = json.loads(manifest.read_text())
+        folders.append(str(target / "data"))
+        info["objects"] += int(written["written"])
+        info["inputs"].append({"paths": present, "written": written["written"],
+                               "failed": written["failed"]})
+    info["parquet"] = folders
+    return info
+
+
+def _parquet_rows(path: str) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def _val_mask(ids: pa.Array, fraction: float) -> np.ndarray:
+    # A stable hash of the id (not Python's salted hash) so that every task, run and
+    # restart puts an object on the same side.
+    values = ids.to_pylist()
+    h = np.fromiter((zlib.crc32(str(v).encode()) for v in values), dtype=np.int64,
+                    count=len(values))
+    return (h % 100_000) < int(round(fraction * 100_000))
+
+
+class _ObjectSplit:
+    """Keep the validation (or training) objects of a pyarrow batch."""
+
+    def __init__(self, fraction: float, val: bool):
+        self.fraction, self.val = fraction, val
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        is_val = _val_mask(batch.column("object_id").combine_chunks(), self.fraction)
+        return batch.filter(pa.array(is_val if self.val else ~is_val))
+
+
+def split_by_object(ds: Any, val_fraction: float, *, num_cpus: float | None = None
+                    ) -> tuple[Any, Any]:
+    """Split a light-curve dataset into (train, val) by a hash of ``object_id``."""
+    kwargs: dict[str, Any] = {"batch_format": "pyarrow"}
+    if num_cpus is not None:
+        kwargs["num_cpus"] = num_cpus
+    return (ds.map_batches(_ObjectSplit(val_fraction, val=False), **kwargs),
+            ds.map_batches(_ObjectSplit(val_fraction, val=True), **kwargs))
+
+
+def _read_parquet(folders: list[str], num_cpus: float) -> Any:
+    import ray
+
+    return ray.data.read_parquet(folders, columns=LC_COLUMNS, num_cpus=num_cpus)
+
+
+def _quiet(ds: Any) -> Any:
+    # Training re-reads the data every epoch on every worker: progress bars would flood the
+    # log with one block per pass; the per-epoch report says what matters.
+    ds.context.enable_progress_bars = False
+    return ds
+
+
+# ------------------------------------------------------------------------------------------
+# The training loop (runs on every Ray Train worker)
+# ------------------------------------------------------------------------------------------
+
+
+def _lr_lambda(warmup: int):
+    def factor(step: int) -> float:
+        step = step + 1
+        if warmup <= 0:
+            return 1.0
+        return min(step / warmup, math.sqrt(warmup / step))
+
+    return factor
+
+
+def _evaluate(model: torch.nn.Module, shard: Any, model_cfg: Any, device: torch.device,
+              batch_size: int, seed: int) -> dict[str, float]:
+    """Masked-magnitude RMSE / R^2 over this worker's validation shard, reduced over all."""
+    from astroray.models.astromer import mask_inputs
+    from astroray.train.metrics import MaskedRegressionMeter
+    from astroray.train.trainer import autocast
+
+    meter = MaskedRegressionMeter()
+    rank = _rank()
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed * 1000 + rank)  # the same masks every epoch
+    model.eval()
+    with torch.inference_mode():
+        for batch in shard.iter_torch_batches(batch_size=batch_size, device=device):
+            values, mask = batch["values"], batch["mask"]
+            masked = mask_inputs(values, mask, probe_fraction=model_cfg.probe_fraction,
+                                 keep_fraction=model_cfg.keep_fraction,
+                                 random_fraction=model_cfg.random_fraction,
+                                 generator=generator)
+            with autocast(device):
+                out = model(batch["times"], masked.values, mask, hidden=masked.hidden)
+            weight = (1.0 / (batch["errors"].float() ** 2 + 0.01 ** 2)
+                      if model_cfg.error_weighted_loss else None)
+            meter.update(out.prediction.float(), values, masked.probed, weight)
+    model.train()
+    meter.all_reduce(device)
+    return meter.compute()
+
+
+def _rank() -> int:
+    import ray.train
+
+    return ray.train.get_context().get_world_rank()
+
+
+def _train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
+    """Per-worker loop: resume, train epochs, validate, checkpoint, report."""
+    import ray.train
+    import ray.train.torch
+    from ray.train import Checkpoint
+
+    from astroray.models import create_model, load_model
+    from astroray.models.astromer import mask_inputs, masked_rmse
+    from astroray.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
+    from astroray.train.trainer import autocast, in_lockstep
+
+    cfg = PretrainConfig.from_dict(loop_config["config"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
+    device = ray.train.torch.get_device()
+    torch.manual_seed(cfg.seed)  # identical initial weights on every worker
+    if cfg.init_from:
+        model = load_model(cfg.init_from)
+    else:
+        model = create_model(cfg.model, **cfg.model_overrides)
+    model_cfg = model.config
+    # On the device before the optimizer exists: a resumed optimizer state then follows the
+    # parameters onto the GPU.
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg.warmup_steps))
+    state: dict[str, Any] = {"epoch": -1, "history": [], "initial": None, "step": 0,
+                             "attempts": 0}
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state.update(load_checkpoint(folder, model, optimizer, scheduler,
+                                         map_location=device))
+    state["attempts"] += 1
+    start_epoch = state["epoch"] + 1
+    ddp_model = ray.train.torch.prepare_model(model) if world > 1 else model
+    train_shard = ray.train.get_dataset_shard("train")
+    val_shard = ray.train.get_dataset_shard("val")
+    if state["initial"] is None:
+        # The untrained model on the same validation masks: the figure pretraining beats.
+        state["initial"] = _evaluate(unwrap(ddp_model), val_shard, model_cfg, device,
+                                     cfg.batch_size, cfg.seed)
+    marker = Path(loop_config["fail_marker"])
+    epochs_run = []
+    for epoch in range(start_epoch, cfg.epochs):
+        if (cfg.fail_at_epoch == epoch and rank == world - 1 and not marker.exists()):
+            marker.write_text(f"injected failure at epoch {epoch} on rank {rank}\n")
+            raise RuntimeError(f"injected failure at epoch {epoch} on rank {rank}")
+        started = time.perf_counter()
+        ddp_model.train()
+        total, steps, windows = 0.0, 0, 0
+        batches = train_shard.iter_torch_batches(
+            batch_size=cfg.batch_size, device=device,
+            local_shuffle_buffer_size=cfg.shuffle_buffer, local_shuffle_seed=None)
+        for batch in in_lockstep(batches, device):
+            values, mask = batch["values"], batch["mask"]
+            masked = mask_inputs(values, mask, probe_fraction=model_cfg.probe_fraction,
+                                 keep_fraction=model_cfg.keep_fraction,
+                                 random_fraction=model_cfg.random_fraction)
+            with autocast(device):
+                out = ddp_model(batch["times"], masked.values, mask, hidden=masked.hidden)
+            loss = masked_rmse(out.prediction, values, masked.probed,
+                               batch["errors"] if model_cfg.error_weighted_loss else None)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(ddp_model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach())
+            steps += 1
+            windows += int(values.shape[0])
+        counts = torch.tensor([windows, steps], dtype=torch.float64, device=device)
+        if world > 1:
+            torch.distributed.all_reduce(counts)
+        train_seconds = time.perf_counter() - started
+        val = _evaluate(unwrap(ddp_model), val_shard, model_cfg, device, cfg.batch_size,
+                        cfg.seed)
+        state["step"] += steps
+        record = {"epoch": epoch, "train_loss": total / max(steps, 1),
+                  "train_windows": int(counts[0]), "steps": int(counts[1]) // world,
+                  "train_seconds": round(train_seconds, 3),
+                  "windows_per_second": float(counts[0]) / max(train_seconds, 1e-9),
+                  "val_rmse": val["rmse"], "val_r2": val["r2"], "val_loss": val["loss"],
+                  "val_rmse_zero": val["rmse_zero"], "val_points": val["n"],
+                  "lr": scheduler.get_last_lr()[0], "attempt": state["attempts"]}
+        state["history"].append(record)
+        state["epoch"] = epoch
+        epochs_run.append(epoch)
+        if rank == 0:
+            with tempfile.TemporaryDirectory() as tmp:
+                save_checkpoint(tmp, ddp_model, optimizer, scheduler, epoch=epoch,
+                                history=state["history"], initial=state["initial"],
+                                step=state["step"], attempts=state["attempts"],
+                                pretrain_config=cfg.to_dict())
+                ray.train.report(record, checkpoint=Checkpoint.from_directory(tmp))
+        else:
+            ray.train.report(record, checkpoint=None)
+    return {"history": state["history"], "initial": state["initial"],
+            "start_epoch": start_epoch, "epochs_run": epochs_run,
+            "attempts": state["attempts"], "world_size": world,
+            "device": str(device), "model_config": model_cfg.to_dict()}
+
+
+# ------------------------------------------------------------------------------------------
+# Driver
+# ------------------------------------------------------------------------------------------
+
+
+def pretrain(config: PretrainConfig, out: str | Path) -> dict[str, Any]:
+    """Pretrain an Astromer encoder on Ray Train; the entry point of ``astroray pretrain``.
+
+    Output layout of ``out``::
+
+        out/data/     canonical Parquet of the inputs (generated / ingested once)
+        out/ray/NAME/ Ray Train run: checkpoints (config.json, model.safetensors,
+                      training_state.pt) and results; the same ``out`` resumes
+        out/model/    the final model (config.json + model.safetensors)
+
+    Ray is started (or joined via ``RAY_ADDRESS``) when it is not running yet.
+
+    Args:
+        config: what to train on and how.
+        out: output folder.
+
+    Returns:
+        ``{"metrics", "history", "data", "model", "resume"}``: the validation RMSE / R^2
+        before and after pretraining, per-epoch history, the data used, the saved model
+        folder, and how the run started (epoch it resumed from, attempts).
+    """
+    from astroray.runtime import init_ray
+    from astroray.train.trainer import gpu_available, make_torch_trainer
+
+    init_ray()
+    out = Path(out).resolve()
+    started = time.perf_counter()
+    data = prepare_light_curves(config.paths, config.optional_paths, config.synthetic,
+                                out / "data")
+    use_gpu = gpu_available(config.num_workers) if config.use_gpu is None else config.use_gpu
+    lcs = _read_parquet(data["parquet"], config.data_cpus)
+    train_lcs, val_lcs = split_by_object(lcs, config.val_fraction, num_cpus=config.data_cpus)
+    window = config.model_config().window_size
+    train_ds = window_dataset(
+        train_lcs, LightCurveWindows(window, mode="random", min_points=config.min_points),
+        numeric_only=True, num_cpus=config.data_cpus)
+    train_ds = _quiet(train_ds)
+    val_ds = window_dataset(
+        val_lcs, LightCurveWindows(window, mode="sequential", min_points=config.min_points),
+        numeric_only=True, num_cpus=config.data_cpus)
+    val_ds = _quiet(val_ds)
+    storage = out / "ray"
+    storage.mkdir(parents=True, exist_ok=True)
+    marker = storage / f".{config.name}.failure-injected"
+    trainer = make_torch_trainer(
+        _train_loop, {"config": config.to_dict(), "fail_marker": str(marker)},
+        datasets={"train": train_ds, "val": val_ds}, num_workers=config.num_workers,
+        use_gpu=use_gpu, cpus_per_worker=config.cpus_per_worker, storage_path=str(storage),
+        name=config.name, max_failures=config.max_failures)
+    result = trainer.fit()
+    if result.error is not None:
+        raise result.error
+    value = result.return_value or {}
+    if result.checkpoint is None:
+        raise RuntimeError(f"pretraining {config.name} reported no checkpoint")
+    model_dir = out / "model"
+    shutil.rmtree(model_dir, ignore_errors=True)
+    with result.checkpoint.as_directory() as folder:
+        model_dir.mkdir(parents=True)
+        for name in ("config.json", "model.safetensors"):
+            shutil.copy2(Path(folder) / name, model_dir / name)
+        checkpoint_state = torch.load(Path(folder) / "training_state.pt", map_location="cpu",
+                                      weights_only=False)
+    history = checkpoint_state.get("history") or value.get("history", [])
+    initial = checkpoint_state.get("initial") or value.get("initial") or {}
+    last = history[-1] if history else {}
+    metrics = {
+        "val_rmse_initial": initial.get("rmse"), "val_r2_initial": initial.get("r2"),
+        "val_rmse": last.get("val_rmse"), "val_r2": last.get("val_r2"),
+        "val_rmse_zero": last.get("val_rmse_zero", initial.get("rmse_zero")),
+        "epochs": len(history),
+        "windows_per_second": (float(np.mean([h["windows_per_second"] for h in history]))
+                               if history else None),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    return {
+        "metrics": metrics, "history": history, "data": data,
+        "model": {"name": config.model, "dir": str(model_dir),
+                  "checkpoint": result.checkpoint.path,
+                  "config": value.get("model_config"), "use_gpu": use_gpu,
+                  "num_workers": config.num_workers, "device": value.get("device")},
+        "resume": {"start_epoch": value.get("start_epoch"),
+                   "epochs_run": value.get("epochs_run"),
+                   "attempts": value.get("attempts"),
+                   "failure_injected": marker.exists(),
+                   "epochs_in_history": [h["epoch"] for h in history],
+                   "attempt_of_epoch": [h.get("attempt") for h in history]},
+    }
+
+
+def write_pretrain_results(summary: dict[str, Any], config: PretrainConfig, out: str | Path, *,
+                           smoke: bool, started: float) -> None:
+    """Print the one-line summary of a pretraining run and write ``out/results.json``."""
+    from astroray.runtime import write_results
+
+    m = summary["metrics"]
+    print(f"pretrain: {config.model}: validation RMSE {m['val_rmse_initial']:.4f} (untrained) "
+          f"-> {m['val_rmse']:.4f} after {m['epochs']} epochs (R^2 {m['val_r2']:.3f}); "
+          f"model in {summary['model']['dir']}")
+    write_results(out, "pretrain_astromer",
+                  metrics={**m, "history": summary["history"], "resume": summary["resume"]},
+                  data=summary["data"], model=summary["model"], config=config.to_dict(),
+                  smoke=smoke, started=started)

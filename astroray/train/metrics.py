@@ -1,0 +1,80 @@
+"""Metrics of training runs: masked-regression sums that reduce across workers, macro F1."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["MaskedRegressionMeter", "macro_f1", "mean_spread"]
+
+
+class MaskedRegressionMeter:
+    """Accumulate RMSE and R^2 of predictions at probed points, over batches and workers.
+
+    Sums are kept in float64 on the CPU; :meth:`all_reduce` adds them across the workers of a
+    ``torch.distributed`` group, so every worker then computes the same global figures.
+    """
+
+    _FIELDS = ("n", "sse", "sum_y", "sum_y2", "wsse", "w", "sse_zero")
+
+    def __init__(self) -> None:
+        self.sums = torch.zeros(len(self._FIELDS), dtype=torch.float64)
+
+    def update(self, prediction: torch.Tensor, target: torch.Tensor, probed: torch.Tensor,
+               weight: torch.Tensor | None = None) -> None:
+        """Add one batch: all (B, T); ``weight`` is the loss weight of each point (or None)."""
+        p = probed.bool()
+        pred = prediction.detach().double()[p]
+        y = target.detach().double()[p]
+        w = (weight.detach().double()[p] if weight is not None else torch.ones_like(y))
+        r2 = (pred - y) ** 2
+        batch = torch.stack([torch.tensor(float(y.numel()), dtype=torch.float64), r2.sum(),
+                             y.sum(), (y ** 2).sum(), (w * r2).sum(), w.sum(), (y ** 2).sum()])
+        self.sums += batch.cpu()
+
+    def all_reduce(self, device: torch.device | None = None) -> None:
+        """Sum across workers when ``torch.distributed`` is initialised.
+
+        Args:
+            device: where the collective runs (the worker's GPU under NCCL).
+        """
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            sums = self.sums.to(device) if device is not None else self.sums
+            torch.distributed.all_reduce(sums)
+            self.sums = sums.cpu()
+
+    def compute(self) -> dict[str, float]:
+        """The figures: ``rmse``, ``r2``, ``loss``, ``rmse_zero``, ``n``.
+
+        ``loss`` is the (error-weighted, when weights were given) RMSE that training
+        minimises, ``rmse_zero`` the RMSE of predicting the window mean (0), ``n`` the number
+        of probed points.
+        """
+        s = dict(zip(self._FIELDS, self.sums.tolist(), strict=True))
+        n = max(s["n"], 1.0)
+        sst = s["sum_y2"] - s["sum_y"] ** 2 / n
+        return {
+            "rmse": float(np.sqrt(s["sse"] / n)),
+            "r2": float(1.0 - s["sse"] / sst) if sst > 0 else float("nan"),
+            "loss": float(np.sqrt(s["wsse"] / max(s["w"], 1e-300))),
+            "rmse_zero": float(np.sqrt(s["sse_zero"] / n)),
+            "n": int(s["n"]),
+        }
+
+
+def macro_f1(y_true: Sequence[Any], y_pred: Sequence[Any]) -> float:
+    """Macro-averaged F1 (scikit-learn), over the classes present in either array."""
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y_true, y_pred, average="macro"))
+
+
+def mean_spread(values: Sequence[float]) -> dict[str, Any]:
+    """``{"mean", "std", "values"}`` of fold results (std with ddof=0; NaN-free input)."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    return {"mean": float(arr.mean()) if arr.size else float("nan"),
+            "std": float(arr.std()) if arr.size else float("nan"),
+            "values": [float(v) for v in arr]}

@@ -1,0 +1,112 @@
+"""Ray Train helpers shared by the training jobs: trainer construction, devices, lockstep.
+
+Training runs as a Ray Train ``TorchTrainer`` (DDP; gloo on CPU, NCCL on GPU) fed by Ray Data
+shards. Checkpoints are reported every epoch and a run re-created with the same
+``storage_path`` and ``name`` resumes from its latest checkpoint, as does a worker group that
+Ray Train restarts after a failure (``max_failures``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import ray
+import torch
+
+__all__ = ["autocast", "gpu_available", "in_lockstep", "make_torch_trainer", "worker_device"]
+
+
+def gpu_available(num_workers: int = 1) -> bool:
+    """Whether the Ray cluster has a GPU for each of ``num_workers`` workers."""
+    return ray.is_initialized() and ray.cluster_resources().get("GPU", 0) >= num_workers
+
+
+def make_torch_trainer(
+    train_fn: Callable[[dict[str, Any]], Any],
+    loop_config: dict[str, Any],
+    *,
+    datasets: dict[str, Any],
+    num_workers: int,
+    use_gpu: bool,
+    cpus_per_worker: float,
+    storage_path: str,
+    name: str,
+    max_failures: int = 1,
+    num_to_keep: int | None = 2,
+) -> Any:
+    """A ``TorchTrainer`` with this project's conventions.
+
+    Args:
+        train_fn: the per-worker training loop, called with ``loop_config``.
+        loop_config: a picklable mapping for the loop.
+        datasets: Ray Datasets by name; every one is split across the workers.
+        num_workers: DDP workers.
+        use_gpu: one GPU per worker and the NCCL backend; else gloo on CPU.
+        cpus_per_worker: CPUs each worker reserves (fractions leave CPUs to Ray Data reads).
+        storage_path: where checkpoints and results are persisted (local folder or URI).
+        name: run name; the same ``storage_path``/``name`` resumes the run.
+        max_failures: worker-group restarts allowed; each resumes from the last checkpoint.
+        num_to_keep: checkpoints kept (None keeps all).
+
+    Returns:
+        The trainer; call ``fit()``.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    # use_gpu gives each worker one GPU; the CPU request stays fractional so that Ray Data's
+    # read and windowing tasks keep CPUs (a Ray job short of CPUs waits rather than fails).
+    scaling = ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
+                            resources_per_worker={"CPU": cpus_per_worker})
+    run = RunConfig(
+        name=name, storage_path=storage_path,
+        failure_config=FailureConfig(max_failures=max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=num_to_keep),
+    )
+    return TorchTrainer(train_fn, train_loop_config=loop_config,
+                        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+                        scaling_config=scaling, run_config=run, datasets=datasets)
+
+
+def worker_device() -> torch.device:
+    """This worker's device (its GPU under Ray Train, else the CPU)."""
+    try:
+        import ray.train.torch
+
+        return ray.train.torch.get_device()
+    except Exception:  # noqa: BLE001 - outside a Train worker
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; a no-op on CPU, which runs fp32."""
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def in_lockstep(batches: Iterable[Any], device: torch.device | None = None) -> Iterator[Any]:
+    """Yield batches while *every* distributed worker still has one.
+
+    DDP all-reduces gradients at each step, so a worker that takes one more step than the
+    others waits forever. Ray Data splits equally, but a guard costs one tiny all-reduce per
+    step and turns any imbalance into a few dropped batches instead of a hang.
+
+    Args:
+        batches: this worker's batches.
+        device: where the flag lives for the collective (CUDA under NCCL).
+    """
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    iterator = iter(batches)
+    while True:
+        batch = next(iterator, None)
+        if distributed:
+            flag = torch.tensor([0 if batch is None else 1], dtype=torch.int32, device=device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+            if int(flag.item()) == 0:
+                return
+        elif batch is None:
+            return
+        yield batch
