@@ -1,4 +1,4 @@
-"""The ``astroray`` command: ingest, render, pretrain, embed, demo, formats."""
+"""The ``astroray`` command: ingest, render, pretrain, embed, infer, report, demo, formats."""
 
 from __future__ import annotations
 
@@ -122,6 +122,30 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_infer(args: argparse.Namespace) -> int:
+    import time
+
+    from astroray.infer.catalogue import InferConfig, run_job
+    from astroray.runtime import init_ray
+
+    started = time.perf_counter()
+    config = _config_with(InferConfig, args, paths=tuple(args.paths), model=args.model,
+                          format=args.format, labels=tuple(args.labels),
+                          files_per_shard=args.files_per_shard, batch_size=args.batch_size,
+                          num_actors=args.num_actors, embedding=args.embedding or None)
+    init_ray(args.address, num_cpus=args.num_cpus)
+    run_job(config, args.out, smoke=args.smoke, started=started)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from astroray.infer.report import write_report
+
+    path = write_report(args.catalogue, args.out, gallery=args.gallery)
+    print(f"report: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``astroray`` command."""
     parser = argparse.ArgumentParser(
@@ -175,6 +199,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ray_args(p)
     p.set_defaults(func=_cmd_embed)
 
+    p = sub.add_parser("infer", help="bulk inference of survey files into a Parquet catalogue")
+    p.add_argument("paths", nargs="*", help="survey files/folders (any supported format)")
+    p.add_argument("--model", default=None, help="a saved model folder (any family)")
+    p.add_argument("--out", required=True, help="output folder (catalogue/, errors/, "
+                   "results.json); re-running with the same folder resumes")
+    p.add_argument("--format", default=None, help="reader for every file (default: sniff)")
+    p.add_argument("--labels", action="append", default=[], help="label table (repeatable)")
+    p.add_argument("--files-per-shard", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="objects per model call")
+    p.add_argument("--num-actors", type=int, default=None, help="model actors (one per GPU)")
+    p.add_argument("--embedding", action="store_true", help="add the embedding column")
+    p.add_argument("--config", default=None, help="YAML/JSON InferConfig "
+                   "(e.g. jobs/bulk_infer.yaml)")
+    p.add_argument("--smoke", action="store_true", help="shrink the config's inputs")
+    _add_ray_args(p)
+    p.set_defaults(func=_cmd_infer)
+
+    p = sub.add_parser("report", help="an HTML page about a catalogue (plots, gallery, errors)")
+    p.add_argument("catalogue", help="a run folder of astroray infer")
+    p.add_argument("--out", required=True, help="the HTML file to write")
+    p.add_argument("--gallery", type=int, default=8,
+                   help="rendered inputs of the N most and N least confident objects (8)")
+    p.set_defaults(func=_cmd_report)
+
     p = sub.add_parser("demo", help="synthetic survey + real samples -> ingest -> summary")
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     p.add_argument("--real", default=None,
@@ -198,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, IngestError, FileNotFoundError) as exc:
+    except (ConfigError, IngestError, FileNotFoundError, ValueError) as exc:
         print(f"astroray {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
                            "figures": summary["figures"], "pretrain": summary["pretrain"]},
                   data={name: {k: v for k, v in res.items() if k != "settings"}
                         for name, res in summary["datasets"].items()},
-                  model={"encoder": summary["encoder"]}, config=config.to_dict(),
+                  model={"encoder": summary["encoder"], "classifiers": {
+                      name: res["classifier"]["dir"] for name, res in summary["datasets"].items()
+                      if "classifier" in res}}, config=config.to_dict(),
                   smoke=args.smoke, started=started)
     return 0
 

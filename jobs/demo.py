@@ -1,4 +1,4 @@
-"""Job: the astroray demo: synthetic survey + real samples -> ingest on Ray -> summary table."""
+"""Job: the astroray demo: synthetic survey + real samples -> ingest -> model -> catalogue."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import pkgutil
 import time
 import traceback
@@ -287,7 +288,9 @@ def plan_read(
     _load_readers()
     if format is not None:
         get_reader(format)
-    files, missing = _io.expand_paths(list(paths) if not isinstance(paths, str) else [paths])
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    files, missing = _io.expand_paths([os.fspath(p) for p in paths])
     errors: list[dict[str, Any]] = [
         {"source": p, "object_id": None, "stage": "plan", "kind": None,
          "error": f"{p}: no such file or folder"}

@@ -77,7 +77,8 @@ class AstromerEmbedder:
     """Ray Data batch transform: canonical light curves -> per-object Astromer embeddings.
 
     Args:
-        model: saved model folder or registry name (see :func:`load_encoder`).
+        model: saved model folder or registry name (see :func:`load_encoder`), or an
+            Astromer module.
         random_init: random weights with the model's architecture (untrained baseline).
         seed: seed of a random initialisation.
         min_points: bands with fewer points are not windowed.
@@ -88,11 +89,15 @@ class AstromerEmbedder:
         device: ``cuda``/``cpu``; None picks CUDA when available.
     """
 
-    def __init__(self, model: str, *, random_init: bool = False, seed: int = 0,
-                 min_points: int = 1, bands: list[str] | None = None, window_batch: int = 256,
-                 layer_weights: list[float] | None = None, device: str | None = None):
+    def __init__(self, model: str | torch.nn.Module, *, random_init: bool = False,
+                 seed: int = 0, min_points: int = 1, bands: list[str] | None = None,
+                 window_batch: int = 256, layer_weights: list[float] | None = None,
+                 device: str | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = load_encoder(model, random_init=random_init, seed=seed).to(self.device)
+        if isinstance(model, torch.nn.Module):  # an encoder already built (a classifier's)
+            self.model = model.eval().to(self.device)
+        else:
+            self.model = load_encoder(model, random_init=random_init, seed=seed).to(self.device)
         cfg = self.model.config
         self.windows = LightCurveWindows(cfg.window_size, mode="sequential",
                                          min_points=min_points, bands=bands)

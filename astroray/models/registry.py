@@ -17,7 +17,7 @@ from astroray.config import Config
 from astroray.models._pretrained import read_config_json
 
 __all__ = ["ModelEntry", "create_model", "get_config", "list_models", "load_model",
-           "register_model", "tiny_overrides"]
+           "register_family", "register_model", "tiny_overrides"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +31,14 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+#: Families that exist only as trained, saved models (a classifier built around a pretrained
+#: encoder): :func:`load_model` rebuilds them by ``model_type``; they have no named config.
+_FAMILIES: dict[str, type[nn.Module]] = {}
+
+
+def register_family(model_cls: type[nn.Module]) -> None:
+    """Make saved folders of ``model_cls`` (by its ``model_type``) loadable by load_model."""
+    _FAMILIES[model_cls.model_type] = model_cls  # type: ignore[attr-defined]
 
 
 def register_model(name: str, model_cls: type[nn.Module], config: Config, *,
@@ -57,6 +65,7 @@ def register_model(name: str, model_cls: type[nn.Module], config: Config, *,
 def _ensure_builtin() -> None:
     # Importing the families registers their models.
     import astroray.models.astromer  # noqa: F401
+    import astroray.models.vision  # noqa: F401
 
 
 def list_models() -> list[str]:
@@ -98,7 +107,8 @@ def load_model(path: str | Path, **overrides: Any) -> nn.Module:
     """Rebuild any registered family's model from a saved folder (``from_pretrained``)."""
     _ensure_builtin()
     model_type = read_config_json(path).get("model_type")
-    for entry in _REGISTRY.values():
-        if getattr(entry.model_cls, "model_type", None) == model_type:
-            return entry.model_cls.from_pretrained(path, **overrides)  # type: ignore[attr-defined]
+    families = {getattr(e.model_cls, "model_type", None): e.model_cls for e in _REGISTRY.values()}
+    families.update(_FAMILIES)
+    if model_type in families:
+        return families[model_type].from_pretrained(path, **overrides)  # type: ignore[attr-defined]
     raise ValueError(f"{path}: unknown model_type {model_type!r}")

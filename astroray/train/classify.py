@@ -34,7 +34,8 @@ from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.data.windows import LightCurveWindows
 from astroray.train.astromer import PretrainConfig
 
-__all__ = ["ClassifyConfig", "ClassifyDataset", "GRUClassifier", "classify"]
+__all__ = ["ClassifyConfig", "ClassifyDataset", "GRUClassifier", "classify", "fit_classifier",
+           "save_classifier"]
 
 logger = logging.getLogger(__name__)
 
@@ -434,6 +435,7 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: ClassifyConfig, encoder: str
     pool = np.setdiff1d(np.arange(len(y)), test)
     settings: dict[str, Any] = {}
     confusions: dict[str, np.ndarray] = {}
+    kept: dict[str, Any] = {}  # the first fold's head at the largest setting run: saved
     for n in cfg.samples_per_class:
         n_val = max(2, int(round(cfg.val_fraction * n)))
         available = {classes[c]: int((y[pool] == c).sum()) for c in range(len(classes))}
@@ -463,6 +465,8 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: ClassifyConfig, encoder: str
                 seconds[method] += time.perf_counter() - t
                 if method == "astromer":
                     cm += confusion_matrix(y[test], pred, labels=list(range(len(classes))))
+                    if fold == 0:
+                        kept = {"head": head, "samples_per_class": n}
             t = time.perf_counter()
             gru = _train_gru(win_t, win_obj, y, train, val, len(classes), cfg, seed)
             test_win = np.flatnonzero(np.isin(win_obj, test))
@@ -482,7 +486,22 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: ClassifyConfig, encoder: str
         "windows": int(len(win_obj)), "embed_seconds": round(embed_seconds, 2),
         "settings": settings, "data": info,
         "confusion": {k: v.tolist() for k, v in confusions.items()},
+        "_head": kept,
     }
+
+
+def save_classifier(encoder: str, head: nn.Module, classes: list[str], path: str | Path, *,
+                    min_points: int) -> Path:
+    """Save a trained head with its pretrained encoder as one ``astromer-classifier`` folder.
+
+    The folder is what ``astroray infer`` and the Serve deployment load.
+    """
+    from astroray.infer.astromer import load_encoder
+    from astroray.models.astromer import AstromerClassifier
+
+    model = AstromerClassifier.from_parts(load_encoder(encoder), head, classes,
+                                          min_points=min_points)
+    return model.save_pretrained(path)
 
 
 def plot_confusion(confusions: dict[str, list[list[int]]], classes: list[str], path: str | Path,
@@ -554,6 +573,13 @@ def classify(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
         started = time.perf_counter()
         res = _evaluate_dataset(ds_cfg, config, encoder, out / "data" / ds_cfg.name)
         res["seconds"] = round(time.perf_counter() - started, 2)
+        kept = res.pop("_head", None)
+        if kept:
+            res["classifier"] = {
+                "dir": str(save_classifier(encoder, kept["head"], res["classes"],
+                                           out / f"classifier_{ds_cfg.name}",
+                                           min_points=ds_cfg.min_points)),
+                "samples_per_class": kept["samples_per_class"], "fold": 0}
         results[ds_cfg.name] = res
         for n, row in res.get("settings", {}).items():
             if "skipped" in row:
@@ -581,3 +607,53 @@ def classify(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
     return {"metrics": metrics, "table": table, "datasets": results, "encoder": encoder,
             "pretrain": pretrained and {k: pretrained[k] for k in ("metrics", "resume")},
             "figures": figures}
+
+
+def fit_classifier(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
+    """Train one Astromer classifier for catalogues and serving; saves ``out/model``.
+
+    The encoder is ``config.encoder`` (or one pretrained first with ``config.pretrain``); the
+    head is trained on every labelled object of the first data set, less a stratified
+    ``test_fraction`` held out to report macro F1 and accuracy, and a validation share of
+    the rest for early stopping.
+
+    Returns:
+        ``{"dir", "classes", "train", "test", "test_macro_f1", "test_accuracy", "encoder",
+        "pretrain"}``.
+    """
+    from astroray.runtime import init_ray
+    from astroray.train.astromer import pretrain
+    from astroray.train.metrics import macro_f1
+
+    init_ray()
+    out = Path(out).resolve()
+    pretrained, encoder = None, config.encoder
+    if encoder is None:
+        assert config.pretrain is not None  # checked in __post_init__
+        pretrained = pretrain(config.pretrain, out / "pretrain")
+        encoder = pretrained["model"]["dir"]
+    ds_cfg = config.datasets[0]
+    table, info = _load_labelled(ds_cfg, out / "data" / ds_cfg.name)
+    if table is None or table.num_rows == 0:
+        raise ValueError(f"ClassifyDataset {ds_cfg.name!r}: no labelled objects ({info})")
+    classes = sorted(set(table.column("label").to_pylist()))
+    y = np.array([classes.index(v) for v in table.column("label").to_pylist()], np.int64)
+    feats = _embed_table(table, encoder, random_init=False, seed=config.seed,
+                         min_points=ds_cfg.min_points, actor_cpus=config.actor_cpus)
+    usable = np.flatnonzero(np.isfinite(feats).all(axis=(1, 2)))  # objects with windows
+    rng = np.random.default_rng(ds_cfg.seed)
+    test = usable[_stratified_test(y[usable], ds_cfg.test_fraction, ds_cfg.test_per_class,
+                                   rng)]
+    rest = rng.permutation(np.setdiff1d(usable, test))
+    val = rest[_stratified_test(y[rest], config.val_fraction, None, rng)]
+    train = np.setdiff1d(rest, val)
+    head = _train_head(feats, y, train, val, len(classes), config, config.seed)
+    with torch.no_grad():
+        pred = head(torch.from_numpy(feats[test])).argmax(1).numpy()
+    path = save_classifier(encoder, head, classes, out / "model", min_points=ds_cfg.min_points)
+    return {"dir": str(path), "classes": classes, "train": int(len(train)),
+            "validation": int(len(val)), "test": int(len(test)),
+            "test_macro_f1": round(macro_f1(y[test], pred), 4),
+            "test_accuracy": round(float((pred == y[test]).mean()), 4), "encoder": encoder,
+            "data": info,
+            "pretrain": pretrained and {k: pretrained[k] for k in ("metrics", "resume")}}

@@ -39,6 +39,11 @@ def test_every_job_has_a_config_and_a_smoke_test():
         assert job in SMOKE_CHECKS, f"jobs/{job} has no smoke check in this test module"
 
 
+def _input_objects(table) -> list[tuple[str, str]]:
+    return list(zip(table.column("source").to_pylist(), table.column("object_id").to_pylist(),
+                    strict=True))
+
+
 def _check_demo(out: Path, results: dict) -> None:
     assert results["job"] == "demo"
     kinds = {row["kind"] for row in results["data"]["summary"]}
@@ -49,6 +54,19 @@ def _check_demo(out: Path, results: dict) -> None:
         assert metrics["written"] > 0 and metrics["failed"] == 0
     validate_table(pq.read_table(out / "lightcurves" / "data"), "lightcurve")
     validate_table(pq.read_table(out / "spectra" / "data"), "spectrum")
+    # The model spine: a classifier trained on the spot, every light curve catalogued once
+    # (or in the errors), and a report a person can open.
+    from astroray.infer.catalogue import read_catalogue
+
+    cat_info = results["metrics"]["catalogue"]
+    cat, err = read_catalogue(out / "catalogue")
+    # Ids are unique within a file, not across surveys (the same ZTF object is in two real
+    # samples): an input object is a (source, object_id) pair.
+    ids = _input_objects(cat) + _input_objects(err)
+    assert len(ids) == len(set(ids)) == cat_info["objects"]
+    assert cat.num_rows >= results["metrics"]["datasets"]["lightcurves"]["written"] * 0.9
+    page = Path(cat_info["report"]).read_text()
+    assert "Predicted classes" in page and page.count("data:image/png;base64,") >= 4
 
 
 def _check_ingest(out: Path, results: dict) -> None:
@@ -101,12 +119,90 @@ def _check_classify_astromer(out: Path, results: dict) -> None:
     assert results["metrics"]["pretrain"]["metrics"]["epochs"] == 2
     if importlib.util.find_spec("matplotlib") is not None:
         assert (out / "confusion_synthetic_macho.png").stat().st_size > 1000
+    # The trained head and its encoder are saved as one model that bulk inference loads.
+    from astroray.models import load_model
+
+    clf = load_model(results["model"]["classifiers"]["synthetic_macho"])
+    assert type(clf).__name__ == "AstromerClassifier"
+    assert list(clf.config.labels) == results["data"]["synthetic_macho"]["classes"]
 
 
-SMOKE_CHECKS = {"demo.py": _check_demo, "ingest.py": _check_ingest,
+def _check_finetune_common(out: Path, results: dict, job: str, model: str, dataset: str,
+                           layout: str, baselines: set) -> dict:
+    import importlib.util
+
+    from astroray.models import load_model
+
+    assert results["job"] == job and results["model"]["name"] == model
+    rows = [r for r in results["metrics"]["table"] if r.get("dataset") == dataset]
+    assert {r["method"] for r in rows} == {f"{model} ({layout})"} | baselines
+    for r in rows:
+        assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["macro_f1"] <= 1.0
+        assert r["test_objects"] == results["data"][dataset]["splits"]["test"] > 0
+    res = results["metrics"]["datasets"][dataset]
+    run = res["runs"][layout]
+    assert run["epochs"] == 2 and [h["epoch"] for h in run["history"]] == [0, 1]
+    assert run["test"]["n"] == rows[0]["test_objects"]
+    assert run["train_images_per_second"] > 0 and run["inference_images_per_second"] > 0
+    model_obj = load_model(run["model_dir"])
+    assert model_obj.config.image_size == 64  # the tiny smoke model
+    assert list(model_obj.config.labels) == results["data"][dataset]["classes"]
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert Path(run["figure"]).stat().st_size > 1000
+    return res
+
+
+def _check_finetune_vit_spectra(out: Path, results: dict) -> None:
+    res = _check_finetune_common(out, results, "finetune_vit_spectra", "vit-tiny-spectra",
+                                 "synthetic_sdss", "single", {"svm", "rf"})
+    data = results["data"]["synthetic_sdss"]
+    assert data["per_class"] == {"GALAXY": 100, "QSO": 100, "STAR": 100}  # 300, shrunk
+    # The baselines on resampled flux separate the synthetic classes well.
+    assert res["baselines"]["rf"]["macro_f1"] > 0.8 and res["baselines"]["svm"]["macro_f1"] > 0.8
+    applied = res["runs"]["single"]["applied"]
+    if (ROOT.parent / "shared" / "data" / "real" / "sdss").is_dir():
+        assert {a["label"] for a in applied} == {"GALAXY", "STAR"}
+        assert all(a["pred"] in data["classes"] for a in applied)
+
+
+def _check_finetune_swin_lightcurves(out: Path, results: dict) -> None:
+    res = _check_finetune_common(out, results, "finetune_swin_lightcurves",
+                                 "swinv2-tiny-lightcurves", "synthetic_macho", "overlay",
+                                 {"rf", "svm"})
+    assert results["data"]["synthetic_macho"]["bands"] == ["B", "R"]
+    assert res["baselines"]["rf"]["macro_f1"] > 0.7  # period + amplitude features
+    if (ROOT.parent / "shared" / "data" / "real" / "rrlyrae_stripe82").is_dir():
+        rr = _check_finetune_common(out, results, "finetune_swin_lightcurves",
+                                    "swinv2-tiny-lightcurves", "rrlyrae_stripe82", "overlay",
+                                    {"rf", "svm"})
+        data = results["data"]["rrlyrae_stripe82"]
+        assert data["classes"] == ["RRab", "RRc"] and data["objects"] > 250
+        assert data["bands"] == ["u", "g", "r", "i", "z"]
+        assert rr["baselines"]["rf"]["macro_f1"] > 0.8  # the period separates ab from c
+
+
+def _check_bulk_infer(out: Path, results: dict) -> None:
+    from astroray.infer.catalogue import read_catalogue
+
+    assert results["job"] == "bulk_infer"
+    m = results["metrics"]
+    cat, err = read_catalogue(out)
+    ids = _input_objects(cat) + _input_objects(err)
+    assert len(ids) == len(set(ids)) == m["objects"] >= 300
+    assert m["catalogue_rows"] == cat.num_rows > 0.9 * m["objects"]
+    # The classifier was trained on the spot, on data drawn apart from the catalogued survey.
+    assert 0.0 <= m["trained"]["test_macro_f1"] <= 1.0 and m["trained"]["test"] > 0
+    assert results["model"]["hash"] == cat.column("model_hash")[0].as_py()
+    assert sum(m["predicted_classes"].values()) == cat.num_rows
+
+
+SMOKE_CHECKS = {"demo.py": _check_demo, "bulk_infer.py": _check_bulk_infer,
+                "ingest.py": _check_ingest,
                 "pretrain_astromer.py": _check_pretrain_astromer,
                 "embed_astromer.py": _check_embed_astromer,
-                "classify_astromer.py": _check_classify_astromer}
+                "classify_astromer.py": _check_classify_astromer,
+                "finetune_vit_spectra.py": _check_finetune_vit_spectra,
+                "finetune_swin_lightcurves.py": _check_finetune_swin_lightcurves}
 
 
 @pytest.mark.parametrize("job", JOBS)

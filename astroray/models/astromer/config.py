@@ -6,7 +6,8 @@ import dataclasses
 
 from astroray.config import Config, check
 
-__all__ = ["ASTROMER_V1", "ASTROMER_V2", "ASTROMER_TINY", "AstromerConfig"]
+__all__ = ["ASTROMER_TINY", "ASTROMER_V1", "ASTROMER_V2", "AstromerClassifierConfig",
+           "AstromerConfig"]
 
 PE_TYPES = ("sinusoidal", "trainable")
 PE_POSITIONS = ("input", "output")
@@ -112,3 +113,44 @@ ASTROMER_V2 = AstromerConfig(num_layers=6, num_heads=4, head_dim=64, ffn_dim=512
 #: A tiny Astromer 2 for tests and smoke runs.
 ASTROMER_TINY = AstromerConfig(num_layers=2, num_heads=2, head_dim=16, ffn_dim=64, dropout=0.1,
                                mask_token=True, error_weighted_loss=True)
+
+
+@dataclasses.dataclass
+class AstromerClassifierConfig(Config):
+    """An Astromer encoder with a classification head, saved and served as one model.
+
+    Attributes:
+        encoder: the encoder's architecture.
+        labels: class names, in the order of the head's outputs.
+        hidden: MLP widths of the head (Astromer 2: 1024-512-256).
+        dropout: dropout between the head's MLP layers.
+        standardize: the head z-scores its inputs with stored training statistics.
+        min_points: bands with fewer points are not windowed at inference.
+        bands: only these bands are windowed (None: all).
+    """
+
+    encoder: AstromerConfig = dataclasses.field(default_factory=AstromerConfig)
+    labels: tuple[str, ...] = ("class_0", "class_1")
+    hidden: tuple[int, ...] = (1024, 512, 256)
+    dropout: float = 0.0
+    standardize: bool = True
+    min_points: int = 5
+    bands: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.encoder, dict):
+            self.encoder = AstromerConfig.from_dict(self.encoder)
+        self.labels = tuple(str(v) for v in self.labels)
+        self.hidden = tuple(self.hidden)
+        if self.bands is not None:
+            self.bands = tuple(self.bands)
+        check(isinstance(self.encoder, AstromerConfig), self, "encoder", self.encoder,
+              "an AstromerConfig mapping")
+        check(len(self.labels) >= 2 and len(set(self.labels)) == len(self.labels), self,
+              "labels", self.labels, "at least two distinct class names")
+        check(all(isinstance(h, int) and h > 0 for h in self.hidden), self, "hidden",
+              self.hidden, "positive integers")
+        check(isinstance(self.dropout, int | float) and 0.0 <= self.dropout < 1.0, self,
+              "dropout", self.dropout, "a number in [0, 1)")
+        check(isinstance(self.min_points, int) and self.min_points > 0, self, "min_points",
+              self.min_points, "a positive integer")

@@ -25,10 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from astroray.models._pretrained import PretrainedMixin
-from astroray.models.astromer.config import AstromerConfig
+from astroray.models.astromer.config import AstromerClassifierConfig, AstromerConfig
 
 __all__ = [
     "Astromer",
+    "AstromerClassifier",
     "AstromerClassifierHead",
     "AstromerOutput",
     "MaskedInputs",
@@ -396,3 +397,48 @@ class AstromerClassifierHead(nn.Module):
         if self.feature_mean is not None:
             means = (means - self.feature_mean) / self.feature_std
         return self.out(self.mlp(self.weighted(means)))
+
+
+class AstromerClassifier(PretrainedMixin, nn.Module):
+    """An Astromer encoder and its classification head, saved as one model folder.
+
+    The encoder embeds each window; the per-object input of the head is the mean of the
+    layer means over the object's windows (all bands), as in few-shot training.
+
+    Args:
+        config: the encoder, the class names and the head (:class:`AstromerClassifierConfig`).
+    """
+
+    config_class = AstromerClassifierConfig
+    model_type = "astromer-classifier"
+
+    def __init__(self, config: AstromerClassifierConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Astromer(config.encoder)
+        self.head = AstromerClassifierHead(self.encoder.num_states, config.encoder.d_model,
+                                           len(config.labels), hidden=config.hidden,
+                                           dropout=config.dropout)
+        if config.standardize:  # the buffers exist, so that saved statistics load back
+            shape = (self.encoder.num_states, config.encoder.d_model)
+            self.head.set_standardization(torch.zeros(shape), torch.ones(shape))
+
+    @classmethod
+    def from_parts(cls, encoder: Astromer, head: AstromerClassifierHead, labels: Sequence[str],
+                   *, min_points: int = 5, bands: Sequence[str] | None = None
+                   ) -> AstromerClassifier:
+        """Assemble a classifier from a trained encoder and a head trained on its embeddings."""
+        hidden = tuple(m.out_features for m in head.mlp if isinstance(m, nn.Linear))
+        dropout = next((m.p for m in head.mlp if isinstance(m, nn.Dropout)), 0.0)
+        config = AstromerClassifierConfig(
+            encoder=encoder.config, labels=tuple(labels), hidden=hidden, dropout=dropout,
+            standardize=head.feature_mean is not None, min_points=min_points,
+            bands=None if bands is None else tuple(bands))
+        model = cls(config)
+        model.encoder.load_state_dict(encoder.state_dict())
+        model.head.load_state_dict(head.state_dict())
+        return model.eval()
+
+    def forward(self, means: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, C) from per-object layer means (B, S, D)."""
+        return self.head(means)

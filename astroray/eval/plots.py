@@ -1,0 +1,97 @@
+"""Figures of evaluations: confusion matrix and predicted-vs-true redshift PNGs.
+
+matplotlib is an optional (test) dependency: it is imported lazily, and a figure is skipped
+(None returned, one warning line) when it is not installed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plot_confusion_matrix", "plot_redshift"]
+
+logger = logging.getLogger(__name__)
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed: no figure written")
+        return None
+    return plt
+
+
+def plot_confusion_matrix(confusion: Sequence[Sequence[int]], labels: Sequence[str],
+                          path: str | Path, title: str = "") -> Path | None:
+    """Write a confusion matrix (rows true, columns predicted; colour = row fraction) as PNG.
+
+    Returns:
+        The path written, or None without matplotlib.
+    """
+    plt = _pyplot()
+    if plt is None:
+        return None
+    cm = np.asarray(confusion, dtype=np.float64)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    k = len(labels)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k + 1.5, 1.0 + 0.55 * k + 1.0))
+    ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), list(labels), rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(k), list(labels), fontsize=7)
+    ax.set_xlabel("predicted", fontsize=8)
+    ax.set_ylabel("true", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_redshift(z_true: Sequence[float], z_pred: Sequence[float], path: str | Path,
+                  title: str = "", outlier_threshold: float = 0.15) -> Path | None:
+    """Write predicted vs true redshift (with the 1:1 line and the outlier bounds) as PNG.
+
+    Returns:
+        The path written, or None without matplotlib.
+    """
+    plt = _pyplot()
+    if plt is None:
+        return None
+    t = np.asarray(z_true, dtype=np.float64)
+    p = np.asarray(z_pred, dtype=np.float64)
+    hi = float(np.nanmax(np.concatenate([t, p, [0.1]])) * 1.05)
+    lo = min(0.0, float(np.nanmin(np.concatenate([t, p, [0.0]]))))
+    fig, ax = plt.subplots(figsize=(4.0, 4.0))
+    ax.scatter(t, p, s=4, alpha=0.6, color="#1f77b4", linewidths=0)
+    grid = np.linspace(lo, hi, 50)
+    ax.plot(grid, grid, "k-", lw=0.8)
+    for sign in (-1, 1):  # |dz| / (1 + z) = threshold
+        ax.plot(grid, grid + sign * outlier_threshold * (1 + grid), "k--", lw=0.6)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("true z")
+    ax.set_ylabel("predicted z")
+    if title:
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,200 @@
+"""Predictors: a saved model folder -> catalogue columns for a batch of canonical objects.
+
+A predictor is built from a model folder (``config.json`` + ``model.safetensors``) and called on
+a canonical batch (``batch_format="numpy"``, one row per object). It returns one row per object
+it could process (``object_id`` plus its columns: class probabilities and predicted class for
+classifiers, redshift for regressors, an optional embedding) and the ids it could not, each with
+a reason. Predictors are registered by the folder's ``model_type``, so bulk inference and Serve
+pick up every family (and every new head) the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from astroray.models._pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config_json
+
+__all__ = ["Prediction", "Predictor", "get_predictor", "model_hash", "predictor_kind",
+           "prob_column", "register_predictor"]
+
+
+class Prediction(Protocol):
+    """What a predictor returns: rows for the objects it processed, and failures."""
+
+    table: pa.Table
+    failures: dict[str, str]
+
+
+class _Prediction:
+    def __init__(self, table: pa.Table, failures: dict[str, str]):
+        self.table = table
+        self.failures = failures
+
+
+class Predictor(Protocol):
+    """A loaded model: ``predictor(batch) -> Prediction``; ``kind`` is its input kind."""
+
+    kind: str
+    name: str
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> _Prediction:
+        """Predict a canonical batch (``batch_format="numpy"``)."""
+
+
+_PREDICTORS: dict[str, Callable[..., Predictor]] = {}
+
+
+def register_predictor(model_type: str) -> Callable[[Callable[..., Predictor]],
+                                                     Callable[..., Predictor]]:
+    """Decorator: the predictor class for saved folders of ``model_type``."""
+    def decorate(factory: Callable[..., Predictor]) -> Callable[..., Predictor]:
+        _PREDICTORS[model_type] = factory
+        return factory
+    return decorate
+
+
+def get_predictor(model_dir: str | Path, *, embedding: bool = False,
+                  device: str | None = None) -> Predictor:
+    """The predictor of a saved model folder.
+
+    Args:
+        model_dir: a folder written by ``save_pretrained`` (or a training job's model folder).
+        embedding: also return the object's embedding (when the family has one).
+        device: ``cuda`` / ``cpu``; None picks CUDA when available.
+
+    Raises:
+        FileNotFoundError: when the folder lacks ``config.json`` or the weights.
+        ValueError: when no predictor is registered for the folder's model type.
+    """
+    path = Path(model_dir)
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path / name} not found: not a saved model folder")
+    model_type = read_config_json(path).get("model_type")
+    _load_builtin()
+    if model_type not in _PREDICTORS:
+        raise ValueError(f"{path}: no predictor for model_type {model_type!r}; "
+                         f"known: {sorted(_PREDICTORS)}")
+    return _PREDICTORS[model_type](str(path), embedding=embedding, device=device)
+
+
+def predictor_kind(model_dir: str | Path) -> str:
+    """The input kind (``lightcurve``, ``spectrum``) of a saved model, without loading it."""
+    model_type = read_config_json(model_dir).get("model_type")
+    _load_builtin()
+    if model_type not in _PREDICTORS:
+        raise ValueError(f"{model_dir}: no predictor for model_type {model_type!r}; "
+                         f"known: {sorted(_PREDICTORS)}")
+    return _PREDICTORS[model_type].kind  # type: ignore[attr-defined]
+
+
+def model_hash(model_dir: str | Path) -> str:
+    """Content hash of a model folder's config and weights (16 hex digits of SHA-256)."""
+    h = hashlib.sha256()
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        with open(Path(model_dir) / name, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def prob_column(label: str) -> str:
+    """Catalogue column of a class probability: ``prob_`` + the label made identifier-safe."""
+    return "prob_" + re.sub(r"[^0-9A-Za-z_]+", "_", str(label)).strip("_")
+
+
+def _classifier_columns(ids: np.ndarray, probs: np.ndarray, labels: tuple[str, ...],
+                        embedding: np.ndarray | None) -> pa.Table:
+    """Rows of a classifier: one probability column per class, the argmax and its value."""
+    cols: dict[str, Any] = {"object_id": pa.array(ids.astype(str), type=pa.string())}
+    for j, label in enumerate(labels):
+        cols[prob_column(label)] = pa.array(probs[:, j].astype(np.float32))
+    best = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
+    cols["predicted_class"] = pa.array([labels[i] for i in best], type=pa.string())
+    cols["predicted_prob"] = pa.array(probs[np.arange(len(best)), best].astype(np.float32))
+    if embedding is not None:
+        cols["embedding"] = pa.FixedSizeListArray.from_arrays(
+            pa.array(embedding.astype(np.float32).reshape(-1)), embedding.shape[1])
+    return pa.table(cols)
+
+
+@register_predictor("astromer-classifier")
+class AstromerClassifierPredictor:
+    """Astromer encoder + classification head over multi-band light curves.
+
+    Each object is cut into sequential windows of every band; the head reads the mean of the
+    layer means over the object's windows (as in training). Objects without a window (every
+    band shorter than the model's ``min_points``) are failures.
+    """
+
+    kind = "lightcurve"
+
+    def __init__(self, model_dir: str, *, embedding: bool = False, device: str | None = None):
+        from astroray.infer.astromer import AstromerEmbedder
+        from astroray.models.astromer import AstromerClassifier
+
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model = AstromerClassifier.from_pretrained(model_dir).eval()
+        self.config = model.config
+        self.name = Path(model_dir).name
+        self.labels = model.config.labels
+        self.head = model.head.to(self.device)
+        self.embedder = AstromerEmbedder(
+            model.encoder, min_points=model.config.min_points,
+            bands=None if model.config.bands is None else list(model.config.bands),
+            layer_weights=model.head.weighted.logits.detach().tolist(), device=str(self.device))
+        self.embedding = embedding
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> _Prediction:
+        from astroray.infer.astromer import read_embeddings
+
+        emb = self.embedder(batch)
+        means = read_embeddings(emb)  # (N, S, D), NaN for objects without windows
+        ids = np.asarray(emb.column("object_id").to_numpy(zero_copy_only=False))
+        ok = np.asarray(emb.column("n_windows").to_numpy()) > 0
+        failures = {str(i): f"no band has {self.config.min_points} or more valid points "
+                            "(nothing to window)" for i in ids[~ok]}
+        with torch.inference_mode():
+            x = torch.from_numpy(means[ok]).to(self.device)
+            probs = torch.softmax(self.head(x).float(), dim=1).cpu().numpy()  # (n, C)
+        vectors = read_embeddings(emb, "weighted_embedding")[ok] if self.embedding else None
+        return _Prediction(_classifier_columns(ids[ok], probs, self.labels, vectors), failures)
+
+
+@register_predictor("astromer")
+class AstromerEmbeddingPredictor:
+    """A bare Astromer encoder: the catalogue holds its per-object embedding."""
+
+    kind = "lightcurve"
+
+    def __init__(self, model_dir: str, *, embedding: bool = True, device: str | None = None):
+        from astroray.infer.astromer import AstromerEmbedder
+
+        self.name = Path(model_dir).name
+        self.embedder = AstromerEmbedder(model_dir, device=device)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> _Prediction:
+        emb = self.embedder(batch)
+        ok = np.asarray(emb.column("n_windows").to_numpy()) > 0
+        ids = np.asarray(emb.column("object_id").to_numpy(zero_copy_only=False))
+        failures = {str(i): "no band has a valid point (nothing to window)" for i in ids[~ok]}
+        table = emb.filter(pa.array(ok)).select(["object_id", "n_windows", "weighted_embedding"])
+        return _Prediction(table.rename_columns(["object_id", "n_windows", "embedding"]), failures)
+
+
+def _load_builtin() -> None:
+    """Families whose predictors live in their own modules register on import."""
+    import importlib
+    import importlib.util
+
+    for module in ("astroray.infer.vision",):  # ViT spectra, SwinV2 light curves
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)

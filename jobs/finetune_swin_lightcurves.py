@@ -1,0 +1,37 @@
+"""Job: fine-tune SwinV2 on light curves rendered on the fly (overlay, grid) vs RF on features."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+from _common import job_parser
+
+from astroray.runtime import init_ray
+from astroray.train.vision import FinetuneConfig, finetune, write_finetune_results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the job; writes ``--out``/results.json, the best models and the figures."""
+    parser = job_parser(__doc__, Path(__file__).with_suffix(".yaml"))
+    parser.add_argument("--epochs", type=int, default=None, help="override the epochs")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("astroray").setLevel(logging.INFO)
+    config = FinetuneConfig.from_file(args.config)
+    if args.smoke:
+        config = config.smoke()
+    if args.epochs:
+        config = config.replace(epochs=args.epochs)
+    init_ray(args.address)
+    summary = finetune(config, args.out)
+    write_finetune_results(summary, config, args.out, "finetune_swin_lightcurves", smoke=args.smoke,
+                           started=started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

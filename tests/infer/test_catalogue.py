@@ -1,0 +1,210 @@
+"""Bulk inference on the session Ray: every object exactly once, faults, resume, numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from astroray.data._io import numpy_batch
+from astroray.data.registry import read_files
+from astroray.data.synthetic import SyntheticSurveyConfig, make_survey
+from astroray.infer.catalogue import InferConfig, read_catalogue, run_inference
+from astroray.infer.predictors import get_predictor, prob_column
+from astroray.models.astromer import ASTROMER_TINY, AstromerClassifier, AstromerClassifierConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+CLASSES = ("Cep_0", "Cep_1", "EB", "LPV", "RRab", "RRc")
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = AstromerClassifier(AstromerClassifierConfig(
+        encoder=ASTROMER_TINY, labels=CLASSES, hidden=(32, 16), min_points=5))
+    # Non-trivial standardisation statistics, so that a lost buffer would show.
+    model.head.set_standardization(torch.randn(3, 32) * 0.1, torch.rand(3, 32) + 0.5)
+    return model.eval().save_pretrained(tmp_path_factory.mktemp("models") / "clf")
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory) -> tuple[Path, set[str]]:
+    """120 synthetic light curves as CSV files, plus a corrupt and a too-short one."""
+    folder = tmp_path_factory.mktemp("survey")
+    make_survey(SyntheticSurveyConfig(kind="periodic", n=120, format="csv", seed=4), folder)
+    data, errors = read_files(folder)
+    assert errors.num_rows == 0
+    ids = set(data.column("object_id").to_pylist())
+    (folder / "broken.csv").write_text("time,mag,magerr,band\n1.0,oops,0.1,g\n")
+    (folder / "short.csv").write_text("time,mag,magerr,band\n1.0,15.0,0.1,g\n2.0,15.1,0.1,g\n")
+    return folder, ids | {"short", "broken"}  # one object per CSV file, named by its stem
+
+
+def _accounting(out: Path) -> tuple[list[str], list[str], object, object]:
+    cat, err = read_catalogue(out)
+    return (cat.column("object_id").to_pylist(), err.column("object_id").to_pylist(), cat, err)
+
+
+def test_every_object_once_with_a_failing_batch_and_a_dying_actor(
+        ray_session, classifier_dir, survey, tmp_path):
+    folder, ids = survey
+    bad = sorted(ids - {"short", "broken"})[7]
+    config = InferConfig(model=str(classifier_dir), paths=(str(folder),), files_per_shard=25,
+                         batch_size=16, actor_cpus=0.5, read_cpus=0.25, embedding=True,
+                         fail_objects=(bad,), crash_after_batches=3)
+    summary = run_inference(config, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "_state" / "crashed-once").exists()  # the actor did die
+    cat_ids, err_ids, cat, err = _accounting(tmp_path / "run")
+    # Exactly once: catalogue and errors are disjoint, without duplicates, and cover the input.
+    assert len(cat_ids) == len(set(cat_ids)) and len(err_ids) == len(set(err_ids))
+    assert not set(cat_ids) & set(err_ids)
+    assert set(cat_ids) | set(err_ids) == ids
+    errors = {r["object_id"]: r for r in err.to_pylist()}
+    assert errors["broken"]["stage"] == "read" and "broken.csv" in errors["broken"]["error"]
+    assert errors["short"]["stage"] == "model" and "valid points" in errors["short"]["error"]
+    assert errors[bad]["stage"] == "model" and "injected" in errors[bad]["error"]
+    assert summary.catalogued == len(cat_ids) == len(ids) - 3 and summary.failed == 3
+    # Catalogue columns: probabilities per class summing to one, argmax, model hash.
+    probs = np.stack([cat.column(prob_column(c)).to_numpy() for c in CLASSES], axis=1)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    pred = [CLASSES[i] for i in probs.argmax(axis=1)]
+    assert pred == cat.column("predicted_class").to_pylist()
+    assert set(cat.column("model_hash").to_pylist()) == {summary.model_hash}
+    assert cat.column("embedding").type.list_size == 32
+    data, _ = read_files(folder)
+    surveys = dict(zip(data.column("object_id").to_pylist(), data.column("survey").to_pylist(),
+                       strict=True))
+    assert cat.column("survey").to_pylist() == [surveys[i] for i in cat_ids]
+
+
+def test_catalogue_numbers_match_an_independent_forward_pass(ray_session, classifier_dir,
+                                                             survey, tmp_path):
+    folder, _ = survey
+    run_inference(InferConfig(model=str(classifier_dir), paths=(str(folder),), batch_size=32,
+                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+    cat, _ = read_catalogue(tmp_path / "run")
+    # Independent path: the model's own modules, one object at a time, no Ray.
+    from astroray.data.windows import LightCurveWindows
+
+    model = AstromerClassifier.from_pretrained(classifier_dir).eval()
+    data, _ = read_files(folder)
+    data = data.filter(np.isin(data.column("object_id").to_numpy(zero_copy_only=False),
+                               cat.column("object_id").to_numpy(zero_copy_only=False)[:10]))
+    windows = LightCurveWindows(200, mode="sequential", min_points=5)(numpy_batch(data))
+    got = {r["object_id"]: r for r in cat.to_pylist()}
+    with torch.no_grad():
+        for row, oid in enumerate(data.column("object_id").to_pylist()):
+            sel = windows["row"] == row
+            t, v, m = (torch.from_numpy(windows[k][sel]) for k in ("times", "values", "mask"))
+            means = model.encoder.embed(t, v, m).mean(dim=0, keepdim=True)  # (1, S, D)
+            expected = torch.softmax(model(means), dim=1)[0].numpy()
+            observed = np.array([got[oid][prob_column(c)] for c in CLASSES])
+            np.testing.assert_allclose(observed, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_predictor_rejects_folders_that_are_not_models(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        get_predictor(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "nope"}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="no predictor for model_type 'nope'"):
+        get_predictor(tmp_path)
+
+
+def test_interrupted_run_resumes_without_duplicates(ray_session, classifier_dir, survey,
+                                                    tmp_path):
+    """Kill the job (driver and all) once a shard is published; re-run; count every id once."""
+    folder, ids = survey
+    out = tmp_path / "run"
+    args = [sys.executable, str(ROOT / "jobs" / "bulk_infer.py"), str(folder), "--model",
+            str(classifier_dir), "--out", str(out), "--files-per-shard", "10",
+            "--batch-size", "8"]
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    done = out / "_state" / "done"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if done.is_dir() and len(list(done.glob("*.json"))) >= 2:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    n_done = len(list(done.glob("*.json")))
+    assert n_done >= 2, proc.stdout.read()[-3000:]
+    # Whatever the kill left behind (staged parts, hidden temporaries) is never published.
+    cat_ids, err_ids, _, _ = _accounting(out)
+    assert len(cat_ids) == len(set(cat_ids))
+    rerun = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=600, check=False)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    n_shards = results["metrics"]["shards"]
+    if n_done < n_shards:  # the kill came before the end: the re-run skipped the done shards
+        assert results["metrics"]["shards_skipped"] == n_done
+    cat_ids, err_ids, _, _ = _accounting(out)
+    assert len(cat_ids) == len(set(cat_ids)) and not set(cat_ids) & set(err_ids)
+    assert set(cat_ids) | set(err_ids) == ids
+    assert not list((out / "catalogue").glob(".*"))  # no temporaries left visible
+    shutil.rmtree(out)
+
+
+def test_wrong_arguments_for_an_existing_run_folder(ray_session, classifier_dir, survey,
+                                                    tmp_path):
+    folder, _ = survey
+    config = InferConfig(model=str(classifier_dir), paths=(str(folder / "broken.csv"),),
+                         actor_cpus=0.5, read_cpus=0.25)
+    summary = run_inference(config, tmp_path / "run", progress=False)
+    assert summary.catalogued == 0 and summary.failed == 1
+    with pytest.raises(ValueError, match="other arguments"):
+        run_inference(config.replace(paths=(str(folder),)), tmp_path / "run", progress=False)
+    assert pq.read_table(tmp_path / "run" / "errors").num_rows == 1
+
+
+def test_report_is_a_self_contained_page(ray_session, classifier_dir, survey, tmp_path):
+    from astroray.infer.report import write_report
+
+    folder, _ = survey
+    run_inference(InferConfig(model=str(classifier_dir), paths=(str(folder),), batch_size=64,
+                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+    page = write_report(tmp_path / "run", tmp_path / "report.html", gallery=3).read_text()
+    for section in ("Predicted classes", "Confidence", "most confident", "least confident",
+                    "Errors"):
+        assert section in page, section
+    # Figures and gallery images are embedded (3 most + 3 least confident, plus 2 plots).
+    assert page.count("data:image/png;base64,") == 2 + 6
+    assert "src=\"http" not in page and "href=" not in page
+    assert "broken.csv" in page  # the read error is listed
+    with pytest.raises(FileNotFoundError, match="not a catalogue run folder"):
+        write_report(tmp_path, tmp_path / "x.html")
+
+
+def test_the_same_id_in_two_files_is_two_objects(ray_session, classifier_dir, survey, tmp_path):
+    folder, _ = survey
+    files = sorted(folder.rglob("syn-*.csv"))[:3]
+    assert len(files) == 3
+    for sub in ("a", "b"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        for f in files:
+            shutil.copy(f, tmp_path / "in" / sub / f.name)
+    run_inference(InferConfig(model=str(classifier_dir), paths=(str(tmp_path / "in"),),
+                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+    cat, err = read_catalogue(tmp_path / "run")
+    pairs = list(zip(cat.column("source").to_pylist(), cat.column("object_id").to_pylist(),
+                     strict=True))
+    assert err.num_rows == 0 and len(pairs) == len(set(pairs)) == 6
+    assert len(set(cat.column("object_id").to_pylist())) == 3
+    # Same light curve, same model: the same probabilities from either file.
+    rows = sorted(cat.to_pylist(), key=lambda r: (r["object_id"], r["source"]))
+    for a, b in zip(rows[::2], rows[1::2], strict=True):
+        assert a["object_id"] == b["object_id"] and a["source"] != b["source"]
+        assert a["predicted_prob"] == pytest.approx(b["predicted_prob"], rel=1e-5)
