@@ -242,6 +242,9 @@ def _channels(terms: list[tuple[torch.Tensor, list[float], int]], out: torch.Ten
     # biased by -2**14 so that neither the result nor its rounding errors wrap around int16
     bias = [(255 - sum(w[c] * e for w, (_, _, e) in zip(ws, terms, strict=True))) * 128 + 64
             - (1 << 14) for c in range(3)]
+    if dev.type != "cpu" or not _INT16_CHANNELS:
+        _channels_float(terms, ws, bias, out)
+        return
     q = _raster.workspace("lc_q7", (len(terms),) + tuple(terms[0][0].shape), torch.int16, dev)
     for k, (Q, _, _) in enumerate(terms):
         q[k].copy_(Q.view(torch.int32))  # round(128 * E), from the low mantissa bits
@@ -253,6 +256,28 @@ def _channels(terms: list[tuple[torch.Tensor, list[float], int]], out: torch.Ten
                      q[k].unsqueeze(1))
     acc.clamp_(-(1 << 14), 255 * 128 + 127 - (1 << 14)).add_(1 << 14)
     torch.bitwise_right_shift(acc, 7, out=out)
+
+
+#: The int16 fixed-point path of :func:`_channels` (CPU only: it reads integers out of float
+#: bit patterns, which is the fastest on CPU); accelerators take the float path, which gives
+#: the same integers.
+_INT16_CHANNELS = True
+
+
+def _channels_float(terms: list[tuple[torch.Tensor, list[float], int]], ws: list[list[int]],
+                    bias: list[int], out: torch.Tensor) -> None:
+    """:func:`_channels` in float32 arithmetic.
+
+    Every value is an integer below 2**24, so the result is the int16 path's, exactly.
+    """
+    dev = out.device
+    acc = torch.tensor(bias, dtype=torch.float32, device=dev).view(1, 3, 1, 1).expand(
+        out.shape[0], 3, *out.shape[2:]).clone()  # (B, 3, H, W)
+    for (Q, _, _), w in zip(terms, ws, strict=True):
+        q = (Q.float() - _ROUND).unsqueeze(1)  # round(128 * E): exact (Q = 128 E + 2**23)
+        acc.addcmul_(torch.tensor(w, dtype=torch.float32, device=dev).view(1, 3, 1, 1), q)
+    acc.clamp_(-(1 << 14), 255 * 128 + 127 - (1 << 14)).add_(1 << 14)
+    out.copy_(torch.div(acc, 128, rounding_mode="floor").to(torch.uint8))
 
 
 def _composite_overlay(tau: torch.Tensor, colors: torch.Tensor, out: torch.Tensor) -> None:

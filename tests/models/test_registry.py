@@ -28,7 +28,9 @@ def test_registry_lists_the_astromer_family():
     assert v2.mask_token and not v1.mask_token
 
 
-@pytest.mark.parametrize("name", list_models())
+# The sequence-model interface (times, values, mask) of the Astromer family; the vision family
+# (images in) has the same forward / backward / round-trip test in tests/models/test_vision.py.
+@pytest.mark.parametrize("name", [n for n in list_models() if n.startswith("astromer")])
 def test_every_registered_model_tiny(name, tmp_path):
     torch.manual_seed(0)
     model = create_model(name, **tiny_overrides(name))
