@@ -93,7 +93,9 @@ def predictor_kind(model_dir: str | Path) -> str:
     if model_type not in _PREDICTORS:
         raise ValueError(f"{model_dir}: no predictor for model_type {model_type!r}; "
                          f"known: {sorted(_PREDICTORS)}")
-    return _PREDICTORS[model_type].kind  # type: ignore[attr-defined]
+    factory = _PREDICTORS[model_type]
+    kind_of = getattr(factory, "kind_of", None)  # families whose input depends on the folder
+    return kind_of(model_dir) if kind_of is not None else factory.kind  # type: ignore
 
 
 def model_hash(model_dir: str | Path) -> str:

@@ -35,8 +35,8 @@ import torch
 from astroray.config import Config, check
 from astroray.data.synthetic import SyntheticSurveyConfig
 
-__all__ = ["FinetuneConfig", "VisionDataset", "VisionPredictor", "finetune", "prepare_arrays",
-           "render_batch"]
+__all__ = ["RENDER_SPEC", "FinetuneConfig", "VisionDataset", "VisionPredictor", "finetune",
+           "prepare_arrays", "render_batch", "write_render_spec"]
 
 logger = logging.getLogger(__name__)
 
@@ -450,6 +450,21 @@ def _tensor_dataset(arrays: dict[str, np.ndarray], rows: np.ndarray, blocks: int
 # ------------------------------------------------------------------------------------------
 
 
+#: Written beside a fine-tuned vision model: the input kind, render config, bands, length cap.
+RENDER_SPEC = "render.json"
+
+
+def write_render_spec(model_dir: str | Path, kind: str, render: dict[str, Any],
+                      max_length: int, bands: list[str] | tuple[str, ...] | None) -> Path:
+    """Save how inputs are drawn for a vision model (``model_dir/render.json``)."""
+    import json
+
+    path = Path(model_dir) / RENDER_SPEC
+    path.write_text(json.dumps({"kind": kind, "render": render, "max_length": int(max_length),
+                                "bands": None if bands is None else list(bands)}, indent=2))
+    return path
+
+
 def render_batch(batch: dict[str, torch.Tensor], kind: str, render_cfg: Any) -> torch.Tensor:
     """Render a batch of prepared arrays (on their device) as (B, 3, H, W) uint8 images.
 
@@ -827,6 +842,9 @@ def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
         shutil.rmtree(model_dir, ignore_errors=True)
         with result.checkpoint.as_directory() as folder:
             shutil.copytree(Path(folder) / "best", model_dir)
+            # How inputs become images for this model: what bulk inference and Serve need.
+            write_render_spec(model_dir, cfg.kind, render_cfg.to_dict(), cfg.max_length,
+                              prep.get("bands"))
             state = torch.load(Path(folder) / "training_state.pt", map_location="cpu",
                                weights_only=False)
         history = state.get("history") or value.get("history", [])
