@@ -83,6 +83,7 @@ class _MemorySampler:
         self.psutil, self.interval = psutil, interval
         self.driver_peak = 0
         self.worker_peak = 0
+        self.by_name: dict[str, int] = {}  # peak per Ray process title (ray::ReadShard, ...)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -95,7 +96,10 @@ class _MemorySampler:
                     cmd = " ".join(proc.info["cmdline"] or [])
                     if cmd.startswith("ray::") and ("Map" in cmd or "IDLE" in cmd
                                                     or "ReadShard" in cmd):
-                        self.worker_peak = max(self.worker_peak, proc.memory_full_info().uss)
+                        uss = proc.memory_full_info().uss
+                        self.worker_peak = max(self.worker_peak, uss)
+                        name = cmd.split()[0]
+                        self.by_name[name] = max(self.by_name.get(name, 0), uss)
                 except (self.psutil.NoSuchProcess, self.psutil.AccessDenied):
                     continue
             time.sleep(self.interval)
@@ -155,8 +159,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"memory, {size} objects: driver peak {mem.driver_peak / 2**20:.0f} MiB, "
                   f"worker peak {mem.worker_peak / 2**20:.0f} MiB ({s.objects / s.seconds:.0f}"
                   " objects/s)")
+            print("  worker peaks by process: " + ", ".join(
+                f"{k} {v / 2**20:.0f} MiB" for k, v in sorted(mem.by_name.items())))
             figures[f"memory_{size}"] = {"driver_peak_mib": round(mem.driver_peak / 2**20),
                                          "worker_peak_mib": round(mem.worker_peak / 2**20),
+                                         "workers_mib": {k: round(v / 2**20)
+                                                         for k, v in mem.by_name.items()},
                                          "objects_per_s": round(s.objects / s.seconds, 1)}
             shutil.rmtree(folder, ignore_errors=True)
         if gpu:
