@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["Config", "ConfigError", "IngestConfig", "check"]
+__all__ = ["Config", "ConfigError", "IngestConfig", "check", "check_inputs"]
 
 C = TypeVar("C", bound="Config")
 
@@ -41,6 +41,24 @@ def check(condition: bool, cls: Any, field: str, value: Any, expected: str) -> N
         else:
             name = cls.__name__ if isinstance(cls, type) else type(cls).__name__
         raise ConfigError(f"{name}.{field} = {value!r} is invalid: expected {expected}")
+
+
+def check_inputs(cfg: Any) -> None:
+    """Normalise and check the input fields a job config shares.
+
+    ``paths`` and ``optional_paths`` become tuples, a ``synthetic`` mapping becomes a
+    :class:`~astroray.data.synthetic.SyntheticSurveyConfig`, and at least one of the three must
+    give some input.
+    """
+    from astroray.data.synthetic import SyntheticSurveyConfig
+
+    cfg.paths, cfg.optional_paths = tuple(cfg.paths), tuple(cfg.optional_paths)
+    if isinstance(cfg.synthetic, dict):
+        cfg.synthetic = SyntheticSurveyConfig.from_dict(cfg.synthetic)
+    check(cfg.synthetic is None or isinstance(cfg.synthetic, SyntheticSurveyConfig), cfg,
+          "synthetic", cfg.synthetic, "a SyntheticSurveyConfig mapping or null")
+    check(bool(cfg.paths) or bool(cfg.optional_paths) or cfg.synthetic is not None, cfg,
+          "paths", cfg.paths, "some input: paths, optional_paths or synthetic")
 
 
 def _convert(value: Any, annotation: Any, where: str) -> Any:

@@ -55,6 +55,11 @@ def plot_confusion_matrix(confusion: Sequence[Sequence[int]], labels: Sequence[s
     ax.set_ylabel("true", fontsize=8)
     if title:
         ax.set_title(title, fontsize=8)
+    return _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: str | Path) -> Path:
+    """Lay out, write (creating the folder) and close a figure."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,9 +94,4 @@ def plot_redshift(z_true: Sequence[float], z_pred: Sequence[float], path: str | 
     ax.set_ylabel("predicted z")
     if title:
         ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from astroray.config import Config, check
+from astroray.config import Config, check, check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.data.windows import LightCurveWindows
 
@@ -221,17 +221,13 @@ class EmbedConfig(Config):
     use_gpu: bool | None = None
 
     def __post_init__(self) -> None:
-        self.paths, self.optional_paths = tuple(self.paths), tuple(self.optional_paths)
         if self.bands is not None:
             self.bands = tuple(self.bands)
         if self.layer_weights is not None:
             self.layer_weights = tuple(float(w) for w in self.layer_weights)
-        if isinstance(self.synthetic, dict):
-            self.synthetic = SyntheticSurveyConfig.from_dict(self.synthetic)
         check(isinstance(self.model, str) and self.model != "", self, "model", self.model,
               "a saved model folder or a registry name")
-        check(bool(self.paths) or bool(self.optional_paths) or self.synthetic is not None,
-              self, "paths", self.paths, "some input: paths, optional_paths or synthetic")
+        check_inputs(self)
         for name in ("min_points", "window_batch", "lc_batch", "num_actors"):
             value = getattr(self, name)
             check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,

@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from astroray.config import Config, check
+from astroray.config import Config, check, check_inputs
 from astroray.data.registry import ReadUnit, iter_blocks, plan_read
 from astroray.data.schema import ERROR_SCHEMA, error_table
 from astroray.data.synthetic import SyntheticSurveyConfig
@@ -96,11 +96,8 @@ class InferConfig(Config):
     def __post_init__(self) -> None:
         from astroray.train.classify import ClassifyConfig
 
-        self.paths, self.labels = tuple(self.paths), tuple(self.labels)
-        self.optional_paths = tuple(self.optional_paths)
+        self.labels = tuple(self.labels)
         self.fail_objects = tuple(str(v) for v in self.fail_objects)
-        if isinstance(self.synthetic, dict):
-            self.synthetic = SyntheticSurveyConfig.from_dict(self.synthetic)
         if isinstance(self.train, str):
             check(Path(self.train).is_file(), self, "train", self.train,
                   "a classification mapping or an existing YAML file")
@@ -111,8 +108,7 @@ class InferConfig(Config):
               self.train, "a ClassifyConfig mapping, a YAML path or null")
         check(isinstance(self.model, str) and (self.model != "" or self.train is not None),
               self, "model", self.model, "a saved model folder (or a train configuration)")
-        check(bool(self.paths) or bool(self.optional_paths) or self.synthetic is not None,
-              self, "paths", self.paths, "some input: paths, optional_paths or synthetic")
+        check_inputs(self)
         for name in ("files_per_shard", "batch_size", "num_actors"):
             value = getattr(self, name)
             check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,

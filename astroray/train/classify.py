@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
-from astroray.config import Config, check
+from astroray.config import Config, check, check_inputs
 from astroray.data._io import numpy_batch
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.data.windows import LightCurveWindows
@@ -73,15 +73,11 @@ class ClassifyDataset(Config):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.paths, self.optional_paths = tuple(self.paths), tuple(self.optional_paths)
         if self.classes is not None:
             self.classes = tuple(self.classes)
-        if isinstance(self.synthetic, dict):
-            self.synthetic = SyntheticSurveyConfig.from_dict(self.synthetic)
         check(isinstance(self.name, str) and self.name != "" and "/" not in self.name, self,
               "name", self.name, "a non-empty name without '/'")
-        check(bool(self.paths) or bool(self.optional_paths) or self.synthetic is not None,
-              self, "paths", self.paths, "some input: paths, optional_paths or synthetic")
+        check_inputs(self)
         check(isinstance(self.label_map, dict), self, "label_map", self.label_map,
               "a mapping of label renames")
         check(0.0 < self.test_fraction < 1.0, self, "test_fraction", self.test_fraction,

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from astroray.config import Config, check
+from astroray.config import Config, check, check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 
 __all__ = ["RENDER_SPEC", "FinetuneConfig", "VisionDataset", "VisionPredictor", "finetune",
@@ -74,18 +74,14 @@ class VisionDataset(Config):
     apply_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        self.paths, self.optional_paths = tuple(self.paths), tuple(self.optional_paths)
         self.apply_paths = tuple(self.apply_paths)
         if self.classes is not None:
             self.classes = tuple(self.classes)
         if self.bands is not None:
             self.bands = tuple(self.bands)
-        if isinstance(self.synthetic, dict):
-            self.synthetic = SyntheticSurveyConfig.from_dict(self.synthetic)
         check(isinstance(self.name, str) and self.name != "" and "/" not in self.name, self,
               "name", self.name, "a non-empty name without '/'")
-        check(bool(self.paths) or bool(self.optional_paths) or self.synthetic is not None,
-              self, "paths", self.paths, "some input: paths, optional_paths or synthetic")
+        check_inputs(self)
         check(isinstance(self.label_map, dict), self, "label_map", self.label_map,
               "a mapping of label renames")
         check(isinstance(self.min_class_count, int) and self.min_class_count >= 3, self,
