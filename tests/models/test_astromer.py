@@ -19,17 +19,24 @@ from astroray.models.astromer import (
 )
 
 
-def test_sinusoidal_encoding_matches_numpy_formula():
-    dim, base = 16, 1000.0
+@pytest.mark.parametrize("base,max_frequency", [(1000.0, 1.0), (1e5, 30.0)])
+def test_sinusoidal_encoding_matches_numpy_formula(base, max_frequency):
+    dim = 16
     times = np.array([[0.0, 0.37, 1.5, 12.25, 250.0, 2900.5]])
-    enc = TimeEncoding(dim, base)(torch.tensor(times, dtype=torch.float32)).numpy()
+    enc = TimeEncoding(dim, base, max_frequency=max_frequency)(
+        torch.tensor(times, dtype=torch.float32)).numpy()
     expected = np.empty((1, times.shape[1], dim))
     for j in range(dim):
-        omega = 1.0 / base ** (2.0 * j / dim)
+        omega = max_frequency / base ** (2.0 * j / dim)
         f = np.sin if j % 2 == 0 else np.cos
         expected[0, :, j] = f(times[0] * omega)
-    # float32 angles of up to ~3000 rad: ~3e-4 absolute.
-    np.testing.assert_allclose(enc, expected, atol=5e-4)
+    # float32 angles of up to ~3000 rad per rad/day of max_frequency: ~3e-4 absolute each.
+    np.testing.assert_allclose(enc, expected, atol=5e-4 * max_frequency)
+    # The model builds its encoding from the config.
+    model = create_model("astromer-tiny", pe_base=base, pe_max_frequency=max_frequency)
+    d = model.config.d_model
+    np.testing.assert_allclose(model.time_encoding.freq.numpy(),
+                               max_frequency / base ** (2.0 * np.arange(d) / d), rtol=1e-6)
     np.testing.assert_allclose(enc[:, :4], expected[:, :4], atol=5e-4)
 
 

@@ -30,6 +30,9 @@ class AstromerConfig(Config):
             and phases learned, initialised to the fixed ones; it works on continuous times,
             which a table indexed by position cannot).
         pe_base: base of the frequencies (Astromer: 1000; times in days).
+        pe_max_frequency: the highest angular frequency, in radians per day; the frequencies
+            are ``pe_max_frequency * pe_base ** (-2 j / d)``. Astromer's 1 rad/day resolves
+            periods down to about 6 days; RR Lyrae (0.2-0.9 d) need about 30.
         pe_position: ``input`` (added to the magnitude embedding, as in Astromer) or
             ``output`` (added to the output of the last attention block instead, so that the
             blocks see magnitudes only and time enters at the prediction head; Moreno-Cartagena
@@ -57,6 +60,7 @@ class AstromerConfig(Config):
     window_size: int = 200
     pe_type: str = "sinusoidal"
     pe_base: float = 1000.0
+    pe_max_frequency: float = 1.0
     pe_position: str = "input"
     mask_token: bool = True
     residual: bool = True
@@ -79,6 +83,8 @@ class AstromerConfig(Config):
         check(self.pe_type in PE_TYPES, self, "pe_type", self.pe_type, f"one of {PE_TYPES}")
         check(isinstance(self.pe_base, int | float) and self.pe_base > 1.0, self, "pe_base",
               self.pe_base, "a number > 1")
+        check(isinstance(self.pe_max_frequency, int | float) and self.pe_max_frequency > 0,
+              self, "pe_max_frequency", self.pe_max_frequency, "a positive number (rad/day)")
         check(self.pe_position in PE_POSITIONS, self, "pe_position", self.pe_position,
               f"one of {PE_POSITIONS}")
         check(self.d_model % 2 == 0, self, "head_dim", self.head_dim,

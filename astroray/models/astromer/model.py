@@ -43,14 +43,14 @@ __all__ = [
 ]
 
 
-def sinusoidal_frequencies(dim: int, base: float) -> torch.Tensor:
-    """Angular frequencies (per day) of the time encoding: ``base ** (-2 j / dim)``, j < dim.
+def sinusoidal_frequencies(dim: int, base: float, max_frequency: float = 1.0) -> torch.Tensor:
+    """Angular frequencies (rad/day) of the time encoding: ``max_frequency * base ** (-2 j / dim)``.
 
     As in the Astromer papers, each dimension ``j`` has its own frequency; even dimensions
     take the sine and odd ones the cosine of ``t * omega_j``.
     """
     j = torch.arange(dim, dtype=torch.float64)
-    return (float(base) ** (-2.0 * j / dim)).to(torch.float32)
+    return (float(max_frequency) * float(base) ** (-2.0 * j / dim)).to(torch.float32)
 
 
 class TimeEncoding(nn.Module):
@@ -63,11 +63,13 @@ class TimeEncoding(nn.Module):
         dim: encoding width.
         base: frequency base (Astromer: 1000, times in days).
         trainable: learn the frequencies and phases.
+        max_frequency: the highest frequency (rad/day; Astromer: 1).
     """
 
-    def __init__(self, dim: int, base: float, trainable: bool = False):
+    def __init__(self, dim: int, base: float, trainable: bool = False,
+                 max_frequency: float = 1.0):
         super().__init__()
-        freq = sinusoidal_frequencies(dim, base)
+        freq = sinusoidal_frequencies(dim, base, max_frequency)
         phase = (torch.arange(dim) % 2).to(torch.float32) * (math.pi / 2.0)
         if trainable:
             self.freq = nn.Parameter(freq)
@@ -150,7 +152,8 @@ class Astromer(PretrainedMixin, nn.Module):
         self.config = config
         d = config.d_model
         self.input_proj = nn.Linear(1, d)
-        self.time_encoding = TimeEncoding(d, config.pe_base, config.pe_type == "trainable")
+        self.time_encoding = TimeEncoding(d, config.pe_base, config.pe_type == "trainable",
+                                          config.pe_max_frequency)
         self.mask_value = nn.Parameter(torch.zeros(1)) if config.mask_token else None
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(_AttentionBlock(config) for _ in range(config.num_layers))
