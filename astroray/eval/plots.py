@@ -7,7 +7,7 @@ matplotlib is an optional (test) dependency: it is imported lazily, and a figure
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +30,11 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_confusion_matrix(confusion: Sequence[Sequence[int]], labels: Sequence[str],
-                          path: str | Path, title: str = "") -> Path | None:
-    """Write a confusion matrix (rows true, columns predicted; colour = row fraction) as PNG.
-
-    Returns:
-        The path written, or None without matplotlib.
-    """
-    plt = _pyplot()
-    if plt is None:
-        return None
+def _draw_confusion(ax: Any, confusion: Sequence[Sequence[int]], labels: Sequence[str]) -> None:
+    """One confusion matrix on ``ax``: counts as text, colour = fraction of the true row."""
     cm = np.asarray(confusion, dtype=np.float64)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     k = len(labels)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k + 1.5, 1.0 + 0.55 * k + 1.0))
     ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
@@ -52,9 +43,40 @@ def plot_confusion_matrix(confusion: Sequence[Sequence[int]], labels: Sequence[s
     ax.set_xticks(range(k), list(labels), rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(k), list(labels), fontsize=7)
     ax.set_xlabel("predicted", fontsize=8)
-    ax.set_ylabel("true", fontsize=8)
+
+
+Matrix = Sequence[Sequence[int]]
+
+
+def plot_confusion_matrix(confusion: Matrix | Mapping[str, Matrix], labels: Sequence[str],
+                          path: str | Path, title: str = "") -> Path | None:
+    """Write a confusion matrix (rows true, columns predicted; colour = row fraction) as PNG.
+
+    Args:
+        confusion: one (K, K) matrix of counts, or several by name (one panel each, side by
+            side, titled with the name).
+        labels: the K class names.
+        path: PNG to write.
+        title: figure title.
+
+    Returns:
+        The path written, or None without matplotlib (or with no matrix).
+    """
+    plt = _pyplot()
+    panels = dict(confusion) if isinstance(confusion, Mapping) else {"": confusion}
+    if plt is None or not panels:
+        return None
+    k = len(labels)
+    side = 1.0 + 0.55 * k
+    fig, axes = plt.subplots(1, len(panels), figsize=(side * len(panels) + 1.5, side + 1.0),
+                             squeeze=False)
+    for ax, (name, cm) in zip(axes[0], panels.items(), strict=True):
+        _draw_confusion(ax, cm, labels)
+        if name:
+            ax.set_title(name, fontsize=8)
+    axes[0][0].set_ylabel("true", fontsize=8)
     if title:
-        ax.set_title(title, fontsize=8)
+        (fig.suptitle if len(panels) > 1 else axes[0][0].set_title)(title, fontsize=8)
     return _save(plt, fig, path)
 
 

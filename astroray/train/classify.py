@@ -32,6 +32,7 @@ from astroray.config import Config, check, check_inputs
 from astroray.data._io import numpy_batch
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.data.windows import LightCurveWindows
+from astroray.eval.plots import plot_confusion_matrix
 from astroray.train.astromer import PretrainConfig
 
 __all__ = ["ClassifyConfig", "ClassifyDataset", "GRUClassifier", "classify", "fit_classifier",
@@ -500,46 +501,6 @@ def save_classifier(encoder: str, head: nn.Module, classes: list[str], path: str
     return model.save_pretrained(path)
 
 
-def plot_confusion(confusions: dict[str, list[list[int]]], classes: list[str], path: str | Path,
-                   title: str) -> Path | None:
-    """Write confusion matrices (one panel per setting) as a PNG; None without matplotlib.
-
-    matplotlib is an optional (test) dependency: it is imported here, lazily, and the figure
-    is skipped when it is not installed.
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.warning("matplotlib is not installed: no confusion-matrix figure")
-        return None
-    if not confusions:
-        return None
-    keys = list(confusions)
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys) + 1, 3.6), squeeze=False)
-    for ax, key in zip(axes[0], keys, strict=True):
-        cm = np.asarray(confusions[key], dtype=np.float64)
-        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-        ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
-        for i in range(cm.shape[0]):
-            for j in range(cm.shape[1]):
-                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black")
-        ax.set_xticks(range(len(classes)), classes, rotation=45, fontsize=7)
-        ax.set_yticks(range(len(classes)), classes, fontsize=7)
-        ax.set_xlabel("predicted", fontsize=8)
-        ax.set_title(f"{key} per class", fontsize=8)
-    axes[0][0].set_ylabel("true", fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def classify(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
     """Run the few-shot evaluation; writes ``out/confusion_<dataset>.png`` when it can.
 
@@ -591,10 +552,10 @@ def classify(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
                                               row["gru"]["mean"]))
             table.append(entry)
         if res.get("confusion"):
-            fig = plot_confusion(res["confusion"], res["classes"],
-                                 out / f"confusion_{ds_cfg.name}.png",
-                                 f"{ds_cfg.name}: pretrained Astromer + MLP (test set, "
-                                 f"summed over folds)")
+            fig = plot_confusion_matrix(
+                {f"{n} per class": cm for n, cm in res["confusion"].items()},
+                res["classes"], out / f"confusion_{ds_cfg.name}.png",
+                f"{ds_cfg.name}: pretrained Astromer + MLP (test set, summed over folds)")
             if fig is not None:
                 figures[ds_cfg.name] = str(fig)
     metrics = {f"{r['dataset']}@{r['samples_per_class']}": {

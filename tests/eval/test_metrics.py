@@ -86,6 +86,12 @@ def test_figures_are_written(tmp_path):
     m = classification_metrics(y, p)
     path = plot_confusion_matrix(m["confusion"], m["labels"], tmp_path / "cm.png", "test")
     assert path.stat().st_size > 2000 and path.read_bytes()[:4] == b"\x89PNG"
+    # Several settings side by side: one panel each, the figure widens accordingly.
+    panels = plot_confusion_matrix({"20 per class": m["confusion"], "100 per class":
+                                    m["confusion"]}, m["labels"], tmp_path / "cm2.png", "t")
+    import matplotlib.pyplot as plt
+
+    assert plt.imread(panels).shape[1] > 1.6 * plt.imread(path).shape[1]
     z = np.linspace(0, 2, 50)
     path = plot_redshift(z, z * 1.05, tmp_path / "z.png")
     assert path.stat().st_size > 2000 and path.read_bytes()[:4] == b"\x89PNG"
