@@ -61,6 +61,28 @@ def check_inputs(cfg: Any) -> None:
           "paths", cfg.paths, "some input: paths, optional_paths or synthetic")
 
 
+def check_training(cfg: Any) -> None:
+    """Check the Ray Train fields a training config shares.
+
+    ``num_workers`` (a positive integer), ``use_gpu`` (true, false or null), ``cpus_per_worker``
+    (positive), ``max_failures`` (non-negative), ``fail_at_epoch`` (null or an epoch below
+    ``epochs``) and ``name`` (a run name without '/').
+    """
+    check(isinstance(cfg.num_workers, int) and not isinstance(cfg.num_workers, bool)
+          and cfg.num_workers > 0, cfg, "num_workers", cfg.num_workers, "a positive integer")
+    check(cfg.use_gpu is None or isinstance(cfg.use_gpu, bool), cfg, "use_gpu", cfg.use_gpu,
+          "true, false or null")
+    check(isinstance(cfg.cpus_per_worker, int | float) and cfg.cpus_per_worker > 0, cfg,
+          "cpus_per_worker", cfg.cpus_per_worker, "a positive number")
+    check(isinstance(cfg.max_failures, int) and cfg.max_failures >= 0, cfg,
+          "max_failures", cfg.max_failures, "a non-negative integer")
+    check(cfg.fail_at_epoch is None or (isinstance(cfg.fail_at_epoch, int)
+                                        and 0 <= cfg.fail_at_epoch < cfg.epochs),
+          cfg, "fail_at_epoch", cfg.fail_at_epoch, f"null or an epoch in [0, {cfg.epochs})")
+    check(isinstance(cfg.name, str) and cfg.name and "/" not in cfg.name, cfg, "name",
+          cfg.name, "a non-empty name without '/'")
+
+
 def _convert(value: Any, annotation: Any, where: str) -> Any:
     """Convert a YAML/JSON value to the annotated type (nested configs, tuples, lists)."""
     origin = typing.get_origin(annotation)

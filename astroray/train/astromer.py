@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from astroray.config import Config, check
+from astroray.config import Config, check, check_inputs, check_training
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.data.windows import LightCurveWindows, window_dataset
 
@@ -98,21 +98,15 @@ class PretrainConfig(Config):
     def __post_init__(self) -> None:
         from astroray.models import list_models
 
-        self.paths, self.optional_paths = tuple(self.paths), tuple(self.optional_paths)
         check(self.model in list_models(), self, "model", self.model,
               f"one of {list_models()}")
         check(isinstance(self.model_overrides, dict), self, "model_overrides",
               self.model_overrides, "a mapping of config fields")
-        if self.synthetic is not None and not isinstance(self.synthetic, SyntheticSurveyConfig):
-            check(isinstance(self.synthetic, dict), self, "synthetic", self.synthetic,
-                  "a SyntheticSurveyConfig mapping or null")
-            self.synthetic = SyntheticSurveyConfig.from_dict(self.synthetic)
+        check_inputs(self)
         if self.synthetic is not None:
             check(self.synthetic.kind in ("periodic", "transients"), self, "synthetic",
                   self.synthetic.kind, "a light-curve kind (periodic or transients)")
-        check(bool(self.paths) or bool(self.optional_paths) or self.synthetic is not None,
-              self, "paths", self.paths, "some data: paths, optional_paths or synthetic")
-        for name in ("min_points", "epochs", "batch_size", "num_workers", "shuffle_buffer"):
+        for name in ("min_points", "epochs", "batch_size", "shuffle_buffer"):
             value = getattr(self, name)
             check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
                   name, value, "a positive integer")
@@ -120,7 +114,7 @@ class PretrainConfig(Config):
               "warmup_steps", self.warmup_steps, "a non-negative integer")
         check(0.0 < self.val_fraction < 1.0, self, "val_fraction", self.val_fraction,
               "a number in (0, 1)")
-        for name in ("lr", "cpus_per_worker", "data_cpus"):
+        for name in ("lr", "data_cpus"):
             value = getattr(self, name)
             check(isinstance(value, int | float) and value > 0, self, name, value,
                   "a positive number")
@@ -128,13 +122,7 @@ class PretrainConfig(Config):
             value = getattr(self, name)
             check(isinstance(value, int | float) and value >= 0, self, name, value,
                   "a non-negative number")
-        check(isinstance(self.max_failures, int) and self.max_failures >= 0, self,
-              "max_failures", self.max_failures, "a non-negative integer")
-        check(self.fail_at_epoch is None or (isinstance(self.fail_at_epoch, int)
-                                             and 0 <= self.fail_at_epoch < self.epochs),
-              self, "fail_at_epoch", self.fail_at_epoch, f"null or an epoch in [0, {self.epochs})")
-        check(isinstance(self.name, str) and self.name and "/" not in self.name, self, "name",
-              self.name, "a non-empty name without '/'")
+        check_training(self)
         self.model_config()  # invalid overrides fail here, naming the field
 
     def model_config(self) -> Config:

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from astroray.config import Config, check, check_inputs
+from astroray.config import Config, check, check_inputs, check_training
 from astroray.data.synthetic import SyntheticSurveyConfig
 
 __all__ = ["RENDER_SPEC", "FinetuneConfig", "VisionDataset", "VisionPredictor", "finetune",
@@ -191,7 +191,7 @@ class FinetuneConfig(Config):
         check(all(b in BASELINES for b in self.baselines), self, "baselines", self.baselines,
               f"names from {BASELINES}")
         for name in ("max_length", "epochs", "batch_size", "patience", "baseline_bins",
-                     "baseline_jobs", "num_workers", "eval_batch_size"):
+                     "baseline_jobs", "eval_batch_size"):
             value = getattr(self, name)
             check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
                   name, value, "a positive integer")
@@ -199,7 +199,7 @@ class FinetuneConfig(Config):
             value = getattr(self, name)
             check(isinstance(value, int | float) and 0.0 < value < 0.5, self, name, value,
                   "a number in (0, 0.5)")
-        for name in ("lr", "cpus_per_worker", "predict_cpus"):
+        for name in ("lr", "predict_cpus"):
             value = getattr(self, name)
             check(isinstance(value, int | float) and value > 0, self, name, value,
                   "a positive number")
@@ -211,13 +211,7 @@ class FinetuneConfig(Config):
               self, "warmup_fraction", self.warmup_fraction, "a number in [0, 1)")
         check(self.z_max is None or (isinstance(self.z_max, int | float) and self.z_max > 0),
               self, "z_max", self.z_max, "a positive number or null")
-        check(isinstance(self.max_failures, int) and self.max_failures >= 0, self,
-              "max_failures", self.max_failures, "a non-negative integer")
-        check(self.fail_at_epoch is None or (isinstance(self.fail_at_epoch, int)
-                                             and 0 <= self.fail_at_epoch < self.epochs),
-              self, "fail_at_epoch", self.fail_at_epoch, f"null or an epoch in [0, {self.epochs})")
-        check(isinstance(self.name, str) and self.name and "/" not in self.name, self, "name",
-              self.name, "a non-empty name without '/'")
+        check_training(self)
         self.render_config(self.layouts[0])  # invalid render fields fail here
 
     def model_config(self) -> Any:

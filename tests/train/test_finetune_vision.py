@@ -123,5 +123,8 @@ def test_config_validation():
         _config(kind="lightcurves", task="redshift", layouts=("overlay",))
     with pytest.raises(ConfigError, match="model"):
         _config(model="nope")
+    for field, bad in (("num_workers", 0), ("fail_at_epoch", 99), ("name", "")):
+        with pytest.raises(ConfigError, match=rf"FinetuneConfig\.{field} = "):
+            _config(**{field: bad})
     smoke = _config(model="vit-b16-spectra", epochs=10).smoke()
     assert smoke.model == "vit-tiny-spectra" and smoke.epochs == 2 and not smoke.load_pretrained

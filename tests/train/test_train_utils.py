@@ -95,6 +95,13 @@ def test_job_configs_validate_and_shrink():
     assert small.model == "astromer-tiny" and small.synthetic.n <= 300 and small.epochs <= 2
     with pytest.raises(ConfigError, match=r"PretrainConfig\.fail_at_epoch = 9"):
         pre.replace(fail_at_epoch=9)
+    # The Ray Train fields shared with the vision fine-tuning config (config.check_training).
+    for field, bad in (("num_workers", 0), ("use_gpu", "yes"), ("cpus_per_worker", 0),
+                       ("max_failures", -1), ("name", "a/b")):
+        with pytest.raises(ConfigError, match=rf"PretrainConfig\.{field} = "):
+            pre.replace(**{field: bad})
+    with pytest.raises(ConfigError, match=r"PretrainConfig\.synthetic = 'spectra'"):
+        pre.replace(synthetic={"kind": "spectra", "n": 10, "format": "parquet"})
     with pytest.raises(ConfigError, match="model_overrides|num_heads"):
         pre.replace(model_overrides={"num_heads": 0})
     with pytest.raises(ConfigError, match="unknown field"):
