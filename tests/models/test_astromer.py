@@ -96,7 +96,8 @@ def test_masked_rmse_matches_numpy():
 
 
 @pytest.mark.parametrize("overrides", [{}, {"pe_position": "output"}, {"pe_type": "trainable"},
-                                       {"mask_token": False, "residual": False}])
+                                       {"mask_token": False, "residual": False},
+                                       {"attention": "hsa", "hsa_centroids": 4}])
 def test_padding_does_not_change_valid_outputs(overrides):
     torch.manual_seed(0)
     model = create_model("astromer-tiny", dropout=0.0, **overrides).eval()

@@ -11,6 +11,7 @@ __all__ = ["ASTROMER_TINY", "ASTROMER_V1", "ASTROMER_V2", "AstromerClassifierCon
 
 PE_TYPES = ("sinusoidal", "trainable")
 PE_POSITIONS = ("input", "output")
+ATTENTIONS = ("softmax", "hsa")
 
 
 @dataclasses.dataclass
@@ -50,6 +51,12 @@ class AstromerConfig(Config):
         error_weighted_loss: weight the squared residuals by the inverse variance of the
             observations (Astromer 2's uncertainty-weighted RMSE).
         layer_norm_eps: LayerNorm epsilon.
+        attention: ``softmax`` (scaled dot-product attention) or ``hsa`` (hierarchical
+            stochastic attention: keys snapped to learnable centroids, Gumbel-softmax
+            weights; see :mod:`astroray.uncertainty.hsa`).
+        hsa_centroids: key centroids per head (K) of HSA.
+        hsa_tau1: temperature of HSA's key-to-centroid choice.
+        hsa_tau2: temperature of HSA's attention weights.
     """
 
     num_layers: int = 6
@@ -69,6 +76,10 @@ class AstromerConfig(Config):
     random_fraction: float = 0.2
     error_weighted_loss: bool = True
     layer_norm_eps: float = 1e-6
+    attention: str = "softmax"
+    hsa_centroids: int = 16
+    hsa_tau1: float = 1.0
+    hsa_tau2: float = 1.0
 
     def __post_init__(self) -> None:
         def positive_int(name: str) -> None:
@@ -76,8 +87,15 @@ class AstromerConfig(Config):
             check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
                   name, value, "a positive integer")
 
-        for name in ("num_layers", "num_heads", "head_dim", "ffn_dim", "window_size"):
+        for name in ("num_layers", "num_heads", "head_dim", "ffn_dim", "window_size",
+                     "hsa_centroids"):
             positive_int(name)
+        check(self.attention in ATTENTIONS, self, "attention", self.attention,
+              f"one of {ATTENTIONS}")
+        for name in ("hsa_tau1", "hsa_tau2"):
+            value = getattr(self, name)
+            check(isinstance(value, int | float) and value > 0, self, name, value,
+                  "a positive temperature")
         check(isinstance(self.dropout, int | float) and 0.0 <= self.dropout < 1.0, self,
               "dropout", self.dropout, "a number in [0, 1)")
         check(self.pe_type in PE_TYPES, self, "pe_type", self.pe_type, f"one of {PE_TYPES}")

@@ -104,13 +104,23 @@ class _AttentionBlock(nn.Module):
         self.norm2 = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
         self.residual = config.residual
+        self.hsa = None
+        if config.attention == "hsa":
+            from astroray.uncertainty.hsa import HierarchicalStochasticAttention
+
+            self.hsa = HierarchicalStochasticAttention(
+                config.num_heads, config.head_dim, config.hsa_centroids, config.hsa_tau1,
+                config.hsa_tau2)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         """``x`` (B, T, D); ``attn_mask`` (B, 1, 1, T) bool, True where a key may be attended."""
         B, T, D = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, T, Dh)
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, T, Dh)
+        if self.hsa is None:
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, T, Dh)
+        else:
+            att = self.hsa(q, k, v, attn_mask)  # (B, H, T, Dh)
         att = att.transpose(1, 2).reshape(B, T, D)  # (B, T, D)
         att = self.dropout(self.out(att))
         x = self.norm1(x + att if self.residual else att)

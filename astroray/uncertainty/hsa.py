@@ -1,0 +1,99 @@
+"""Hierarchical stochastic attention (HSA; Pei et al. 2022), as used for light-curve classifiers.
+
+Two sampled levels replace the deterministic attention of a transformer block:
+
+1. Stochastic keys: each head's key ``k_j`` is snapped to one of ``K`` learnable centroids,
+   chosen by a hard Gumbel-softmax over the key-centroid similarities at temperature ``tau1``
+   (straight-through: the forward pass uses the one-hot choice, the gradient the soft one).
+2. Stochastic attention: the weights over the snapped keys are a (soft) Gumbel-softmax sample
+   of ``q k~^T / sqrt(d)`` at temperature ``tau2`` instead of a softmax.
+
+With sampling off (a deterministic pass) the key is the nearest-scoring centroid (argmax) and
+the weights are the plain softmax. Repeated sampled passes of a trained model give the
+predictive distribution whose spread scores uncertainty (see :mod:`astroray.uncertainty.scores`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["HierarchicalStochasticAttention", "gumbel_softmax"]
+
+
+def gumbel_softmax(logits: torch.Tensor, tau: float, *, hard: bool = False,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """A Gumbel-softmax sample over the last axis; ``-inf`` logits get exactly zero weight.
+
+    Args:
+        logits: unnormalised log-probabilities (..., N); ``-inf`` excludes an entry.
+        tau: temperature (> 0); small values approach a one-hot sample.
+        hard: return the one-hot argmax of the sample with the soft sample's gradient.
+        generator: random source (reproducible draws).
+    """
+    where = logits.device if generator is None else generator.device
+    u = torch.rand(logits.shape, generator=generator, device=where).to(logits.device)
+    gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))  # standard Gumbel
+    soft = torch.softmax((logits.float() + gumbel) / tau, dim=-1).to(logits.dtype)
+    if not hard:
+        return soft
+    index = soft.argmax(dim=-1, keepdim=True)
+    one_hot = torch.zeros_like(soft).scatter_(-1, index, 1.0)
+    return one_hot - soft.detach() + soft  # straight-through
+
+
+class HierarchicalStochasticAttention(nn.Module):
+    """Multi-head attention with centroid-snapped keys and Gumbel-softmax weights.
+
+    Args:
+        num_heads: heads H.
+        head_dim: width per head Dh.
+        num_centroids: learnable key centroids K per head.
+        tau1: temperature of the key-to-centroid choice.
+        tau2: temperature of the attention weights.
+
+    Attributes:
+        mc: draw the stochastic choices in eval mode too (Monte Carlo inference; set by
+            :func:`astroray.uncertainty.stochastic`). Training always samples; eval mode
+            without it is the deterministic pass.
+    """
+
+    def __init__(self, num_heads: int, head_dim: int, num_centroids: int = 16,
+                 tau1: float = 1.0, tau2: float = 1.0):
+        super().__init__()
+        if num_centroids < 1 or tau1 <= 0 or tau2 <= 0:
+            raise ValueError(f"HSA needs num_centroids >= 1 and positive temperatures; got "
+                             f"K={num_centroids}, tau1={tau1}, tau2={tau2}")
+        self.centroids = nn.Parameter(torch.randn(num_heads, num_centroids, head_dim)
+                                      / math.sqrt(head_dim))  # (H, K, Dh)
+        self.tau1, self.tau2 = float(tau1), float(tau2)
+        self.mc = False
+
+    def snap_keys(self, k: torch.Tensor, sample: bool) -> torch.Tensor:
+        """Keys (B, H, T, Dh) replaced by their chosen centroids."""
+        sim = torch.einsum("bhtd,hkd->bhtk", k, self.centroids.to(k.dtype))  # (B, H, T, K)
+        if sample:
+            choice = gumbel_softmax(sim, self.tau1, hard=True)
+        else:
+            choice = F.one_hot(sim.argmax(dim=-1), sim.shape[-1]).to(k.dtype)
+        return torch.einsum("bhtk,hkd->bhtd", choice, self.centroids.to(k.dtype))
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                attn_mask: torch.Tensor) -> torch.Tensor:
+        """Attend: ``q, k, v`` (B, H, T, Dh); ``attn_mask`` (B, 1, 1, T) bool (True: may attend).
+
+        Returns:
+            (B, H, T, Dh).
+        """
+        sample = self.training or self.mc
+        keys = self.snap_keys(k, sample)  # (B, H, T, Dh)
+        logits = q @ keys.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, T)
+        logits = logits.masked_fill(~attn_mask, float("-inf"))
+        if sample:
+            weights = gumbel_softmax(logits, self.tau2)
+        else:
+            weights = torch.softmax(logits.float(), dim=-1).to(v.dtype)
+        return weights @ v

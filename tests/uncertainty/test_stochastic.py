@@ -1,0 +1,103 @@
+"""Hierarchical stochastic attention and Monte Carlo sampling against direct computations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from astroray.models import create_model
+from astroray.uncertainty import (
+    HierarchicalStochasticAttention,
+    gumbel_softmax,
+    has_stochastic_layers,
+    sample_probabilities,
+    stochastic,
+)
+
+
+def test_gumbel_softmax_samples_the_softmax_and_respects_masks():
+    logits = torch.tensor([1.0, 0.0, -1.0, float("-inf")])
+    gen = torch.Generator().manual_seed(0)
+    draws = torch.stack([gumbel_softmax(logits, 1.0, hard=True, generator=gen)
+                         for _ in range(20000)])
+    assert torch.all(draws.sum(-1) == 1) and torch.all(draws[:, 3] == 0)
+    # Gumbel-max: the one-hot draws follow softmax(logits).
+    freq = draws.mean(0).numpy()
+    expected = torch.softmax(logits, 0).numpy()
+    np.testing.assert_allclose(freq, expected, atol=0.015)
+    soft = gumbel_softmax(logits.expand(5, 4), 0.5)
+    assert torch.allclose(soft.sum(-1), torch.ones(5)) and torch.all(soft[:, 3] == 0)
+    # Straight-through: the hard sample carries the soft sample's gradient.
+    x = logits[:3].clone().requires_grad_(True)
+    (gumbel_softmax(x, 1.0, hard=True) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert x.grad is not None and torch.any(x.grad != 0)
+
+
+def test_hsa_deterministic_pass_matches_a_direct_computation():
+    torch.manual_seed(0)
+    B, H, T, D, K = 2, 3, 9, 4, 5
+    hsa = HierarchicalStochasticAttention(H, D, K, tau1=0.7, tau2=0.9).eval()
+    q, k, v = (torch.randn(B, H, T, D) for _ in range(3))
+    mask = torch.ones(B, 1, 1, T, dtype=torch.bool)
+    mask[1, ..., 6:] = False
+    got = hsa(q, k, v, mask)
+    c = hsa.centroids.detach().numpy()
+    qn, kn, vn, mn = q.numpy(), k.numpy(), v.numpy(), mask.numpy()
+    for b in range(B):
+        for h in range(H):
+            snapped = np.stack([c[h][np.argmax(c[h] @ kn[b, h, t])] for t in range(T)])
+            for i in range(T):
+                s = np.array([qn[b, h, i] @ snapped[j] / math.sqrt(D) for j in range(T)])
+                s[~mn[b, 0, 0]] = -np.inf
+                w = np.exp(s - s.max())
+                w /= w.sum()
+                np.testing.assert_allclose(got[b, h, i].detach().numpy(), w @ vn[b, h],
+                                           rtol=1e-5, atol=1e-6)
+    # Eval mode is deterministic; Monte Carlo mode samples; masked keys never count.
+    assert torch.equal(got, hsa(q, k, v, mask))
+    with stochastic(hsa):
+        a = hsa(q, k, v, mask)
+        v2 = v.clone()
+        v2[1, :, 6:] = 1e6
+        b_ = hsa(q, k, v2, mask)
+    assert not torch.allclose(a, got)
+    assert torch.all(b_[1].abs() < 1e3)  # the huge values sit behind the mask
+    assert hsa.mc is False  # restored
+
+
+def test_hsa_astromer_trains_its_centroids():
+    torch.manual_seed(0)
+    model = create_model("astromer-tiny", attention="hsa", hsa_centroids=4).train()
+    times = torch.cumsum(torch.rand(3, 20), 1)
+    values, mask = torch.randn(3, 20), torch.ones(3, 20, dtype=torch.bool)
+    out = model(times, values, mask)
+    out.prediction.pow(2).mean().backward()
+    grads = [blk.hsa.centroids.grad for blk in model.blocks]
+    assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+    assert has_stochastic_layers(model, dropout=False)
+
+
+def test_stochastic_switches_only_dropout_and_restores():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+                              torch.nn.LayerNorm(32), torch.nn.Linear(32, 3)).eval()
+    x = torch.randn(4, 6)
+    with torch.no_grad():
+        base = net(x)
+        with stochastic(net):
+            assert net[2].training and not net[3].training and not net.training
+            probs = sample_probabilities(lambda inp: net(inp["x"]), {"x": x}, passes=16)
+    assert not net[2].training
+    assert probs.shape == (16, 4, 3)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(16, 4))
+    assert probs.std(0).mean() > 1e-3  # the passes differ
+    # Deterministic forward: every pass equals the plain one, whatever the chunking.
+    for max_rows in (4, 12, 10_000):
+        det = sample_probabilities(lambda inp: net(inp["x"]), {"x": x}, passes=5,
+                                   max_rows=max_rows)
+        torch.testing.assert_close(det, torch.softmax(base, -1).expand(5, 4, 3))
+    with pytest.raises(ValueError, match="passes"):
+        sample_probabilities(lambda inp: net(inp["x"]), {"x": x}, passes=0)
