@@ -146,6 +146,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from astroray.submit import submit_job
+
+    rest = list(args.job_args)
+    if rest[:1] == ["--"]:
+        rest = rest[1:]
+    elif "--" in rest:
+        # ``astroray submit JOB [OPTIONS] -- ARGS``: the options between JOB and -- are ours.
+        cut = rest.index("--")
+        opts, rest = rest[:cut], rest[cut + 1:]
+        args = args.submit_parser.parse_args(opts, namespace=args)
+    try:
+        return submit_job(args.job, rest, address=args.address, pip=args.pip,
+                          env_vars=args.env, excludes=args.exclude, python=args.python,
+                          submission_id=args.submission_id, follow=not args.no_wait,
+                          timeout=args.timeout)
+    except ConnectionError as exc:
+        print(f"astroray submit: error: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``astroray`` command."""
     parser = argparse.ArgumentParser(
@@ -232,6 +253,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="a much smaller synthetic survey")
     _add_ray_args(p)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("submit", help="run a job of jobs/ on a Ray cluster (Ray Jobs API)",
+                       usage="astroray submit [OPTIONS] JOB [OPTIONS --] [JOB ARGS...]",
+                       description="Upload the repository as the working directory, submit "
+                       "python jobs/JOB.py JOB ARGS, stream its logs; exit 0 when it succeeded.")
+    submit_options = argparse.ArgumentParser(prog="astroray submit", add_help=False)
+    for q in (p, submit_options):
+        q.add_argument("--address", default=None, help="the cluster's dashboard, "
+                       "http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS, an http RAY_ADDRESS, "
+                       "else http://127.0.0.1:8265)")
+        q.add_argument("--pip", action="store_true",
+                       help="pip-install pyproject.toml's dependencies in the job's environment")
+        q.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
+                       help="environment variable of the job; NAME alone passes this shell's")
+        q.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                       help="further path pattern left out of the upload (repeatable)")
+        q.add_argument("--python", default="python", help="interpreter on the cluster")
+        q.add_argument("--submission-id", default=None, help="an id of your own")
+        q.add_argument("--no-wait", action="store_true", help="return once submitted")
+        q.add_argument("--timeout", type=float, default=None,
+                       help="seconds to wait; then the job is stopped and the exit status is 124")
+    p.add_argument("job", help="a job of jobs/ (ingest, pretrain_astromer, ...) or its path")
+    p.add_argument("job_args", nargs=argparse.REMAINDER,
+                   help="arguments of the job, after -- (e.g. -- --smoke --out /data/out/x)")
+    p.set_defaults(func=_cmd_submit, submit_parser=submit_options)
     return parser
 
 
