@@ -1,0 +1,340 @@
+"""The Ray Serve application: one model deployment per served folder, behind a FastAPI ingress.
+
+Each model deployment loads a saved folder with the catalogue's predictors
+(:func:`astroray.infer.predictors.get_predictor`), so Serve and bulk inference give the same
+numbers. Requests are combined by ``@serve.batch`` into one forward pass; replicas autoscale
+between ``min_replicas`` and ``max_replicas`` on fractional CPUs. The ingress validates bodies
+(pydantic), checks the bearer token, and routes each request to its model.
+"""
+
+import asyncio
+import hmac
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from astroray.serve.config import ROUTES, ServeConfig, check_models, read_token
+from astroray.serve.schemas import (
+    LightCurveRequest,
+    ModelInfo,
+    ModelsResponse,
+    PredictResponse,
+    SpectrumRequest,
+)
+
+__all__ = ["Ingress", "ModelServer", "build_app", "model_results"]
+
+logger = logging.getLogger(__name__)
+
+
+def model_results(table: Any, failures: dict[str, str], labels: tuple[str, ...] | None,
+                  ids: list[str]) -> tuple[list[dict], list[dict]]:
+    """A predictor's output as per-object results and errors, in request order.
+
+    Class probabilities (``prob_<class>`` columns) become ``probabilities``; other numeric
+    scalar columns than the predicted probability and redshift (uncertainty scores, ...) go to
+    ``scores``; list columns (embeddings) are left out.
+
+    Args:
+        table: the prediction table (pyarrow), one row per object scored.
+        failures: object id -> reason, for objects the model could not score.
+        labels: the classifier's labels (None for a regressor).
+        ids: the object ids asked for, in request order.
+
+    Returns:
+        ``(results, errors)``: lists of dicts shaped as ``ObjectResult`` / ``ObjectError``.
+    """
+    import pyarrow as pa
+
+    from astroray.infer.predictors import prob_column
+
+    probs = {prob_column(c): c for c in labels or ()}
+    rows = {r["object_id"]: r for r in table.to_pylist()}
+    numeric = [f.name for f in table.schema
+               if (pa.types.is_floating(f.type) or pa.types.is_integer(f.type))
+               and f.name not in probs and f.name not in ("predicted_prob", "redshift")]
+    results, errors = [], []
+    for oid in ids:
+        row = rows.get(oid)
+        if row is None:
+            errors.append({"object_id": oid,
+                           "error": failures.get(oid, "the model returned no row for it")})
+            continue
+        out: dict[str, Any] = {"object_id": oid,
+                               "scores": {k: float(row[k]) for k in numeric
+                                          if row[k] is not None}}
+        if probs:
+            out["probabilities"] = {c: float(row[k]) for k, c in probs.items()}
+            out["predicted_class"] = row.get("predicted_class")
+            out["predicted_prob"] = float(row["predicted_prob"])
+        if row.get("redshift") is not None:
+            out["redshift"] = float(row["redshift"])
+        results.append(out)
+    return results, errors
+
+
+@serve.deployment
+class ModelServer:
+    """One saved model folder behind dynamic batching.
+
+    ``predict`` takes the canonical records of one request; ``@serve.batch`` gathers up to
+    ``max_batch_size`` requests (waiting at most ``batch_wait_timeout_s``) into one predictor
+    call, split into chunks of ``max_batch_objects`` objects.
+    """
+
+    def __init__(self, model_dir: str, route: str, *, max_batch_size: int,
+                 batch_wait_timeout_s: float, max_batch_objects: int,
+                 device: str | None = "cpu", torch_threads: int | None = None):
+        import torch
+
+        from astroray.infer.predictors import get_predictor, model_hash
+        from astroray.models._pretrained import read_config_json
+
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        self.predictor = get_predictor(model_dir, device=device)
+        raw = read_config_json(model_dir)
+        self.labels = getattr(self.predictor, "labels", None)
+        if self.labels is None and hasattr(self.predictor, "model"):  # vision classifiers
+            cfg = self.predictor.model.config
+            self.labels = tuple(cfg.labels) if cfg.task == "classification" else None
+        bands = getattr(getattr(self.predictor, "config", None), "bands", None)
+        bands = getattr(self.predictor, "bands", bands)
+        self.info_ = {"name": Path(model_dir).name, "route": ROUTES[route][0],
+                      "kind": self.predictor.kind, "model_type": str(raw.get("model_type")),
+                      "task": str(raw.get("task", "classification")),
+                      "model_hash": model_hash(model_dir),
+                      "labels": None if self.labels is None else list(self.labels),
+                      "bands": None if bands is None else list(bands)}
+        self.max_batch_objects = max_batch_objects
+        self.predict.set_max_batch_size(max_batch_size)
+        self.predict.set_batch_wait_timeout_s(batch_wait_timeout_s)
+
+    def info(self) -> dict[str, Any]:
+        """Name, route, kind, task, hash, labels and bands of the model."""
+        return self.info_
+
+    def _run(self, records: list[dict]) -> tuple[Any, dict[str, str]]:
+        """Predict canonical records; a failing chunk is retried object by object."""
+        import pyarrow as pa
+
+        from astroray.data._io import numpy_batch
+        from astroray.data.schema import table_from_records
+
+        tables, failures = [], {}
+        for start in range(0, len(records), self.max_batch_objects):
+            chunk = records[start:start + self.max_batch_objects]
+            try:
+                pred = self.predictor(numpy_batch(table_from_records(chunk,
+                                                                     self.predictor.kind)))
+                tables.append(pred.table)
+                failures.update(pred.failures)
+            except Exception as exc:  # noqa: BLE001 - one bad object must not fail the rest
+                if len(chunk) == 1:
+                    failures[str(chunk[0]["object_id"])] = (
+                        f"model error: {type(exc).__name__}: {exc}")
+                    continue
+                for rec in chunk:
+                    table, fails = self._run([rec])
+                    tables.append(table)
+                    failures.update(fails)
+        tables = [t for t in tables if t is not None and t.num_rows]
+        table = pa.concat_tables(tables, promote_options="default") if tables else None
+        return table, failures
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
+    async def predict(self, requests: list[list[dict]]) -> list[dict[str, Any]]:
+        """Answer a batch of requests (each a list of canonical records) in one forward."""
+        import pyarrow as pa
+
+        flat = [rec for req in requests for rec in req]
+        # The forward runs in a thread so that the replica keeps answering health checks.
+        table, failures = await asyncio.to_thread(self._run, flat)
+        if table is None:
+            table = pa.table({"object_id": pa.array([], pa.string())})
+        answers = []
+        for req in requests:
+            results, errors = model_results(table, failures, self.labels,
+                                            [str(r["object_id"]) for r in req])
+            answers.append({"model": self.info_["name"], "model_hash": self.info_["model_hash"],
+                            "results": results, "errors": errors})
+        return answers
+
+
+def _location(loc: tuple) -> str:
+    """``("body", "objects", 3, "times")`` -> ``objects[3].times``."""
+    out = ""
+    for part in loc:
+        if part == "body" and not out:
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 whose message names each field and its problem (no echo of the input)."""
+    detail = [{"loc": list(e.get("loc", ())), "field": _location(tuple(e.get("loc", ()))),
+               "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+    message = "; ".join(f"{d['field']}: {d['msg']}" for d in detail[:10])
+    return JSONResponse(status_code=422, content={"detail": detail, "message": message})
+
+
+api = FastAPI(title="astroray", version="1",
+              description="Classes, redshifts and scores of light curves and spectra.")
+api.add_exception_handler(RequestValidationError, _validation_error)
+_bearer = HTTPBearer(auto_error=False)
+#: The ``Authorization: Bearer`` credentials of a request (None without the header).
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+@serve.deployment
+@serve.ingress(api)
+class Ingress:
+    """The HTTP front: validation, bearer-token auth, routing to the model deployments."""
+
+    def __init__(self, models: dict[str, list[DeploymentHandle]], names: dict[str, list[str]],
+                 token_file: str | None = None):
+        self.models = models
+        self.names = names
+        # Read here, on the replica: the token never travels in the application's arguments.
+        self.token = read_token(token_file)
+        self._info: list[dict] | None = None
+
+    def authorize(self, credentials: HTTPAuthorizationCredentials | None) -> None:
+        """Raise 401 unless the bearer token matches (when one is set)."""
+        if self.token is None:
+            return
+        if credentials is None or not hmac.compare_digest(credentials.credentials.encode(),
+                                                          self.token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    async def infos(self) -> list[dict]:
+        """Every model's info, asked of the deployments once."""
+        if self._info is None:
+            calls = [h.info.remote() for hs in self.models.values() for h in hs]
+            self._info = list(await asyncio.gather(*calls))
+        return self._info
+
+    async def _predict(self, route: str, body: LightCurveRequest | SpectrumRequest) -> dict:
+        if route not in self.models:
+            raise HTTPException(404, f"no model serves {ROUTES[route][0]} "
+                                     f"(ServeConfig.{route} is empty)")
+        names = self.names[route]
+        name = body.model or names[0]
+        if name not in names:
+            raise HTTPException(400, f"model: {name!r} is not served at {ROUTES[route][0]}; "
+                                     f"choose one of {names}")
+        info = next(i for i in await self.infos()
+                    if i["name"] == name and i["route"] == ROUTES[route][0])
+        if route == "lightcurves_classify":
+            known = set(info["bands"] or _default_bands())
+            for i, obj in enumerate(body.objects):
+                unknown = sorted(set(obj.bands) - known)
+                if unknown:
+                    raise HTTPException(422, f"objects[{i}].bands: unknown band(s) {unknown}; "
+                                             f"model {name!r} knows {sorted(known)}")
+        handle = self.models[route][names.index(name)]
+        return await handle.predict.remote([obj.record() for obj in body.objects])
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        """Liveness: the ingress answers."""
+        return {"status": "ok"}
+
+    @api.get("/v1/models", response_model=ModelsResponse)
+    async def list_models(self, credentials: Credentials) -> dict:
+        """Name, kind, hash, labels and bands of every served model."""
+        self.authorize(credentials)
+        return {"models": [ModelInfo(**i) for i in await self.infos()]}
+
+    @api.post("/v1/lightcurves/classify", response_model=PredictResponse)
+    async def classify_light_curves(self, body: LightCurveRequest,
+                                    credentials: Credentials) -> dict:
+        """Class probabilities of a batch of light curves."""
+        self.authorize(credentials)
+        return await self._predict("lightcurves_classify", body)
+
+    @api.post("/v1/spectra/classify", response_model=PredictResponse)
+    async def classify_spectra(self, body: SpectrumRequest,
+                               credentials: Credentials) -> dict:
+        """Class probabilities of a batch of spectra."""
+        self.authorize(credentials)
+        return await self._predict("spectra_classify", body)
+
+    @api.post("/v1/spectra/redshift", response_model=PredictResponse)
+    async def spectra_redshift(self, body: SpectrumRequest,
+                               credentials: Credentials) -> dict:
+        """Redshifts of a batch of spectra."""
+        self.authorize(credentials)
+        return await self._predict("spectra_redshift", body)
+
+
+def _default_bands() -> tuple[str, ...]:
+    from astroray.render.config import CANONICAL_BANDS
+
+    return CANONICAL_BANDS
+
+
+def _deployment_name(route: str, model_dir: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(model_dir).name)
+    return f"{route.replace('_', '-')}-{safe}"
+
+
+def build_app(args: dict[str, Any] | ServeConfig) -> serve.Application:
+    """The Serve application of a :class:`ServeConfig` (``import_path`` of ``serve deploy``).
+
+    Args:
+        args: the config, or its mapping (the ``args:`` of the generated serve config).
+
+    Raises:
+        ConfigError: for an invalid config or a model folder that does not fit its route.
+    """
+    cfg = args if isinstance(args, ServeConfig) else ServeConfig.from_dict(dict(args))
+    check_models(cfg)
+    autoscaling = {"min_replicas": cfg.min_replicas, "max_replicas": cfg.max_replicas,
+                   "target_ongoing_requests": cfg.target_ongoing_requests}
+    handles: dict[str, list[Any]] = {}
+    names: dict[str, list[str]] = {}
+    for route, dirs in cfg.routes().items():
+        handles[route] = [ModelServer.options(
+            name=_deployment_name(route, d), autoscaling_config=autoscaling,
+            max_ongoing_requests=cfg.max_ongoing_requests,
+            ray_actor_options={"num_cpus": cfg.num_cpus, "num_gpus": cfg.num_gpus},
+        ).bind(d, route, max_batch_size=cfg.max_batch_size,
+               batch_wait_timeout_s=cfg.batch_wait_timeout_s,
+               max_batch_objects=cfg.max_batch_objects, device=cfg.device,
+               torch_threads=cfg.torch_threads) for d in dirs]
+        names[route] = [Path(d).name for d in dirs]
+    return Ingress.options(
+        num_replicas=cfg.ingress_replicas,
+        ray_actor_options={"num_cpus": cfg.ingress_num_cpus},
+    ).bind(handles, names, token_file=cfg.token_file)
+
+
+def run(cfg: ServeConfig, *, blocking: bool = True) -> None:
+    """Start Serve on ``cfg.host:cfg.port`` and run the application (on the connected Ray).
+
+    With ``blocking`` it serves until interrupted (Ctrl-C), then shuts Serve down.
+    """
+    serve.start(http_options={"host": cfg.host, "port": cfg.port})
+    serve.run(build_app(cfg), name=cfg.app_name, route_prefix="/")
+    if not blocking:
+        return
+    logger.warning("astroray serve: http://%s:%d (docs at /docs); Ctrl-C stops",
+                   cfg.host, cfg.port)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()
