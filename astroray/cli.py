@@ -167,6 +167,24 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         return 2
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from astroray.serve.config import ServeConfig, serve_config_yaml
+
+    config = ServeConfig.from_file(args.config)
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port,
+                                   "model_root": args.model_root}.items() if v is not None}
+    config = config.replace(**overrides) if overrides else config
+    if args.print_serve_config:
+        sys.stdout.write(serve_config_yaml(config))
+        return 0
+    from astroray.runtime import init_ray
+    from astroray.serve.app import run
+
+    init_ray(args.address, num_cpus=args.num_cpus)
+    run(config)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``astroray`` command."""
     parser = argparse.ArgumentParser(
@@ -278,6 +296,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job_args", nargs=argparse.REMAINDER,
                    help="arguments of the job, after -- (e.g. -- --smoke --out /data/out/x)")
     p.set_defaults(func=_cmd_submit, submit_parser=submit_options)
+
+    p = sub.add_parser("serve", help="serve the models over HTTP (Ray Serve) until interrupted")
+    p.add_argument("--config", required=True,
+                   help="YAML/JSON ServeConfig (e.g. cluster/serve/astroray_serve.yaml)")
+    p.add_argument("--host", default=None, help="override the config's host (127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="override the config's port")
+    p.add_argument("--model-root", default=None,
+                   help="folder that relative model folders are relative to")
+    p.add_argument("--print-serve-config", action="store_true",
+                   help="print the `serve deploy` YAML of this config and exit")
+    _add_ray_args(p)
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 
