@@ -1,8 +1,10 @@
 """astroray submit: a real job of jobs/ through the Ray Jobs API of a real head node.
 
 The module starts its own head (``ray start --head --block``, token authentication on, with
-a token of its own) on free ports and stops exactly that head's processes afterwards: ``ray
-stop`` would also stop the session's Ray of the other tests.
+a token of its own) on free ports and in a temp dir of its own, and stops exactly that head's
+processes afterwards: ``ray stop`` would also stop the session's Ray of the other tests, and a
+head in the default temp dir would leave its address in /tmp/ray/ray_current_cluster, where
+every later ``ray.init()`` without an address would try to join it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +27,6 @@ from astroray.submit import available_jobs, build_runtime_env, resolve_job, subm
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-CURRENT_CLUSTER = Path("/tmp/ray/ray_current_cluster")  # written by `ray start`
 
 
 def _free_ports(n: int) -> list[int]:
@@ -79,7 +81,8 @@ def head(tmp_path_factory):
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", RAY_AUTH_MODE="token",
                RAY_AUTH_TOKEN=token, RAY_DEDUP_LOGS="0")
     log = tmp_path_factory.mktemp("head") / "head.log"
-    saved = CURRENT_CLUSTER.read_text() if CURRENT_CLUSTER.exists() else None
+    # Short: Ray's socket paths under it must stay below the 107-byte limit.
+    temp_dir = Path("/tmp") / f"ar-{secrets.token_hex(4)}"
     with open(log, "w") as fh:
         proc = subprocess.Popen(
             [str(BIN / "ray"), "start", "--head", "--block", "--disable-usage-stats",
@@ -88,7 +91,7 @@ def head(tmp_path_factory):
              f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent_http}",
              f"--dashboard-agent-grpc-port={agent_grpc}", f"--metrics-export-port={metrics}",
              f"--runtime-env-agent-port={env_agent}", "--num-cpus=2",
-             f"--object-store-memory={300 * 1024**2}"],
+             f"--object-store-memory={300 * 1024**2}", f"--temp-dir={temp_dir}"],
             env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{dash}"
     try:
@@ -102,10 +105,7 @@ def head(tmp_path_factory):
         yield url, token
     finally:
         _stop(proc)
-        if saved is not None:
-            CURRENT_CLUSTER.write_text(saved)
-        elif CURRENT_CLUSTER.exists():
-            CURRENT_CLUSTER.unlink()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_resolve_job_names_paths_and_errors():
