@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -157,6 +158,14 @@ def test_submit_smoke_job_streams_logs_and_succeeds(head, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["job"] == "ingest" and results["smoke"] is True
     assert results["metrics"]["written"] == 500
+    # The cluster kept the runtime environment it ran with: the variable and the excludes.
+    from ray.job_submission import JobSubmissionClient
+
+    job_id = re.search(r"astroray submit: (\S+):", proc.stderr)[1]
+    client = JobSubmissionClient(url, headers={"Authorization": f"Bearer {token}"})
+    runtime_env = client.get_job_info(job_id).runtime_env
+    assert runtime_env["env_vars"] == {"ASTRORAY_SUBMIT_TEST": "1"}
+    assert ".venv/" in runtime_env["excludes"] and "pip" not in runtime_env
 
 
 def test_submit_failing_job_and_refused_token(head, tmp_path, capsys):
@@ -170,6 +179,17 @@ def test_submit_failing_job_and_refused_token(head, tmp_path, capsys):
     assert "unrecognized arguments: --no-such-flag" in captured.out
     assert "FAILED" in captured.err
     assert not (tmp_path / "bad" / "results.json").exists()
+    # Past its timeout a job is stopped (a job short of resources waits rather than fails).
+    from ray.job_submission import JobSubmissionClient
+
+    code = submit_job("ingest", ["--smoke", "--out", str(tmp_path / "slow")], address=url,
+                      token=token, timeout=2, submission_id="astroray-timeout-test")
+    assert code == 124 and "still" in capsys.readouterr().err
+    client = JobSubmissionClient(url, headers={"Authorization": f"Bearer {token}"})
+    deadline = time.monotonic() + 60
+    while str(client.get_job_status("astroray-timeout-test")) != "STOPPED":
+        assert time.monotonic() < deadline, "the timed-out job was not stopped"
+        time.sleep(1)
     # The head enforces its token: a wrong one is refused before anything is submitted.
     with pytest.raises(ConnectionError, match="token was refused"):
         submit_job("ingest", ["--smoke", "--out", str(tmp_path / "x")], address=url,
