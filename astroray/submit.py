@@ -217,27 +217,26 @@ def resolve_address(address: str | None = None) -> str:
     return DEFAULT_ADDRESS
 
 
-async def _tail(client: Any, job_id: str, stream: TextIO) -> int:
-    """Write the job's log chunks to ``stream`` as they come; returns characters written."""
-    written = 0
+async def _tail(client: Any, job_id: str, stream: TextIO, written: list[int]) -> None:
+    """Write the job's log chunks to ``stream`` as they come, counting characters."""
     async for chunk in client.tail_job_logs(job_id):
         stream.write(chunk)
         stream.flush()
-        written += len(chunk)
-    return written
+        written[0] += len(chunk)
 
 
 def _follow(client: Any, job_id: str, stream: TextIO, deadline: float | None) -> str:
     """Stream the logs until the job ends (or the deadline); returns its last status."""
-    written = 0
+    counter = [0]  # characters written, kept when the stream breaks half-way
     try:
         timeout = None if deadline is None else max(deadline - time.monotonic(), 1.0)
-        written = asyncio.run(asyncio.wait_for(_tail(client, job_id, stream), timeout))
+        asyncio.run(asyncio.wait_for(_tail(client, job_id, stream, counter), timeout))
     except (TimeoutError, asyncio.TimeoutError):
         return str(client.get_job_status(job_id))
     except Exception as exc:  # noqa: BLE001 - the websocket can drop; poll instead
         logger.warning("log stream of %s broke (%s); polling the logs instead", job_id, exc)
     # Polling: also finishes the logs when the websocket closed before the job's end.
+    written = counter[0]
     while True:
         status = str(client.get_job_status(job_id))
         logs = client.get_job_logs(job_id)

@@ -194,3 +194,24 @@ def test_submit_failing_job_and_refused_token(head, tmp_path, capsys):
     with pytest.raises(ConnectionError, match="token was refused"):
         submit_job("ingest", ["--smoke", "--out", str(tmp_path / "x")], address=url,
                    token="not-the-token")
+
+
+def test_log_stream_that_breaks_is_finished_by_polling_without_repeats():
+    import io
+
+    from astroray.submit import _follow
+
+    class Client:
+        async def tail_job_logs(self, job_id):
+            yield "line 1\n"
+            raise RuntimeError("WebSocket connection closed unexpectedly")
+
+        def get_job_status(self, job_id):
+            return "FAILED"
+
+        def get_job_logs(self, job_id):
+            return "line 1\nline 2\n"
+
+    stream = io.StringIO()
+    assert _follow(Client(), "raysubmit_x", stream, deadline=None) == "FAILED"
+    assert stream.getvalue() == "line 1\nline 2\n"
