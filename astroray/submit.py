@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shlex
 import sys
 import time
@@ -99,21 +100,24 @@ def resolve_job(job: str, root: str | Path | None = None) -> Path:
 
 
 def _package_requirements(root: Path) -> list[str]:
-    """The package's dependencies from ``ROOT/pyproject.toml`` without Ray itself.
+    """The package's dependencies (``ROOT/pyproject.toml``) without Ray itself.
 
     Ray is left out because the cluster image provides it, and a runtime environment must not
-    install a second Ray over the running one.
+    install a second Ray over the running one. On Python 3.10 (no ``tomllib``) they come from
+    the installed package's metadata.
     """
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+        from importlib.metadata import requires
 
-    path = root / "pyproject.toml"
-    if not path.is_file():
-        raise FileNotFoundError(f"pip: no pyproject.toml in {root} to read requirements from")
-    deps = tomllib.loads(path.read_text())["project"]["dependencies"]
-    return [d for d in deps if not d.replace("_", "-").lower().startswith("ray")]
+        deps = [r for r in requires("astroray") or [] if "extra ==" not in r]
+    else:
+        path = root / "pyproject.toml"
+        if not path.is_file():
+            raise FileNotFoundError(f"pip: no pyproject.toml in {root} to read requirements from")
+        deps = tomllib.loads(path.read_text())["project"]["dependencies"]
+    return [d for d in deps if re.match(r"[A-Za-z0-9_.\-]*", d)[0].lower() != "ray"]
 
 
 def _env_vars(env: Sequence[str] | Mapping[str, str] | None) -> dict[str, str]:

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 import ray
-import tomllib
 import yaml
+
+from astroray.submit import _package_requirements
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "cluster"
@@ -221,8 +222,7 @@ def rayjob_problems(path: Path, rayjob: dict, clusters: dict[str, dict],
     env = yaml.safe_load(spec.get("runtimeEnvYAML", "")) or {}
     pip = env.get("pip", {})
     packages = pip.get("packages", []) if isinstance(pip, dict) else pip
-    wanted = [d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "dependencies"] if not d.startswith("ray")]
+    wanted = _package_requirements(ROOT)  # what `astroray submit --pip` installs
     name_of = re.compile(r"^[A-Za-z0-9_.\-]+")
     if sorted(name_of.match(p)[0] for p in packages) != sorted(
             name_of.match(p)[0] for p in wanted):
