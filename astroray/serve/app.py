@@ -236,7 +236,9 @@ class Ingress:
         info = next(i for i in await self.infos()
                     if i["name"] == name and i["route"] == ROUTES[route][0])
         if route == "lightcurves_classify":
-            known = set(info["bands"] or _default_bands())
+            from astroray.render.config import CANONICAL_BANDS
+
+            known = set(info["bands"] or CANONICAL_BANDS)
             for i, obj in enumerate(body.objects):
                 unknown = sorted(set(obj.bands) - known)
                 if unknown:
@@ -278,12 +280,6 @@ class Ingress:
         return await self._predict("spectra_redshift", body)
 
 
-def _default_bands() -> tuple[str, ...]:
-    from astroray.render.config import CANONICAL_BANDS
-
-    return CANONICAL_BANDS
-
-
 def _deployment_name(route: str, model_dir: str) -> str:
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(model_dir).name)
     return f"{route.replace('_', '-')}-{safe}"
@@ -316,6 +312,8 @@ def build_app(args: dict[str, Any] | ServeConfig) -> serve.Application:
         names[route] = [Path(d).name for d in dirs]
     return Ingress.options(
         num_replicas=cfg.ingress_replicas,
+        # Every request of the model replicas passes here first: let as many in.
+        max_ongoing_requests=cfg.max_ongoing_requests * sum(len(d) for d in handles.values()),
         ray_actor_options={"num_cpus": cfg.ingress_num_cpus},
     ).bind(handles, names, token_file=cfg.token_file)
 

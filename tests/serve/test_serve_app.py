@@ -47,7 +47,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("serve-models")
     torch.manual_seed(0)
     clf = AstromerClassifier(AstromerClassifierConfig(
-        encoder=ASTROMER_TINY, labels=CLASSES, hidden=(32, 16), min_points=5, bands=("B", "R")))
+        encoder=ASTROMER_TINY, labels=CLASSES, hidden=(32, 16), min_points=5))
     clf.head.set_standardization(torch.randn(3, 32) * 0.1, torch.rand(3, 32) + 0.5)
     small = SpectrumRenderConfig(height=64, width=64)
     return {
@@ -187,6 +187,8 @@ def _bad_requests() -> list[tuple[str, object, str]]:
         ("lc", {"objects": [good] * 257}, "objects"),
         ("lc", {"objects": [dict(good, bands=["B"] * (len(good["bands"]) - 1) + ["x"])]},
          "objects[0].bands"),
+        ("lc", {"objects": [dict(good, bands=["g"] * len(good["bands"]))],
+                "model": "swinv2-tiny-lightcurves-classification"}, "unknown band(s) ['g']"),
         ("lc", {"objects": []}, "objects"),
         ("lc", {"objects": [dict(good, times="abc")]}, "objects[0].times"),
         ("lc", {"objects": [dict(good, object_id=7)]}, "objects[0].object_id"),
@@ -224,7 +226,8 @@ def test_auth_models_health_and_docs(server, models):
     assert status == 200
     by_name = {m["name"]: m for m in listed["models"]}
     assert by_name["astromer-clf"]["labels"] == list(CLASSES)
-    assert by_name["astromer-clf"]["bands"] == ["B", "R"]
+    assert by_name["astromer-clf"]["bands"] is None  # every band: known ones are checked
+    assert by_name[models["swin"].name]["bands"] == ["B", "R"]
     assert by_name["astromer-clf"]["model_hash"] == model_hash(models["astromer"])
     assert by_name[models["vit_z"].name]["task"] == "regression"
     assert by_name[models["vit_z"].name]["route"] == "/v1/spectra/redshift"
