@@ -115,12 +115,17 @@ class ModelServer:
                       "labels": None if self.labels is None else list(self.labels),
                       "bands": None if bands is None else list(bands)}
         self.max_batch_objects = max_batch_objects
+        self.counts = {"requests": 0, "batches": 0, "largest_batch": 0}
         self.predict.set_max_batch_size(max_batch_size)
         self.predict.set_batch_wait_timeout_s(batch_wait_timeout_s)
 
     def info(self) -> dict[str, Any]:
         """Name, route, kind, task, hash, labels and bands of the model."""
         return self.info_
+
+    def stats(self) -> dict[str, int]:
+        """Requests answered, forward batches run, and the most requests one batch held."""
+        return dict(self.counts)
 
     def _run(self, records: list[dict]) -> tuple[Any, dict[str, str]]:
         """Predict canonical records; a failing chunk is retried object by object."""
@@ -155,15 +160,25 @@ class ModelServer:
         """Answer a batch of requests (each a list of canonical records) in one forward."""
         import pyarrow as pa
 
-        flat = [rec for req in requests for rec in req]
+        self.counts["requests"] += len(requests)
+        self.counts["batches"] += 1
+        self.counts["largest_batch"] = max(self.counts["largest_batch"], len(requests))
+        # Ids are unique within a request, not across the batch's requests: the forward sees
+        # each object under its position in the batch, and answers get their ids back.
+        flat = [{**rec, "object_id": str(i)}
+                for i, rec in enumerate(rec for req in requests for rec in req)]
         # The forward runs in a thread so that the replica keeps answering health checks.
         table, failures = await asyncio.to_thread(self._run, flat)
         if table is None:
             table = pa.table({"object_id": pa.array([], pa.string())})
-        answers = []
+        answers, offset = [], 0
         for req in requests:
-            results, errors = model_results(table, failures, self.labels,
-                                            [str(r["object_id"]) for r in req])
+            keys = [str(offset + j) for j in range(len(req))]
+            offset += len(req)
+            results, errors = model_results(table, failures, self.labels, keys)
+            original = {k: str(r["object_id"]) for k, r in zip(keys, req, strict=True)}
+            for item in results + errors:
+                item["object_id"] = original[item["object_id"]]
             answers.append({"model": self.info_["name"], "model_hash": self.info_["model_hash"],
                             "results": results, "errors": errors})
         return answers
@@ -323,8 +338,10 @@ def run(cfg: ServeConfig, *, blocking: bool = True) -> None:
 
     With ``blocking`` it serves until interrupted (Ctrl-C), then shuts Serve down.
     """
+    check_models(cfg)  # fail before starting anything
     serve.start(http_options={"host": cfg.host, "port": cfg.port})
-    serve.run(build_app(cfg), name=cfg.app_name, route_prefix="/")
+    # Through the mapping, as ``serve deploy`` hands it to ``build_app``.
+    serve.run(build_app(cfg.to_dict()), name=cfg.app_name, route_prefix="/")
     if not blocking:
         return
     logger.warning("astroray serve: http://%s:%d (docs at /docs); Ctrl-C stops",

@@ -144,17 +144,23 @@ def test_light_curves_match_the_predictor_and_short_ones_are_errors(server, mode
 def test_concurrent_single_object_requests_are_batched_correctly(server, models):
     from concurrent.futures import ThreadPoolExecutor
 
-    objs = _light_curves(8, seed=3)
+    # Different light curves under one id (ids are unique per request, not across requests).
+    objs = [dict(o, object_id="alert") for o in _light_curves(8, seed=3)]
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda o: _call(server + "/v1/lightcurves/classify",
                                                 {"objects": [o]}), objs))
-    records = [LightCurve(**o).record() for o in objs]
+    records = [dict(LightCurve(**o).record(), object_id=str(i)) for i, o in enumerate(objs)]
     expected, _ = _direct(models["astromer"], records, "lightcurve")
-    for (status, body), obj in zip(answers, objs, strict=True):
-        assert status == 200 and body["results"][0]["object_id"] == obj["object_id"]
+    for i, (status, body) in enumerate(answers):
+        assert status == 200 and body["results"][0]["object_id"] == "alert", body
         got = [body["results"][0]["probabilities"][c] for c in CLASSES]
-        want = [expected[obj["object_id"]][prob_column(c)] for c in CLASSES]
+        want = [expected[str(i)][prob_column(c)] for c in CLASSES]
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    from ray import serve
+
+    handle = serve.get_deployment_handle("lightcurves-classify-astromer-clf", "astroray")
+    stats = handle.stats.remote().result()
+    assert stats["largest_batch"] > 1 and stats["batches"] < stats["requests"], stats
 
 
 def test_spectra_classify_and_redshift(server, models):
