@@ -150,14 +150,23 @@ def _wait_up(url: str, timeout: float = 180.0) -> None:
     raise TimeoutError(f"{url} did not come up in {timeout:.0f} s")
 
 
-def _run_levels(url: str, bodies: list[bytes], args: argparse.Namespace, label: str) -> list:
+def _run_levels(url: str, bodies: list[bytes], args: argparse.Namespace, label: str,
+                stats=None) -> list:
     asyncio.run(_load(url + ROUTE, bodies, 4, args.warmup, 60))  # first calls, lazy imports
     out = []
     for c in args.levels:
+        before = stats() if stats else None
         res = asyncio.run(_load(url + ROUTE, bodies, c, args.requests, args.time_limit))
+        if stats:  # requests per forward pass, over the model replicas
+            after = stats()
+            batches = after["batches"] - before["batches"]
+            res["mean_batch"] = round((after["requests"] - before["requests"])
+                                      / max(batches, 1), 2)
         print(f"{label:5s} c={c:3d}: {res['throughput_rps']:7.1f} req/s  p50 {res['p50_ms']} ms"
               f"  p99 {res['p99_ms']} ms  non-2xx {res['non_2xx']}  "
-              f"({res['ok']} ok in {res['seconds']} s)", flush=True)
+              f"({res['ok']} ok in {res['seconds']} s)"
+              + (f"  requests/forward {res['mean_batch']}" if "mean_batch" in res else ""),
+              flush=True)
         out.append(res)
     return out
 
@@ -194,7 +203,19 @@ def _ours(model_dir: Path, bodies: list[bytes], args: argparse.Namespace) -> lis
     try:
         url = f"http://127.0.0.1:{cfg.port}"
         _wait_up(url)
-        return _run_levels(url, bodies, args, "ours")
+        handle = serve.get_deployment_handle(app_name=cfg.app_name, deployment_name=next(
+            d for d in serve.status().applications[cfg.app_name].deployments if d != "Ingress"))
+
+        def stats() -> dict:
+            # A call reaches one replica: ask until each has answered (its counts only grow).
+            latest: dict = {}
+            for _ in range(8 * args.replicas):
+                one = handle.stats.remote().result()
+                if one["requests"] >= latest.get(one["replica"], {}).get("requests", -1):
+                    latest[one["replica"]] = one
+            return {k: sum(v[k] for v in latest.values()) for k in ("requests", "batches")}
+
+        return _run_levels(url, bodies, args, "ours", stats)
     finally:
         serve.shutdown()
 

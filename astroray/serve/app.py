@@ -10,6 +10,7 @@ between ``min_replicas`` and ``max_replicas`` on fractional CPUs. The ingress va
 import asyncio
 import hmac
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -124,8 +125,8 @@ class ModelServer:
         return self.info_
 
     def stats(self) -> dict[str, int]:
-        """Requests answered, forward batches run, and the most requests one batch held."""
-        return dict(self.counts)
+        """This replica's process id, requests answered, forward batches run, largest batch."""
+        return {"replica": os.getpid(), **self.counts}
 
     def _run(self, records: list[dict]) -> tuple[Any, dict[str, str]]:
         """Predict canonical records; a failing chunk is retried object by object."""
