@@ -4,9 +4,12 @@ Both answer ``POST /v1/lightcurves/classify`` with the same predictor on the sam
 Astromer 1-sized classifier, random weights: throughput does not depend on them) and the same
 pydantic request schema; every request holds one light curve, as a broker sends per alert.
 
-- ours: Ray Serve on a local Ray (proxy -> FastAPI ingress -> model replica with
-  ``@serve.batch``), one model replica using both cores' torch threads;
-- plain: one uvicorn process whose endpoint calls the predictor per request (no batching).
+- ours: Ray Serve on a local Ray (proxy -> FastAPI ingress -> model replicas with
+  ``@serve.batch``; ``--replicas``, 2 by default);
+- plain: one uvicorn process whose (sync) endpoint calls the predictor per request in
+  FastAPI's thread pool (no batching).
+
+Both use ``--torch-threads`` intra-op threads per forward (1 by default) and ``--device``.
 
 Each server runs alone (never both at once) and is driven from this process by an asyncio
 client (aiohttp) at 127.0.0.1 only, at each concurrency level, for a fixed number of requests
@@ -16,6 +19,7 @@ line is one JSON object with every figure.
 
     python benchmarks/serve_load.py                          # concurrency 1, 8, 32
     python benchmarks/serve_load.py --requests 100 --time-limit 20 --concurrency 1,32  # quick
+    python benchmarks/serve_load.py --device cuda --replicas 1   # on a GPU machine
 """
 
 import argparse
@@ -63,7 +67,7 @@ def _bodies(n: int, points: tuple[int, int], seed: int) -> list[bytes]:
             for r in table.to_pylist()]
 
 
-def plain_app(model_dir: str, torch_threads: int):
+def plain_app(model_dir: str, torch_threads: int, device: str = "cpu"):
     """The baseline: FastAPI calling the predictor once per request (no batching)."""
     from fastapi import FastAPI
 
@@ -74,7 +78,7 @@ def plain_app(model_dir: str, torch_threads: int):
     from astroray.serve.schemas import LightCurveRequest
 
     torch.set_num_threads(torch_threads)
-    predictor = get_predictor(model_dir, device="cpu")
+    predictor = get_predictor(model_dir, device=device)
     digest, name = model_hash(model_dir), Path(model_dir).name
     app = FastAPI()
 
@@ -174,7 +178,8 @@ def _run_levels(url: str, bodies: list[bytes], args: argparse.Namespace, label: 
 def _plain(model_dir: Path, bodies: list[bytes], args: argparse.Namespace) -> list:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--plain-server", str(model_dir),
-                             "--port", str(port), "--torch-threads", str(args.torch_threads)])
+                             "--port", str(port), "--torch-threads", str(args.torch_threads),
+                             "--device", args.device])
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_up(url)
@@ -191,13 +196,15 @@ def _ours(model_dir: Path, bodies: list[bytes], args: argparse.Namespace) -> lis
     from astroray.serve import ServeConfig, run
 
     os.environ.pop("ASTRORAY_SERVE_TOKEN", None)
-    init_ray(num_cpus=2, object_store_memory=300 * 1024**2)
+    init_ray(num_cpus=os.cpu_count(), object_store_memory=300 * 1024**2)
+    cpus = max(0.1, (os.cpu_count() - 0.5) / args.replicas)  # the ingress takes the rest
     cfg = ServeConfig(lightcurves_classify=(str(model_dir),), min_replicas=args.replicas,
-                      max_replicas=args.replicas, num_cpus=1.5 / args.replicas,
+                      max_replicas=args.replicas, num_cpus=cpus,
                       ingress_num_cpus=0.25, max_batch_size=args.max_batch_size,
                       max_ongoing_requests=max(64, 2 * args.max_batch_size),
                       batch_wait_timeout_s=args.batch_wait,
-                      torch_threads=args.torch_threads,
+                      torch_threads=args.torch_threads, device=args.device,
+                      num_gpus=1.0 / args.replicas if args.device == "cuda" else 0.0,
                       port=_free_port())
     run(cfg, blocking=False)
     try:
@@ -233,14 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, default=2, help="our model replicas")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="intra-op threads of the model, in both servers")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="where both servers run the model")
     parser.add_argument("--plain-server", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.plain_server:  # the baseline's own process
         import uvicorn
 
-        uvicorn.run(plain_app(args.plain_server, args.torch_threads), host="127.0.0.1",
-                    port=args.port, log_level="warning", workers=1)
+        uvicorn.run(plain_app(args.plain_server, args.torch_threads, args.device),
+                    host="127.0.0.1", port=args.port, log_level="warning", workers=1)
         return 0
     args.levels = [int(c) for c in args.concurrency.split(",") if c]
     lo, hi = (int(v) for v in args.points.split(","))
@@ -264,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "serve_load", "model": f"{args.model} classifier (random weights)",
         "points_per_object": [lo, hi], "objects_per_request": 1, "cpus": os.cpu_count(),
         "max_batch_size": args.max_batch_size, "batch_wait_timeout_s": args.batch_wait,
-        "torch_threads": args.torch_threads, "replicas": args.replicas,
+        "torch_threads": args.torch_threads, "replicas": args.replicas, "device": args.device,
         "requests_per_level": args.requests, "time_limit_s": args.time_limit,
         "levels": levels, "top_concurrency": top["concurrency"],
         "throughput_ratio_at_top": top["throughput_ratio"], "p99_ratio_at_top": top["p99_ratio"],

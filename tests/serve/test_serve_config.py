@@ -77,6 +77,14 @@ def test_unknown_keys_and_models_that_do_not_fit_their_route(tmp_path):
         check_models(ServeConfig(spectra_classify=(str(folder),)))
     relative = ServeConfig(lightcurves_classify=("clf",), model_root=str(tmp_path))
     assert relative.routes()["lightcurves_classify"] == (str(folder.resolve()),)
+    # What `serve deploy` does with the generated file: import the builder, call it on args.
+    from ray._common.utils import import_attr
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary as build
+
+    deploy = serve_deploy_config(relative)["applications"][0]
+    build(import_attr(deploy["import_path"]), deploy["args"])  # an Application, else TypeError
+    with pytest.raises(ConfigError, match="spectra_redshift"):
+        build(import_attr(deploy["import_path"]), {**deploy["args"], "spectra_redshift": ["clf"]})
 
 
 def test_token_from_environment_or_file(tmp_path, monkeypatch):
