@@ -68,6 +68,9 @@ class ServeConfig(Config):
         app_name: the Serve application's name.
         model_root: folder that relative model folders are relative to (None: the current
             directory of the process building the app; set it for ``serve deploy``).
+        runtime_env: the application's Ray runtime environment in the generated serve-deploy
+            file (e.g. ``working_dir: local:///data/astroray`` and ``pip``); a local
+            ``astroray serve`` runs in its own environment and ignores it.
     """
 
     lightcurves_classify: tuple[str, ...] = ()
@@ -91,6 +94,7 @@ class ServeConfig(Config):
     token_file: str | None = None
     app_name: str = "astroray"
     model_root: str | None = None
+    runtime_env: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for field in ROUTES:
@@ -135,6 +139,8 @@ class ServeConfig(Config):
 
         check(self.model_root is None or (isinstance(self.model_root, str) and self.model_root),
               self, "model_root", self.model_root, "a folder or null")
+        check(self.runtime_env is None or isinstance(self.runtime_env, dict), self,
+              "runtime_env", self.runtime_env, "a mapping (Ray runtime environment) or null")
 
     def routes(self) -> dict[str, tuple[str, ...]]:
         """Config field -> model folders (``model_root`` applied), for routes with models."""
@@ -214,13 +220,11 @@ def serve_deploy_config(cfg: ServeConfig) -> dict[str, Any]:
     The application's ``args`` are ``cfg.to_dict()``: ``build_app`` rebuilds the same
     :class:`ServeConfig` from them, so the file and ``astroray serve`` run the same thing.
     """
-    return {
-        "proxy_location": "EveryNode",
-        "http_options": {"host": cfg.host, "port": cfg.port},
-        "applications": [{
-            "name": cfg.app_name,
-            "route_prefix": "/",
-            "import_path": IMPORT_PATH,
-            "args": cfg.to_dict(),
-        }],
-    }
+    app: dict[str, Any] = {"name": cfg.app_name, "route_prefix": "/",
+                           "import_path": IMPORT_PATH}
+    if cfg.runtime_env is not None:
+        app["runtime_env"] = cfg.runtime_env
+    app["args"] = cfg.to_dict()
+    return {"proxy_location": "EveryNode",
+            "http_options": {"host": cfg.host, "port": cfg.port},
+            "applications": [app]}

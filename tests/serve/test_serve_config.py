@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,6 +15,7 @@ from astroray.models.astromer import ASTROMER_TINY, AstromerClassifier, Astromer
 from astroray.serve import ServeConfig, check_models, read_token, serve_deploy_config
 from astroray.serve.app import model_results
 from astroray.serve.config import TOKEN_ENV, serve_config_yaml
+from astroray.submit import _package_requirements
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "cluster" / "serve" / "astroray_serve.yaml"
@@ -27,15 +29,27 @@ def test_committed_serve_deploy_files_match_the_generator(capsys):
         "--print-serve-config > cluster/serve/serve_config.yaml")
     service = yaml.safe_load((ROOT / "cluster" / "kuberay" / "rayservice.yaml").read_text())
     assert service["kind"] == "RayService"
-    cluster = cfg.replace(host="0.0.0.0", model_root="/home/ray/astroray")
+    cluster = ServeConfig.from_file(EXAMPLE.with_name("astroray_serve_k8s.yaml"))
     assert service["spec"]["serveConfigV2"] == serve_config_yaml(cluster), (
-        "regenerate serveConfigV2: astroray serve --config cluster/serve/astroray_serve.yaml "
-        "--host 0.0.0.0 --model-root /home/ray/astroray --print-serve-config")
+        "regenerate serveConfigV2: astroray serve --config "
+        "cluster/serve/astroray_serve_k8s.yaml --print-serve-config")
+    # In the pod: every interface, models and code on the shared volume, pyproject's packages.
+    assert cluster.host == "0.0.0.0" and cluster.model_root == "/data/astroray"
+    assert cluster.lightcurves_classify == cfg.lightcurves_classify
+    mounts = service["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"][
+        "containers"][0]["volumeMounts"]
+    assert any(m["mountPath"] == "/data" for m in mounts)
+    pip = cluster.runtime_env["pip"]["packages"]
+    name = re.compile(r"^[A-Za-z0-9_.\-]+")
+    assert sorted(name.match(p)[0] for p in pip) == sorted(
+        name.match(p)[0] for p in _package_requirements(ROOT))
+    assert "torch==2.13.0" in pip
     # Ray accepts the file, and its args rebuild the same config.
     from ray.serve.schema import ServeDeploySchema
 
     deploy = yaml.safe_load(text)
     ServeDeploySchema(**deploy)
+    ServeDeploySchema(**yaml.safe_load(service["spec"]["serveConfigV2"]))
     assert ServeConfig.from_dict(deploy["applications"][0]["args"]) == cfg
     assert deploy["http_options"]["host"] == "127.0.0.1"
     # The command prints the same text.
@@ -55,6 +69,7 @@ def test_committed_serve_deploy_files_match_the_generator(capsys):
     ({"lightcurves_classify": []}, "lightcurves_classify"),
     ({"lightcurves_classify": ["a/model", "b/model"]}, "lightcurves_classify"),
     ({"token_file": ""}, "token_file"),
+    ({"runtime_env": "pip"}, "runtime_env"),
 ])
 def test_bad_fields_name_themselves(changes, field):
     data = {"lightcurves_classify": ["out/demo/catalogue/train/model"], **changes}
