@@ -244,3 +244,13 @@ def test_auth_models_health_and_docs(server, models):
             "/v1/models", "/healthz"} <= set(spec["paths"])
     with urllib.request.urlopen(server + "/docs", timeout=30) as resp:
         assert resp.status == 200 and b"swagger" in resp.read().lower()
+    # One deployment per model folder, plus the ingress, all running.
+    from ray import serve
+
+    app = serve.status().applications["astroray"]
+    assert app.status == "RUNNING"
+    assert set(app.deployments) == {
+        "Ingress", "lightcurves-classify-astromer-clf",
+        "lightcurves-classify-swinv2-tiny-lightcurves-classification",
+        "spectra-classify-vit-tiny-spectra-classification",
+        "spectra-redshift-vit-tiny-spectra-regression"}
