@@ -31,7 +31,7 @@ from astroray.serve.schemas import (
     SpectrumRequest,
 )
 
-__all__ = ["Ingress", "ModelServer", "build_app", "model_results"]
+__all__ = ["Ingress", "ModelServer", "build_app", "model_results", "run"]
 
 logger = logging.getLogger(__name__)
 
