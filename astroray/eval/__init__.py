@@ -1,7 +1,7 @@
 """Evaluation: classification and redshift metrics, and their figures."""
 
 from astroray.eval.classification import classification_metrics, confusion_matrix
-from astroray.eval.plots import plot_confusion_matrix, plot_redshift
+from astroray.eval.plots import plot_confusion_matrix, plot_redshift, plot_reliability
 from astroray.eval.regression import OUTLIER_THRESHOLD, r2_score, redshift_metrics
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "confusion_matrix",
     "plot_confusion_matrix",
     "plot_redshift",
+    "plot_reliability",
     "r2_score",
     "redshift_metrics",
 ]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_confusion_matrix", "plot_redshift"]
+__all__ = ["plot_confusion_matrix", "plot_redshift", "plot_reliability"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +114,43 @@ def plot_redshift(z_true: Sequence[float], z_pred: Sequence[float], path: str | 
     ax.set_ylim(lo, hi)
     ax.set_xlabel("true z")
     ax.set_ylabel("predicted z")
+    if title:
+        ax.set_title(title, fontsize=8)
+    return _save(plt, fig, path)
+
+
+def plot_reliability(curves: Mapping[str, Mapping[str, Any]], path: str | Path,
+                     title: str = "") -> Path | None:
+    """Write a reliability diagram: accuracy vs confidence per bin, one line per method.
+
+    Args:
+        curves: ``{name: reliability_curve(...)}`` (see
+            :func:`astroray.uncertainty.reliability_curve`).
+        path: PNG to write.
+        title: figure title.
+
+    Returns:
+        The path written, or None without matplotlib (or with no curve).
+    """
+    plt = _pyplot()
+    if plt is None or not curves:
+        return None
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(4.6, 5.4), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--", label="calibrated")
+    for name, curve in curves.items():
+        used = np.asarray(curve["count"]) > 0
+        conf = np.asarray(curve["confidence"])[used]
+        ax.plot(conf, np.asarray(curve["accuracy"])[used], marker="o", ms=3, lw=1,
+                label=name)
+        edges = np.asarray(curve["edges"])
+        hist.step(edges[:-1], curve["count"], where="post", lw=1)
+    ax.set_ylabel("accuracy", fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    hist.set_xlabel("confidence (max mean probability)", fontsize=8)
+    hist.set_ylabel("objects", fontsize=8)
     if title:
         ax.set_title(title, fontsize=8)
     return _save(plt, fig, path)

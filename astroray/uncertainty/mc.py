@@ -71,8 +71,10 @@ def sample_probabilities(forward: Callable[[Mapping[str, torch.Tensor]], torch.T
     call, at least one).
 
     Args:
-        forward: logits ``(N, C)`` of inputs with N rows (run under :func:`stochastic`, or
-            a model whose randomness is always on).
+        forward: logits ``(t * B', C)`` of the inputs repeated t times (``t * B`` rows): B'
+            is usually B; a forward that pools rows (windows into objects) returns its
+            pooled rows, pass by pass. Run it under :func:`stochastic` (or with a model whose
+            randomness is always on).
         inputs: tensors with the same first dimension B.
         passes: T >= 1.
         max_rows: most rows per call.
@@ -91,6 +93,6 @@ def sample_probabilities(forward: Callable[[Mapping[str, torch.Tensor]], torch.T
             t = min(per_call, passes - done)
             chunk = {k: v.repeat(t, *([1] * (v.dim() - 1))) for k, v in inputs.items()}
             logits = forward(chunk).float()  # (t * B, C)
-            out.append(torch.softmax(logits, dim=-1).view(t, b, -1))
+            out.append(torch.softmax(logits, dim=-1).view(t, -1, logits.shape[-1]))
             done += t
     return torch.cat(out)  # (T, B, C)

@@ -196,13 +196,32 @@ def _check_bulk_infer(out: Path, results: dict) -> None:
     assert sum(m["predicted_classes"].values()) == cat.num_rows
 
 
+def _check_train_uncertainty(out: Path, results: dict) -> None:
+    assert results["job"] == "train_uncertainty"
+    rows = [r for r in results["metrics"]["table"] if "skipped" not in r]
+    syn = {r["method"]: r for r in rows if r["dataset"] == "synthetic_macho"}
+    assert set(syn) == {"mc_dropout", "hsa", "ha_mc_dropout", "ensemble"}
+    for r in syn.values():
+        assert 0.0 <= r["macro_f1"] <= 1.0 and 0.0 <= r["ece"] <= 1.0
+        # Sampling T passes (or M members) costs more than one deterministic pass.
+        assert r["cost_ratio"] > 1.0
+        for score in ("smp", "pv", "bald"):
+            auc = r[f"auroc_{score}"]
+            assert auc != auc or 0.0 <= auc <= 1.0  # NaN only when every object was right
+    data = results["data"]["synthetic_macho"]
+    assert data["test"] > 0 and data["objects"] > data["test"]
+    assert data["train_seconds"]["ensemble"] > 0
+    assert Path(results["metrics"]["figures"]["synthetic_macho"]).stat().st_size > 2000
+
+
 SMOKE_CHECKS = {"demo.py": _check_demo, "bulk_infer.py": _check_bulk_infer,
                 "ingest.py": _check_ingest,
                 "pretrain_astromer.py": _check_pretrain_astromer,
                 "embed_astromer.py": _check_embed_astromer,
                 "classify_astromer.py": _check_classify_astromer,
                 "finetune_vit_spectra.py": _check_finetune_vit_spectra,
-                "finetune_swin_lightcurves.py": _check_finetune_swin_lightcurves}
+                "finetune_swin_lightcurves.py": _check_finetune_swin_lightcurves,
+                "train_uncertainty.py": _check_train_uncertainty}
 
 
 @pytest.mark.parametrize("job", JOBS)
