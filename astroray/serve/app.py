@@ -207,8 +207,30 @@ api = FastAPI(title="astroray", version="1",
               description="Classes, redshifts and scores of light curves and spectra.")
 api.add_exception_handler(RequestValidationError, _validation_error)
 _bearer = HTTPBearer(auto_error=False)
-#: The ``Authorization: Bearer`` credentials of a request (None without the header).
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+#: Where an ingress replica keeps its bearer token ("": no authentication). A process-wide
+#: variable: Serve ships the ingress class and its endpoint functions by value, so they do not
+#: share module globals.
+_ACTIVE_TOKEN = "_ASTRORAY_SERVE_ACTIVE_TOKEN"
+
+
+def _authorize(credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                      Depends(_bearer)]) -> None:
+    """Raise 401 unless the bearer token matches (when one is set).
+
+    A dependency, so it runs before the body is validated: a caller without the token learns
+    nothing about the request schema.
+    """
+    token = os.environ.get(_ACTIVE_TOKEN, "")
+    if not token:
+        return
+    if credentials is None or not hmac.compare_digest(credentials.credentials.encode(),
+                                                      token.encode()):
+        raise HTTPException(401, "missing or wrong bearer token",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+#: Endpoints taking this parameter answer 401 without the right bearer token.
+Authorized = Annotated[None, Depends(_authorize)]
 
 
 @serve.deployment
@@ -221,17 +243,8 @@ class Ingress:
         self.models = models
         self.names = names
         # Read here, on the replica: the token never travels in the application's arguments.
-        self.token = read_token(token_file)
+        os.environ[_ACTIVE_TOKEN] = read_token(token_file) or ""
         self._info: list[dict] | None = None
-
-    def authorize(self, credentials: HTTPAuthorizationCredentials | None) -> None:
-        """Raise 401 unless the bearer token matches (when one is set)."""
-        if self.token is None:
-            return
-        if credentials is None or not hmac.compare_digest(credentials.credentials.encode(),
-                                                          self.token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})
 
     async def infos(self) -> list[dict]:
         """Every model's info, asked of the deployments once."""
@@ -269,30 +282,23 @@ class Ingress:
         return {"status": "ok"}
 
     @api.get("/v1/models", response_model=ModelsResponse)
-    async def list_models(self, credentials: Credentials) -> dict:
+    async def list_models(self, _: Authorized) -> dict:
         """Name, kind, hash, labels and bands of every served model."""
-        self.authorize(credentials)
         return {"models": [ModelInfo(**i) for i in await self.infos()]}
 
     @api.post("/v1/lightcurves/classify", response_model=PredictResponse)
-    async def classify_light_curves(self, body: LightCurveRequest,
-                                    credentials: Credentials) -> dict:
+    async def classify_light_curves(self, body: LightCurveRequest, _: Authorized) -> dict:
         """Class probabilities of a batch of light curves."""
-        self.authorize(credentials)
         return await self._predict("lightcurves_classify", body)
 
     @api.post("/v1/spectra/classify", response_model=PredictResponse)
-    async def classify_spectra(self, body: SpectrumRequest,
-                               credentials: Credentials) -> dict:
+    async def classify_spectra(self, body: SpectrumRequest, _: Authorized) -> dict:
         """Class probabilities of a batch of spectra."""
-        self.authorize(credentials)
         return await self._predict("spectra_classify", body)
 
     @api.post("/v1/spectra/redshift", response_model=PredictResponse)
-    async def spectra_redshift(self, body: SpectrumRequest,
-                               credentials: Credentials) -> dict:
+    async def spectra_redshift(self, body: SpectrumRequest, _: Authorized) -> dict:
         """Redshifts of a batch of spectra."""
-        self.authorize(credentials)
         return await self._predict("spectra_redshift", body)
 
 

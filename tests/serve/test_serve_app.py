@@ -225,6 +225,7 @@ def test_auth_models_health_and_docs(server, models):
     body = {"objects": _light_curves(1)}
     assert _call(url, body, token=None)[0] == 401
     assert _call(url, body, token="wrong")[0] == 401
+    assert _call(url, {"objects": []}, token="wrong")[0] == 401  # before the body is read
     assert _call(server + "/v1/models", token=None)[0] == 401
     assert _call(url, body)[0] == 200
     assert _call(server + "/healthz", token=None) == (200, {"status": "ok"})
