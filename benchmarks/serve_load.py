@@ -196,7 +196,8 @@ def _ours(model_dir: Path, bodies: list[bytes], args: argparse.Namespace) -> lis
     from astroray.serve import ServeConfig, run
 
     os.environ.pop("ASTRORAY_SERVE_TOKEN", None)
-    init_ray(num_cpus=os.cpu_count(), object_store_memory=300 * 1024**2)
+    # Replica logs stay in Ray's log files, so that the JSON summary is the last line printed.
+    init_ray(num_cpus=os.cpu_count(), object_store_memory=300 * 1024**2, log_to_driver=False)
     cpus = max(0.1, (os.cpu_count() - 0.5) / args.replicas)  # the ingress takes the rest
     cfg = ServeConfig(lightcurves_classify=(str(model_dir),), min_replicas=args.replicas,
                       max_replicas=args.replicas, num_cpus=cpus,
