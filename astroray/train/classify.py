@@ -226,17 +226,21 @@ class GRUClassifier(nn.Module):
 
 
 def _fit(model: nn.Module, epoch_batches: Any, val_loss: Any, *, max_steps: int,
-         eval_every: int, patience: int, lr: float, weight_decay: float = 1e-4) -> nn.Module:
+         eval_every: int, patience: int, lr: float, weight_decay: float = 1e-4,
+         on_eval: Any = None) -> nn.Module:
     """AdamW with early stopping on a validation loss checked every ``eval_every`` steps.
 
     Budgets count optimizer steps, not epochs, so that a setting with 20 objects per class
     (a few steps per epoch) trains as long as one with 500; the best weights are kept.
+    ``epoch_batches(model)`` yields one loss per step, computed when it is asked for: the
+    model is in train mode then (dropout on), and in eval mode for ``val_loss(model)``.
+    ``on_eval(step, loss)`` hears every validation loss (e.g. to report to Ray Tune).
     """
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     best, best_state, bad, step = float("inf"), None, 0, 0
+    model.train()
     while step < max_steps and bad < patience:
         for loss in epoch_batches(model):
-            model.train()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -245,6 +249,9 @@ def _fit(model: nn.Module, epoch_batches: Any, val_loss: Any, *, max_steps: int,
                 model.eval()
                 with torch.no_grad():
                     current = float(val_loss(model))
+                model.train()
+                if on_eval is not None:
+                    on_eval(step, current)
                 if current < best - 1e-4:
                     best, bad = current, 0
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -233,7 +233,7 @@ def _standardize(model: nn.Module, windows: dict[str, torch.Tensor], win_obj: np
 def _train_model(encoder: str, classes: list[str], method: str, cfg: UncertaintyConfig,
                  seed: int, min_points: int, windows: dict[str, np.ndarray],
                  win_obj: np.ndarray, y: np.ndarray, train: np.ndarray,
-                 val: np.ndarray) -> dict[str, Any]:
+                 val: np.ndarray, on_eval: Any = None) -> dict[str, Any]:
     """Fine-tune one classifier (a Ray task); returns its config and weights."""
     torch.set_num_threads(max(1, int(cfg.task_cpus)))
     started = time.perf_counter()
@@ -271,7 +271,7 @@ def _train_model(encoder: str, classes: list[str], method: str, cfg: Uncertainty
                                                  yt[val]))
 
     _fit(model, steps, val_loss, max_steps=cfg.max_steps, eval_every=cfg.eval_every,
-         patience=cfg.patience, lr=cfg.lr, weight_decay=cfg.weight_decay)
+         patience=cfg.patience, lr=cfg.lr, weight_decay=cfg.weight_decay, on_eval=on_eval)
     return {"config": model.config.to_dict(), "state": model.state_dict(),
             "seconds": time.perf_counter() - started}
 
@@ -312,19 +312,44 @@ def _timed_probs(models: list[nn.Module], method: str, windows: dict[str, torch.
     return probs.numpy(), seconds, min(single() for _ in range(3))
 
 
-def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: UncertaintyConfig, encoder: str,
-                      workdir: Path, out: Path) -> dict[str, Any]:
-    import ray
+@dataclasses.dataclass
+class _Labelled:
+    """A data set's windows and labels, its fixed test set and the pool the folds draw from."""
 
-    from astroray.eval.plots import plot_reliability
+    windows: dict[str, np.ndarray]  # times / values / mask, (W, L) each
+    win_obj: np.ndarray  # (W,) object of each window
+    y: np.ndarray  # (N,) class index
+    classes: list[str]
+    test: np.ndarray
+    pool: np.ndarray
+    info: dict[str, Any]
+    dropped: int
+
+    def split(self, cfg: UncertaintyConfig, fold: int) -> tuple[np.ndarray, np.ndarray]:
+        """(train, val) objects of a fold: a stratified draw from the pool."""
+        rng = np.random.default_rng((cfg.seed, fold))
+        train, val = [], []
+        for c in range(len(self.classes)):
+            idx = rng.permutation(self.pool[self.y[self.pool] == c])
+            if cfg.samples_per_class is not None:
+                idx = idx[:int(round(cfg.samples_per_class * (1 + cfg.val_fraction)))]
+            n_val = max(1, int(round(cfg.val_fraction * idx.size)))
+            val.extend(idx[:n_val])
+            train.extend(idx[n_val:])
+        return np.array(train), np.array(val)
+
+    def subset(self, objects: np.ndarray) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The windows of these objects and their object index (position in ``objects``)."""
+        rows = np.flatnonzero(np.isin(self.win_obj, objects))
+        remap = np.full(len(self.y), -1)
+        remap[objects] = np.arange(len(objects))
+        return ({k: torch.from_numpy(v[rows]) for k, v in self.windows.items()},
+                torch.from_numpy(remap[self.win_obj[rows]]))
+
+
+def _labelled(ds_cfg: ClassifyDataset, encoder: str, workdir: Path) -> _Labelled | dict:
+    """Window a labelled data set for ``encoder``; ``{"skipped": why, ...}`` when unusable."""
     from astroray.models._pretrained import read_config_json
-    from astroray.train.metrics import macro_f1, mean_spread
-    from astroray.uncertainty import (
-        expected_calibration_error,
-        misclassification_auroc,
-        reliability_curve,
-        uncertainty_scores,
-    )
 
     table, info = _load_labelled(ds_cfg, workdir)
     if table is None or table.num_rows == 0:
@@ -336,42 +361,61 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: UncertaintyConfig, encoder: 
     keep = np.flatnonzero(has)
     remap = np.full(len(has), -1)
     remap[keep] = np.arange(keep.size)
-    win_obj = remap[windows["row"]]
     labels = np.array(table.column("label").to_pylist(), dtype=object)[keep]
     classes = sorted(set(labels))
-    y = np.array([classes.index(v) for v in labels], dtype=np.int64)
-    win_np = {k: np.ascontiguousarray(windows[k]) for k in ("times", "values", "mask")}
-    rng = np.random.default_rng(ds_cfg.seed)
-    test = _stratified_test(y, ds_cfg.test_fraction, ds_cfg.test_per_class, rng)
-    pool = np.setdiff1d(np.arange(len(y)), test)
     if len(classes) < 2:
         return {"skipped": f"needs two classes; has {classes}", "data": info}
+    y = np.array([classes.index(v) for v in labels], dtype=np.int64)
+    test = _stratified_test(y, ds_cfg.test_fraction, ds_cfg.test_per_class,
+                            np.random.default_rng(ds_cfg.seed))
+    return _Labelled(windows={k: np.ascontiguousarray(windows[k])
+                              for k in ("times", "values", "mask")},
+                     win_obj=remap[windows["row"]], y=y, classes=classes, test=test,
+                     pool=np.setdiff1d(np.arange(len(y)), test), info=info,
+                     dropped=int((~has).sum()))
 
+
+def _scores(y: np.ndarray, probs: np.ndarray, n_bins: int) -> dict[str, float]:
+    """Macro F1, accuracy, NLL and ECE of the mean prediction; ROC-AUC of each score."""
+    from astroray.train.metrics import macro_f1
+    from astroray.uncertainty import (
+        expected_calibration_error,
+        misclassification_auroc,
+        uncertainty_scores,
+    )
+
+    scores = uncertainty_scores(probs)
+    pred = scores["mean"].argmax(1)
+    nll = -np.log(np.clip(scores["mean"][np.arange(len(y)), y], 1e-12, 1.0)).mean()
+    auc = misclassification_auroc(y, probs, scores)
+    return {"macro_f1": macro_f1(y, pred), "accuracy": float((pred == y).mean()),
+            "nll": float(nll), "ece": expected_calibration_error(y, probs, n_bins),
+            **{f"auroc_{k}": v for k, v in auc.items()}}
+
+
+def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: UncertaintyConfig, encoder: str,
+                      workdir: Path, out: Path) -> dict[str, Any]:
+    import ray
+
+    from astroray.eval.plots import plot_reliability
+    from astroray.train.metrics import mean_spread
+    from astroray.uncertainty import reliability_curve
+
+    data = _labelled(ds_cfg, encoder, workdir)
+    if isinstance(data, dict):
+        return data
     train_task = ray.remote(num_cpus=cfg.task_cpus)(_train_model)
-    shared = {k: ray.put(v) for k, v in (("windows", win_np), ("win_obj", win_obj), ("y", y))}
+    shared = [ray.put(v) for v in (data.windows, data.win_obj, data.y)]
     jobs: dict[tuple[str, int], list[Any]] = {}
     for fold in range(cfg.folds):
-        fold_rng = np.random.default_rng((cfg.seed, fold))
-        train, val = [], []
-        for c in range(len(classes)):
-            idx = fold_rng.permutation(pool[y[pool] == c])
-            if cfg.samples_per_class is not None:
-                idx = idx[:int(round(cfg.samples_per_class * (1 + cfg.val_fraction)))]
-            n_val = max(1, int(round(cfg.val_fraction * idx.size)))
-            val.extend(idx[:n_val])
-            train.extend(idx[n_val:])
-        train_a, val_a = np.array(train), np.array(val)
+        train, val = data.split(cfg, fold)
         for method in cfg.methods:
             members = cfg.ensemble_size if method == "ensemble" else 1
             jobs[(method, fold)] = [train_task.remote(
-                encoder, classes, method, cfg, cfg.seed * 1000 + fold * 100 + m,
-                ds_cfg.min_points, shared["windows"], shared["win_obj"], shared["y"],
-                train_a, val_a) for m in range(members)]
-    test_rows = np.flatnonzero(np.isin(win_obj, test))
-    test_remap = np.full(len(y), -1)
-    test_remap[test] = np.arange(len(test))
-    test_win = {k: torch.from_numpy(v[test_rows]) for k, v in win_np.items()}
-    test_obj = torch.from_numpy(test_remap[win_obj[test_rows]])
+                encoder, data.classes, method, cfg, cfg.seed * 1000 + fold * 100 + m,
+                ds_cfg.min_points, *shared, train, val) for m in range(members)]
+    test_win, test_obj = data.subset(data.test)
+    y_test = data.y[data.test]
     per_method: dict[str, dict[str, list[float]]] = {m: {} for m in cfg.methods}
     curves: dict[str, Any] = {}
     train_seconds: dict[str, float] = dict.fromkeys(cfg.methods, 0.0)
@@ -380,28 +424,37 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: UncertaintyConfig, encoder: 
         train_seconds[method] += sum(r["seconds"] for r in results)
         models = [_restore(r) for r in results]
         torch.manual_seed(cfg.seed + fold)
-        probs, seconds, single = _timed_probs(models, method, test_win, test_obj, len(test),
-                                              cfg.passes)
-        scores = uncertainty_scores(probs)
-        auc = misclassification_auroc(y[test], probs, scores)
-        row = {"macro_f1": macro_f1(y[test], scores["mean"].argmax(1)),
-               "accuracy": float((scores["mean"].argmax(1) == y[test]).mean()),
-               "ece": expected_calibration_error(y[test], probs, cfg.n_bins),
-               **{f"auroc_{k}": v for k, v in auc.items()},
-               "cost_ratio": seconds / max(single, 1e-9)}
+        probs, seconds, single = _timed_probs(models, method, test_win, test_obj,
+                                              len(data.test), cfg.passes)
+        row = {**_scores(y_test, probs, cfg.n_bins), "cost_ratio": seconds / max(single, 1e-9)}
         for k, v in row.items():
             per_method[method].setdefault(k, []).append(float(v))
         if fold == 0:
-            curves[method] = reliability_curve(y[test], probs, cfg.n_bins)
+            curves[method] = reliability_curve(y_test, probs, cfg.n_bins)
     # A fold where every test object is right has no misclassification AUROC (NaN): left out.
     summary = {m: {k: mean_spread([x for x in v if np.isfinite(x)]) for k, v in vals.items()}
                for m, vals in per_method.items()}
     figure = plot_reliability(curves, out / f"reliability_{ds_cfg.name}.png",
                               f"{ds_cfg.name}: reliability of the mean prediction (fold 0)")
-    return {"data": info, "classes": classes, "objects": int(len(y)), "test": int(len(test)),
-            "dropped_without_windows": int((~has).sum()), "methods": summary,
+    return {"data": data.info, "classes": data.classes, "objects": int(len(data.y)),
+            "test": int(len(data.test)), "dropped_without_windows": data.dropped,
+            "methods": summary,
             "train_seconds": {k: round(v, 1) for k, v in train_seconds.items()},
             "figure": None if figure is None else str(figure)}
+
+
+def _encoder(encoder: str | None, pretrain_cfg: PretrainConfig | None, out: Path
+             ) -> tuple[str, dict[str, Any] | None]:
+    """The encoder folder: the one given, or one pretrained now into ``out/pretrain``."""
+    from astroray.train.astromer import pretrain
+
+    if encoder is None:
+        assert pretrain_cfg is not None  # checked by the configs
+        pretrained = pretrain(pretrain_cfg, out / "pretrain")
+        return pretrained["model"]["dir"], pretrained
+    if not Path(encoder).is_dir():
+        raise FileNotFoundError(f"encoder = {encoder!r}: no such model folder")
+    return encoder, None
 
 
 def train_uncertainty(config: UncertaintyConfig, out: str | Path) -> dict[str, Any]:
@@ -413,18 +466,11 @@ def train_uncertainty(config: UncertaintyConfig, out: str | Path) -> dict[str, A
         ECE and the relative inference cost.
     """
     from astroray.runtime import init_ray
-    from astroray.train.astromer import pretrain
 
     init_ray()
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    pretrained, encoder = None, config.encoder
-    if encoder is None:
-        assert config.pretrain is not None  # checked in __post_init__
-        pretrained = pretrain(config.pretrain, out / "pretrain")
-        encoder = pretrained["model"]["dir"]
-    elif not Path(encoder).is_dir():
-        raise FileNotFoundError(f"UncertaintyConfig.encoder = {encoder!r}: no such folder")
+    encoder, pretrained = _encoder(config.encoder, config.pretrain, out)
     datasets, table = {}, []
     for ds_cfg in config.datasets:
         started = time.perf_counter()

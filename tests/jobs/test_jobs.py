@@ -214,6 +214,21 @@ def _check_train_uncertainty(out: Path, results: dict) -> None:
     assert Path(results["metrics"]["figures"]["synthetic_macho"]).stat().st_size > 2000
 
 
+def _check_tune_uncertainty(out: Path, results: dict) -> None:
+    assert results["job"] == "tune_uncertainty"
+    m = results["metrics"]
+    trials = pq.read_table(out / "trials.parquet").to_pylist()
+    assert len(trials) == len(m["trials"]) == 3 and m["completed"] >= 1
+    done = [t for t in trials if t["completed"]]
+    # The best configuration is the completed trial of least validation NLL, its values kept.
+    best = min(done, key=lambda t: t["val_nll"])
+    saved = json.loads((out / "best.json").read_text())
+    assert saved["metrics"]["val_nll"] == pytest.approx(best["val_nll"])
+    for key in ("dropout", "passes", "hsa_tau1", "hsa_tau2", "hsa_centroids", "lr"):
+        assert saved["config"][key] == pytest.approx(best[key])
+    assert saved["config"]["methods"] == ["ha_mc_dropout"]
+
+
 SMOKE_CHECKS = {"demo.py": _check_demo, "bulk_infer.py": _check_bulk_infer,
                 "ingest.py": _check_ingest,
                 "pretrain_astromer.py": _check_pretrain_astromer,
@@ -221,7 +236,8 @@ SMOKE_CHECKS = {"demo.py": _check_demo, "bulk_infer.py": _check_bulk_infer,
                 "classify_astromer.py": _check_classify_astromer,
                 "finetune_vit_spectra.py": _check_finetune_vit_spectra,
                 "finetune_swin_lightcurves.py": _check_finetune_swin_lightcurves,
-                "train_uncertainty.py": _check_train_uncertainty}
+                "train_uncertainty.py": _check_train_uncertainty,
+                "tune_uncertainty.py": _check_tune_uncertainty}
 
 
 @pytest.mark.parametrize("job", JOBS)

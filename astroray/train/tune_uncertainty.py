@@ -1,0 +1,251 @@
+"""Ray Tune sweep of an uncertainty method's hyperparameters, with ASHA early stopping.
+
+Each trial fine-tunes the classifier of :mod:`astroray.train.uncertainty` with one draw of
+the search space (dropout rate, passes T, HSA temperatures tau1 / tau2 and centroids K,
+ensemble size, learning rate; only those the method uses) on the training objects of fold 0
+of one data set, reporting the validation cross-entropy at every check so that ASHA stops
+poor trials early. A trial that finishes scores its sampled predictive distribution on the
+validation objects: negative log-likelihood (the selection metric: a proper score, it rewards
+accuracy and calibration together), macro F1, ECE and the misclassification ROC-AUC of SMP, PV
+and BALD. The fixed test set is never seen by the sweep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from astroray.config import Config, check
+from astroray.train.uncertainty import METHODS, UncertaintyConfig
+
+__all__ = ["TuneUncertaintyConfig", "tune_uncertainty"]
+
+logger = logging.getLogger(__name__)
+
+#: The hyperparameters each method samples.
+_SPACE_BY_METHOD = {
+    "mc_dropout": ("dropout", "passes", "lr"),
+    "hsa": ("passes", "hsa_tau1", "hsa_tau2", "hsa_centroids", "lr"),
+    "ha_mc_dropout": ("dropout", "passes", "hsa_tau1", "hsa_tau2", "hsa_centroids", "lr"),
+    "ensemble": ("dropout", "ensemble_size", "lr"),
+}
+
+
+@dataclasses.dataclass
+class TuneUncertaintyConfig(Config):
+    """The sweep.
+
+    Attributes:
+        base: the comparison's configuration (mapping or YAML path): encoder / pretraining,
+            data sets and the fixed training settings.
+        method: the method swept (one of ``mc_dropout``, ``hsa``, ``ha_mc_dropout``,
+            ``ensemble``).
+        dataset: name of the data set of ``base`` to tune on (default: its first).
+        num_samples: trials (draws of the search space).
+        time_budget_s: wall-clock budget of the whole sweep (trials left are not started).
+        grace_period: validation checks every trial gets before ASHA may stop it.
+        reduction_factor: ASHA's halving rate.
+        max_concurrent: trials at once (None: as many as the CPUs allow).
+        trial_cpus: CPUs of each trial.
+        dropout: range of the dropout rate (uniform).
+        passes: choices of T.
+        hsa_tau1: range of tau1 (log-uniform).
+        hsa_tau2: range of tau2 (log-uniform).
+        hsa_centroids: choices of K.
+        ensemble_size: choices of M.
+        lr: range of the learning rate (log-uniform).
+        seed: seed of the search.
+    """
+
+    base: UncertaintyConfig | str | None = None
+    method: str = "ha_mc_dropout"
+    dataset: str | None = None
+    num_samples: int = 16
+    time_budget_s: float = 3600.0
+    grace_period: int = 4
+    reduction_factor: int = 3
+    max_concurrent: int | None = None
+    trial_cpus: float = 1.0
+    dropout: tuple[float, float] = (0.05, 0.5)
+    passes: tuple[int, ...] = (10, 20, 50)
+    hsa_tau1: tuple[float, float] = (0.1, 2.0)
+    hsa_tau2: tuple[float, float] = (0.1, 2.0)
+    hsa_centroids: tuple[int, ...] = (4, 8, 16, 32)
+    ensemble_size: tuple[int, ...] = (3, 5, 8)
+    lr: tuple[float, float] = (1e-4, 1e-3)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.base, str):
+            check(Path(self.base).is_file(), self, "base", self.base,
+                  "an uncertainty mapping or an existing YAML file")
+            self.base = UncertaintyConfig.from_file(self.base)
+        elif isinstance(self.base, dict):
+            self.base = UncertaintyConfig.from_dict(self.base)
+        check(isinstance(self.base, UncertaintyConfig), self, "base", self.base,
+              "an uncertainty configuration (mapping or YAML path)")
+        check(self.method in METHODS, self, "method", self.method, f"one of {METHODS}")
+        names = [d.name for d in self.base.datasets]
+        check(self.dataset is None or self.dataset in names, self, "dataset", self.dataset,
+              f"null or one of {names}")
+        for name in ("num_samples", "grace_period", "reduction_factor"):
+            value = getattr(self, name)
+            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
+                  name, value, "a positive integer")
+        check(self.reduction_factor >= 2, self, "reduction_factor", self.reduction_factor,
+              "an integer >= 2")
+        check(self.max_concurrent is None or (isinstance(self.max_concurrent, int)
+                                              and self.max_concurrent > 0),
+              self, "max_concurrent", self.max_concurrent, "a positive integer or null")
+        for name in ("time_budget_s", "trial_cpus"):
+            value = getattr(self, name)
+            check(isinstance(value, int | float) and value > 0, self, name, value,
+                  "a positive number")
+        for name, low, high in (("dropout", 0.0, 1.0), ("hsa_tau1", 0.0, None),
+                                ("hsa_tau2", 0.0, None), ("lr", 0.0, None)):
+            value = tuple(getattr(self, name))
+            setattr(self, name, value)
+            check(len(value) == 2 and low < value[0] <= value[1]
+                  and (high is None or value[1] < high), self, name, value,
+                  f"a range [low, high] within ({low}, {high or 'inf'})")
+        for name in ("passes", "hsa_centroids", "ensemble_size"):
+            value = tuple(getattr(self, name))
+            setattr(self, name, value)
+            check(len(value) > 0 and all(isinstance(v, int) and v > 0 for v in value), self,
+                  name, value, "positive integer choices")
+
+    def smoke(self) -> TuneUncertaintyConfig:
+        """The sweep shrunk to 3 tiny trials on 2 CPUs."""
+        return self.replace(base=self.base.smoke(), num_samples=3, grace_period=1,
+                            time_budget_s=600.0, trial_cpus=0.5, passes=(2, 4),
+                            hsa_centroids=(2, 4), ensemble_size=(2,))
+
+    def search_space(self) -> dict[str, Any]:
+        """The Ray Tune search space of the method."""
+        from ray import tune
+
+        dists = {"dropout": tune.uniform(*self.dropout), "passes": tune.choice(self.passes),
+                 "hsa_tau1": tune.loguniform(*self.hsa_tau1),
+                 "hsa_tau2": tune.loguniform(*self.hsa_tau2),
+                 "hsa_centroids": tune.choice(self.hsa_centroids),
+                 "ensemble_size": tune.choice(self.ensemble_size),
+                 "lr": tune.loguniform(*self.lr)}
+        return {k: dists[k] for k in _SPACE_BY_METHOD[self.method]}
+
+
+def _trial(params: dict[str, Any], *, base: dict[str, Any], method: str, encoder: str,
+           classes: list[str], min_points: int, windows: dict[str, np.ndarray],
+           win_obj: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray) -> None:
+    """One Tune trial: train with ``params``, report checks, then the validation scores."""
+    import torch
+    from ray import tune
+
+    from astroray.train.uncertainty import _restore, _scores, _train_model, sample_object_probs
+
+    cfg = UncertaintyConfig.from_dict({**base, **params})
+    last = {"step": 0}
+
+    def report(step: int, loss: float) -> None:
+        last["step"] = step
+        tune.report({"val_loss": loss, "step": step})
+
+    members = cfg.ensemble_size if method == "ensemble" else 1
+    results = [_train_model(encoder, classes, method, cfg, cfg.seed * 1000 + m, min_points,
+                            windows, win_obj, y, train, val,
+                            on_eval=report if m == 0 else None) for m in range(members)]
+    models = [_restore(r) for r in results]
+    rows = np.flatnonzero(np.isin(win_obj, val))
+    remap = np.full(len(y), -1)
+    remap[val] = np.arange(len(val))
+    win = {k: torch.from_numpy(np.array(v[rows])) for k, v in windows.items()}
+    obj = torch.from_numpy(remap[win_obj[rows]])
+    torch.manual_seed(cfg.seed)
+    if method == "ensemble":
+        probs = torch.cat([sample_object_probs(m, win, obj, len(val), 1, dropout=False,
+                                               hsa=False) for m in models])
+    else:
+        probs = sample_object_probs(models[0], win, obj, len(val), cfg.passes,
+                                    dropout=method != "hsa", hsa=method != "mc_dropout")
+    scores = _scores(np.asarray(y)[val], probs.numpy(), cfg.n_bins)
+    final = {f"val_{k}": v for k, v in scores.items()}
+    tune.report({"val_loss": final["val_nll"], "step": last["step"], **final, "scored": 1})
+
+
+def tune_uncertainty(config: TuneUncertaintyConfig, out: str | Path) -> dict[str, Any]:
+    """Run the sweep; writes ``out/trials.parquet`` and ``out/best.json``.
+
+    Returns:
+        ``{"trials": [...], "best": {"config", "metrics"}, "completed", "stopped_early",
+        "dataset", "encoder", "pretrain"}``.
+    """
+    import json
+
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from astroray.runtime import init_ray
+    from astroray.train.uncertainty import _encoder, _labelled
+
+    init_ray()
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    base = config.base
+    encoder, pretrained = _encoder(base.encoder, base.pretrain, out)
+    ds_cfg = next(d for d in base.datasets if config.dataset in (None, d.name))
+    data = _labelled(ds_cfg, encoder, out / "data" / ds_cfg.name)
+    if isinstance(data, dict):
+        raise ValueError(f"data set {ds_cfg.name!r} cannot be tuned on: {data['skipped']}")
+    train, val = data.split(base, 0)
+    base_dict = base.replace(encoder=encoder, pretrain=None).to_dict()
+    trainable = tune.with_resources(tune.with_parameters(
+        _trial, base=base_dict, method=config.method, encoder=encoder, classes=data.classes,
+        min_points=ds_cfg.min_points, windows=data.windows, win_obj=data.win_obj, y=data.y,
+        train=train, val=val), {"cpu": config.trial_cpus})
+    # ASHA counts validation checks; a trial reports at most max_steps / eval_every + 1.
+    max_t = base.max_steps // base.eval_every + 2
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
+                              grace_period=min(config.grace_period, max_t),
+                              reduction_factor=config.reduction_factor)
+    tuner = tune.Tuner(
+        trainable, param_space=config.search_space(),
+        tune_config=tune.TuneConfig(
+            metric="val_loss", mode="min", scheduler=scheduler,
+            num_samples=config.num_samples, time_budget_s=config.time_budget_s,
+            max_concurrent_trials=config.max_concurrent,
+            search_alg=BasicVariantGenerator(random_state=config.seed)),
+        run_config=tune.RunConfig(storage_path=str(out / "ray"), name="tune-uncertainty",
+                                  verbose=0))
+    grid = tuner.fit()
+    rows = []
+    for result in grid:
+        m = result.metrics or {}
+        rows.append({**{k: result.config.get(k) for k in config.search_space()},
+                     "trial": Path(result.path).name if result.path else None,
+                     "checks": int(m.get("training_iteration", 0)),
+                     "completed": bool(m.get("scored")),
+                     **{k: m.get(k) for k in ("val_loss", "val_nll", "val_macro_f1",
+                                              "val_ece", "val_auroc_smp", "val_auroc_pv",
+                                              "val_auroc_bald")},
+                     "error": None if result.error is None else str(result.error)[:500]})
+    done = [r for r in rows if r["completed"] and r["val_nll"] is not None]
+    if not done:
+        raise RuntimeError(f"no trial of the sweep completed ({len(rows)} trials; errors: "
+                           f"{[r['error'] for r in rows if r['error']][:3]})")
+    best = min(done, key=lambda r: r["val_nll"])
+    best_config = base.replace(**{k: best[k] for k in config.search_space()},
+                               methods=(config.method,))
+    pq.write_table(pa.Table.from_pylist(rows), out / "trials.parquet")
+    summary = {"config": best_config.to_dict(),
+               "metrics": {k: v for k, v in best.items() if k.startswith("val_")}}
+    (out / "best.json").write_text(json.dumps(summary, indent=2, default=str))
+    return {"trials": rows, "best": summary, "completed": len(done),
+            "stopped_early": sum(1 for r in rows if not r["completed"] and not r["error"]),
+            "dataset": ds_cfg.name, "method": config.method, "encoder": encoder,
+            "pretrain": pretrained and {k: pretrained[k] for k in ("metrics", "resume")}}
