@@ -134,7 +134,10 @@ class AstromerClassifierPredictor:
 
     Each object is cut into sequential windows of every band; the head reads the mean of the
     layer means over the object's windows (as in training). Objects without a window (every
-    band shorter than the model's ``min_points``) are failures.
+    band shorter than the model's ``min_points``) are failures. A classifier saved with an
+    uncertainty head (``config.uncertainty``) draws ``config.passes`` stochastic passes: the
+    probabilities are their mean, and ``uncertainty_smp``, ``uncertainty_pv``,
+    ``uncertainty_bald`` and ``uncertainty_entropy`` are added.
     """
 
     kind = "lightcurve"
@@ -148,12 +151,30 @@ class AstromerClassifierPredictor:
         self.config = model.config
         self.name = Path(model_dir).name
         self.labels = model.config.labels
-        self.head = model.head.to(self.device)
+        self.model = model.to(self.device)
         self.embedder = AstromerEmbedder(
             model.encoder, min_points=model.config.min_points,
             bands=None if model.config.bands is None else list(model.config.bands),
             layer_weights=model.head.weighted.logits.detach().tolist(), device=str(self.device))
         self.embedding = embedding
+
+    def _sampled(self, batch: dict[str, np.ndarray], ids: np.ndarray, ok: np.ndarray
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Mean probabilities (n, C) and uncertainty scores of the objects with windows."""
+        from astroray.train.uncertainty import sample_object_probs
+        from astroray.uncertainty import uncertainty_scores
+
+        windows = self.embedder.windows(batch)
+        remap = np.cumsum(ok) - 1  # batch row -> position among the objects with windows
+        win = {k: torch.from_numpy(np.ascontiguousarray(windows[k])).to(self.device)
+               for k in ("times", "values", "mask")}
+        obj = torch.from_numpy(remap[windows["row"]].astype(np.int64)).to(self.device)
+        method = self.config.uncertainty
+        with torch.inference_mode():
+            probs = sample_object_probs(self.model, win, obj, int(ok.sum()), self.config.passes,
+                                        dropout=method != "hsa", hsa=method != "mc_dropout")
+        scores = uncertainty_scores(probs.cpu().numpy())
+        return scores.pop("mean"), scores
 
     def __call__(self, batch: dict[str, np.ndarray]) -> _Prediction:
         from astroray.infer.astromer import read_embeddings
@@ -164,11 +185,19 @@ class AstromerClassifierPredictor:
         ok = np.asarray(emb.column("n_windows").to_numpy()) > 0
         failures = {str(i): f"no band has {self.config.min_points} or more valid points "
                             "(nothing to window)" for i in ids[~ok]}
-        with torch.inference_mode():
-            x = torch.from_numpy(means[ok]).to(self.device)
-            probs = torch.softmax(self.head(x).float(), dim=1).cpu().numpy()  # (n, C)
+        scores = None
+        if self.config.uncertainty is not None and ok.any():
+            probs, scores = self._sampled(batch, ids, ok)
+        else:
+            with torch.inference_mode():
+                x = torch.from_numpy(means[ok]).to(self.device)
+                probs = torch.softmax(self.model.head(x).float(), dim=1).cpu().numpy()  # n, C
         vectors = read_embeddings(emb, "weighted_embedding")[ok] if self.embedding else None
-        return _Prediction(_classifier_columns(ids[ok], probs, self.labels, vectors), failures)
+        table = _classifier_columns(ids[ok], probs, self.labels, vectors)
+        for name, values in (scores or {}).items():
+            table = table.append_column(f"uncertainty_{name}",
+                                        pa.array(values.astype(np.float32)))
+        return _Prediction(table, failures)
 
 
 @register_predictor("astromer")

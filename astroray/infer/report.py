@@ -3,8 +3,10 @@
 The page embeds its figures as PNG data URIs (nothing beside it is needed): the run's summary,
 the predicted-class distribution, histograms of the winning probability per class, the
 redshift distribution (regressors), agreement with known labels when the inputs carried them,
-a gallery of the rendered inputs of the most and least confident objects (drawn with our
-renderer, as the models see them), and the errors by stage with the first messages.
+a reliability diagram (labelled inputs), uncertainty histograms (models with an uncertainty
+head), a gallery of the rendered inputs of the most and least confident objects and, with an
+uncertainty head, of the least certain ones (drawn with our renderer, as the models see
+them), and the errors by stage with the first messages.
 """
 
 from __future__ import annotations
@@ -80,6 +82,54 @@ def _class_plots(cat: pa.Table, model_classes: list[str]) -> list[str]:
             acc = float((labels[known] == pred[known]).mean())
             out.append(f"<p>{int(known.sum())} object(s) carry a known label among the model's "
                        f"classes: accuracy {acc:.3f}.</p>")
+            out += _reliability(cat, model_classes, labels, known)
+    out += _uncertainty_plots(cat)
+    return out
+
+
+def _reliability(cat: pa.Table, model_classes: list[str], labels: np.ndarray,
+                 known: np.ndarray) -> list[str]:
+    """Reliability diagram of the objects with a known label (accuracy vs confidence)."""
+    from astroray.infer.predictors import prob_column
+    from astroray.uncertainty import expected_calibration_error, reliability_curve
+
+    columns = [_column(cat, prob_column(c)) for c in model_classes]
+    if any(c is None for c in columns) or known.sum() < 10:
+        return []
+    probs = np.stack(columns, axis=1)[known].astype(np.float64)  # (n, C)
+    y = np.array([model_classes.index(v) for v in labels[known]])
+    curve = reliability_curve(y, probs, n_bins=10)
+    used = curve["count"] > 0
+    plt, (fig, ax) = _figure()
+    ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
+    ax.plot(curve["confidence"][used], curve["accuracy"][used], marker="o", color="#c44e52")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (probability of the predicted class)")
+    ax.set_ylabel("accuracy")
+    ece = expected_calibration_error(y, probs, n_bins=10)
+    return [f"<h2>Reliability</h2><p>Objects with a known label; expected calibration error "
+            f"{ece:.3f}.</p>" + _img(fig)]
+
+
+_UNCERTAINTY = (("uncertainty_bald", "BALD (mutual information)"),
+                ("uncertainty_pv", "probability variance (PV)"),
+                ("uncertainty_smp", "1 - sampled maximum probability (SMP)"))
+
+
+def _uncertainty_plots(cat: pa.Table) -> list[str]:
+    """Histograms of the uncertainty scores, when the model has an uncertainty head."""
+    present = [(c, t) for c, t in _UNCERTAINTY if _column(cat, c) is not None]
+    if not present or not cat.num_rows:
+        return []
+    out = ["<h2>Uncertainty</h2>"]
+    for column, title in present:
+        plt, (fig, ax) = _figure()
+        values = _column(cat, column).astype(np.float64)
+        ax.hist(values[np.isfinite(values)], bins=40, color="#8172b2")
+        ax.set_xlabel(title)
+        ax.set_ylabel("objects")
+        out.append(_img(fig))
     return out
 
 
@@ -105,6 +155,11 @@ def _gallery(cat: pa.Table, kind: str, n: int) -> list[str]:
         return []
     order = np.argsort(prob, kind="stable")
     picks = {"most confident": order[::-1][:n], "least confident": order[:n]}
+    for column, title in _UNCERTAINTY[:2]:  # with an uncertainty head: the least certain
+        score = _column(cat, column)
+        if score is not None:
+            picks[f"least certain ({title})"] = np.argsort(-score, kind="stable")[:n]
+            break
     out = ["<h2>Gallery</h2>"]
     for title, rows in picks.items():
         sub = cat.take(pa.array(rows))
@@ -121,7 +176,9 @@ def _gallery(cat: pa.Table, kind: str, n: int) -> list[str]:
             continue
         images = render_table(data.take(pa.array([index[i] for i in found])), kind)
         cells = []
-        for oid, image, row in zip(found, images.numpy(), sub.to_pylist(), strict=False):
+        by_id = {r["object_id"]: r for r in sub.to_pylist()}
+        for oid, image in zip(found, images.numpy(), strict=True):
+            row = by_id[oid]
             hwc = image.transpose(1, 2, 0) if image.shape[0] in (3, 4) else image[0]  # CHW -> HWC
             png = base64.b64encode(encode_png(np.ascontiguousarray(hwc))).decode()
             cells.append(f'<figure><img alt="{html.escape(oid)}" '

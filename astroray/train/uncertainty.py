@@ -15,7 +15,9 @@ Every model (each fold, each method, each ensemble member) trains as its own Ray
 members of an ensemble train in parallel. On the fixed test set of each fold the job scores
 macro F1 of the mean prediction, the misclassification ROC-AUC of SMP, PV and BALD (and
 predictive entropy), the expected calibration error, and the inference cost per object
-relative to one deterministic pass of the same network.
+relative to one deterministic pass of the same network. The first fold's model of each
+sampling method is saved (``classifier_<data set>_<method>/``) with its uncertainty head, so
+that bulk inference and Serve add the uncertainty scores to their answers.
 """
 
 from __future__ import annotations
@@ -418,6 +420,7 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: UncertaintyConfig, encoder: 
     y_test = data.y[data.test]
     per_method: dict[str, dict[str, list[float]]] = {m: {} for m in cfg.methods}
     curves: dict[str, Any] = {}
+    saved: dict[str, str] = {}
     train_seconds: dict[str, float] = dict.fromkeys(cfg.methods, 0.0)
     for (method, fold), refs in jobs.items():
         results = ray.get(refs)
@@ -431,6 +434,11 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: UncertaintyConfig, encoder: 
             per_method[method].setdefault(k, []).append(float(v))
         if fold == 0:
             curves[method] = reliability_curve(y_test, probs, cfg.n_bins)
+            if method != "ensemble":  # a classifier that carries its uncertainty head
+                model = models[0]
+                model.config = model.config.replace(uncertainty=method, passes=cfg.passes)
+                saved[method] = str(model.save_pretrained(
+                    out / f"classifier_{ds_cfg.name}_{method}"))
     # A fold where every test object is right has no misclassification AUROC (NaN): left out.
     summary = {m: {k: mean_spread([x for x in v if np.isfinite(x)]) for k, v in vals.items()}
                for m, vals in per_method.items()}
@@ -440,7 +448,7 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: UncertaintyConfig, encoder: 
             "test": int(len(data.test)), "dropped_without_windows": data.dropped,
             "methods": summary,
             "train_seconds": {k: round(v, 1) for k, v in train_seconds.items()},
-            "figure": None if figure is None else str(figure)}
+            "figure": None if figure is None else str(figure), "classifiers": saved}
 
 
 def _encoder(encoder: str | None, pretrain_cfg: PretrainConfig | None, out: Path

@@ -76,6 +76,13 @@ def test_every_object_once_with_a_failing_batch_and_a_dying_actor(
     # Catalogue columns: probabilities per class summing to one, argmax, model hash.
     probs = np.stack([cat.column(prob_column(c)).to_numpy() for c in CLASSES], axis=1)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    # The report shows the scores, the reliability of the labelled inputs and the least
+    # certain objects.
+    from astroray.infer.report import write_report
+
+    page = write_report(tmp_path / "run", tmp_path / "report.html", gallery=3).read_text()
+    assert "<h2>Uncertainty</h2>" in page and "<h2>Reliability</h2>" in page
+    assert "least certain (BALD" in page
     pred = [CLASSES[i] for i in probs.argmax(axis=1)]
     assert pred == cat.column("predicted_class").to_pylist()
     assert set(cat.column("model_hash").to_pylist()) == {summary.model_hash}
@@ -177,11 +184,13 @@ def test_report_is_a_self_contained_page(ray_session, classifier_dir, survey, tm
     run_inference(InferConfig(model=str(classifier_dir), paths=(str(folder),), batch_size=64,
                               actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
     page = write_report(tmp_path / "run", tmp_path / "report.html", gallery=3).read_text()
-    for section in ("Predicted classes", "Confidence", "most confident", "least confident",
-                    "Errors"):
+    for section in ("Predicted classes", "Confidence", "Reliability", "most confident",
+                    "least confident", "Errors"):
         assert section in page, section
-    # Figures and gallery images are embedded (3 most + 3 least confident, plus 2 plots).
-    assert page.count("data:image/png;base64,") == 2 + 6
+    assert "Uncertainty" not in page and "least certain" not in page  # no uncertainty head
+    # Figures and gallery images are embedded (3 most + 3 least confident, plus 3 plots: the
+    # synthetic survey is labelled, so the reliability diagram is drawn).
+    assert page.count("data:image/png;base64,") == 3 + 6
     assert "src=\"http" not in page and "href=" not in page
     assert "broken.csv" in page  # the read error is listed
     with pytest.raises(FileNotFoundError, match="not a catalogue run folder"):
@@ -208,3 +217,48 @@ def test_the_same_id_in_two_files_is_two_objects(ray_session, classifier_dir, su
     for a, b in zip(rows[::2], rows[1::2], strict=True):
         assert a["object_id"] == b["object_id"] and a["source"] != b["source"]
         assert a["predicted_prob"] == pytest.approx(b["predicted_prob"], rel=1e-5)
+
+
+def test_uncertainty_head_adds_scores(ray_session, classifier_dir, survey, tmp_path):
+    """A classifier saved with an uncertainty head: T sampled passes, SMP / PV / BALD columns."""
+    folder, _ = survey
+    data, _ = read_files(folder)
+    batch = numpy_batch(data.slice(0, 24))
+    plain = get_predictor(classifier_dir, device="cpu")(batch).table
+    base = AstromerClassifier.from_pretrained(classifier_dir)
+    # Without dropout, MC Dropout's passes are all the deterministic one: no spread at all.
+    det = AstromerClassifier(base.config.replace(
+        encoder=base.config.encoder.replace(dropout=0.0), dropout=0.0, uncertainty="mc_dropout",
+        passes=5))
+    det.load_state_dict(base.state_dict())
+    det_dir = det.save_pretrained(tmp_path / "mc0")
+    got = get_predictor(det_dir, device="cpu")(batch).table
+    assert got.column("object_id").to_pylist() == plain.column("object_id").to_pylist()
+    for c in CLASSES:
+        np.testing.assert_allclose(got.column(prob_column(c)).to_numpy(),
+                                   plain.column(prob_column(c)).to_numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got.column("uncertainty_pv").to_numpy(), 0.0, atol=1e-10)
+    np.testing.assert_allclose(got.column("uncertainty_bald").to_numpy(), 0.0, atol=1e-5)
+    # With dropout the passes differ; SMP is 1 - the reported (mean) top probability.
+    cfg = base.config.replace(dropout=0.3, encoder=base.config.encoder.replace(dropout=0.3),
+                              uncertainty="mc_dropout", passes=8)
+    mc = AstromerClassifier(cfg)
+    mc.load_state_dict(base.state_dict())
+    mc_dir = mc.save_pretrained(tmp_path / "mc")
+    run_inference(InferConfig(model=str(mc_dir), paths=(str(folder),), batch_size=32,
+                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+    cat, _ = read_catalogue(tmp_path / "run")
+    assert cat.num_rows == 120
+    pv = cat.column("uncertainty_pv").to_numpy()
+    assert np.all(pv >= 0) and pv.mean() > 1e-6
+    np.testing.assert_allclose(cat.column("uncertainty_smp").to_numpy(),
+                               1.0 - cat.column("predicted_prob").to_numpy(), atol=1e-6)
+    probs = np.stack([cat.column(prob_column(c)).to_numpy() for c in CLASSES], axis=1)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    # The report shows the scores, the reliability of the labelled inputs and the least
+    # certain objects.
+    from astroray.infer.report import write_report
+
+    page = write_report(tmp_path / "run", tmp_path / "report.html", gallery=3).read_text()
+    assert "<h2>Uncertainty</h2>" in page and "<h2>Reliability</h2>" in page
+    assert "least certain (BALD" in page

@@ -12,6 +12,8 @@ __all__ = ["ASTROMER_TINY", "ASTROMER_V1", "ASTROMER_V2", "AstromerClassifierCon
 PE_TYPES = ("sinusoidal", "trainable")
 PE_POSITIONS = ("input", "output")
 ATTENTIONS = ("softmax", "hsa")
+#: Stochastic inference a saved classifier can carry (None: deterministic).
+UNCERTAINTY_HEADS = (None, "mc_dropout", "hsa", "ha_mc_dropout")
 
 
 @dataclasses.dataclass
@@ -151,6 +153,11 @@ class AstromerClassifierConfig(Config):
         standardize: the head z-scores its inputs with stored training statistics.
         min_points: bands with fewer points are not windowed at inference.
         bands: only these bands are windowed (None: all).
+        uncertainty: the model's uncertainty head: ``mc_dropout``, ``hsa`` or
+            ``ha_mc_dropout`` make inference draw ``passes`` stochastic passes and add the
+            SMP / PV / BALD scores (see :mod:`astroray.uncertainty`); None: one deterministic
+            pass.
+        passes: stochastic passes T of the uncertainty head.
     """
 
     encoder: AstromerConfig = dataclasses.field(default_factory=AstromerConfig)
@@ -160,10 +167,16 @@ class AstromerClassifierConfig(Config):
     standardize: bool = True
     min_points: int = 5
     bands: tuple[str, ...] | None = None
+    uncertainty: str | None = None
+    passes: int = 20
 
     def __post_init__(self) -> None:
         if isinstance(self.encoder, dict):
             self.encoder = AstromerConfig.from_dict(self.encoder)
+        check(self.uncertainty in UNCERTAINTY_HEADS, self, "uncertainty", self.uncertainty,
+              f"one of {UNCERTAINTY_HEADS}")
+        check(isinstance(self.passes, int) and not isinstance(self.passes, bool)
+              and self.passes > 0, self, "passes", self.passes, "a positive integer")
         self.labels = tuple(str(v) for v in self.labels)
         self.hidden = tuple(self.hidden)
         if self.bands is not None:
