@@ -180,21 +180,27 @@ def _build(encoder: str, classes: list[str], method: str, cfg: UncertaintyConfig
 
 
 def object_logits(model: nn.Module, windows: dict[str, torch.Tensor], win_obj: torch.Tensor,
-                  n_objects: int) -> torch.Tensor:
+                  n_objects: int, chunk: int = 256) -> torch.Tensor:
     """Class logits (N, C) of objects from their windows (W, T) (``win_obj``: (W,) object).
 
-    An object's head input is the mean of its windows' layer means (all bands).
+    An object's head input is the mean of its windows' layer means (all bands). The encoder
+    runs on at most ``chunk`` windows at a time (attention memory grows with W x T^2).
     """
-    means = model.encoder.embed(windows["times"], windows["values"], windows["mask"])  # W,S,D
+    parts = []
+    for lo in range(0, len(win_obj), chunk):
+        sl = slice(lo, lo + chunk)
+        parts.append(model.encoder.embed(windows["times"][sl], windows["values"][sl],
+                                         windows["mask"][sl]))  # (w, S, D)
+    means = torch.cat(parts)  # (W, S, D)
     sums = torch.zeros(n_objects, *means.shape[1:], dtype=means.dtype, device=means.device)
-    sums.index_add_(0, win_obj, means)
+    sums = sums.index_add(0, win_obj, means)
     counts = torch.bincount(win_obj, minlength=n_objects).clamp(min=1).to(means.dtype)
     return model(sums / counts[:, None, None])  # (N, C)
 
 
 def sample_object_probs(model: nn.Module, windows: dict[str, torch.Tensor],
                         win_obj: torch.Tensor, n_objects: int, passes: int, *,
-                        dropout: bool, hsa: bool, max_windows: int = 4096) -> torch.Tensor:
+                        dropout: bool, hsa: bool, max_windows: int = 512) -> torch.Tensor:
     """``(T, N, C)`` probabilities of T passes; the stochastic layers chosen are sampled.
 
     The passes run as one forward over T copies of the windows (in chunks of whole passes
@@ -226,7 +232,9 @@ def _standardize(model: nn.Module, windows: dict[str, torch.Tensor], win_obj: np
     obj = torch.tensor([remap[o] for o in win_obj[rows]])
     model.eval()
     with torch.no_grad():
-        means = model.encoder.embed(*(windows[k][rows] for k in ("times", "values", "mask")))
+        means = torch.cat([model.encoder.embed(*(windows[k][rows[lo:lo + 256]]
+                                                 for k in ("times", "values", "mask")))
+                           for lo in range(0, len(rows), 256)])  # (W, S, D)
         sums = torch.zeros(len(objects), *means.shape[1:]).index_add_(0, obj, means)
         x = sums / torch.bincount(obj, minlength=len(objects)).clamp(min=1)[:, None, None]
     model.head.set_standardization(x.mean(dim=0), x.std(dim=0))
