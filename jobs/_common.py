@@ -16,3 +16,19 @@ def job_parser(description: str, default_config: Path) -> argparse.ArgumentParse
     parser.add_argument("--address", default=None,
                         help="Ray cluster (default: RAY_ADDRESS, else a local Ray)")
     return parser
+
+
+def load_job_config(args: argparse.Namespace, config_cls: type, **overrides: object) -> object:
+    """The job's configuration, and INFO logging of ``astroray``.
+
+    ``--config``, then the overrides given (those not None), then shrunk by ``--smoke``.
+    """
+    import logging
+
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("astroray").setLevel(logging.INFO)
+    config = config_cls.from_file(args.config)
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if changes:
+        config = config.replace(**changes)
+    return config.smoke() if args.smoke else config

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
 
-from _common import job_parser
+from _common import job_parser, load_job_config
 
 from astroray.runtime import init_ray, write_results
 from astroray.train.classify import ClassifyConfig, classify
@@ -20,13 +19,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a pretrained model folder (default: pretrain one first)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("astroray").setLevel(logging.INFO)
-    config = ClassifyConfig.from_file(args.config)
-    if args.encoder:
-        config = config.replace(encoder=args.encoder)
-    if args.smoke:
-        config = config.smoke()
+    config = load_job_config(args, ClassifyConfig, encoder=args.encoder)
     init_ray(args.address)
     summary = classify(config, args.out)
     for row in summary["table"]:

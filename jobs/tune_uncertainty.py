@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
 
-from _common import job_parser
+from _common import job_parser, load_job_config
 
 from astroray.runtime import init_ray, write_results
 from astroray.train.tune_uncertainty import TuneUncertaintyConfig, tune_uncertainty
@@ -19,13 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default=None, help="the method to sweep (overrides)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("astroray").setLevel(logging.INFO)
-    config = TuneUncertaintyConfig.from_file(args.config)
-    if args.method:
-        config = config.replace(method=args.method)
-    if args.smoke:
-        config = config.smoke()
+    config = load_job_config(args, TuneUncertaintyConfig, method=args.method)
     init_ray(args.address)
     summary = tune_uncertainty(config, args.out)
     best = summary["best"]["metrics"]

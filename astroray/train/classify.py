@@ -90,6 +90,28 @@ class ClassifyDataset(Config):
               self.min_points, "an integer >= 1")
 
 
+def check_encoder_and_datasets(cfg: Any) -> None:
+    """Normalise and check the fields the encoder evaluations share.
+
+    ``pretrain`` (a mapping or a YAML path) becomes a :class:`PretrainConfig`; ``datasets``
+    become :class:`ClassifyDataset` s with distinct names; an ``encoder`` folder or a
+    ``pretrain`` configuration must be given.
+    """
+    if isinstance(cfg.pretrain, str):
+        check(Path(cfg.pretrain).is_file(), cfg, "pretrain", cfg.pretrain,
+              "a pretraining mapping or an existing YAML file")
+        cfg.pretrain = PretrainConfig.from_file(cfg.pretrain)
+    elif isinstance(cfg.pretrain, dict):
+        cfg.pretrain = PretrainConfig.from_dict(cfg.pretrain)
+    cfg.datasets = tuple(d if isinstance(d, ClassifyDataset) else ClassifyDataset.from_dict(d)
+                         for d in cfg.datasets)
+    check(cfg.encoder is not None or cfg.pretrain is not None, cfg, "encoder", cfg.encoder,
+          "a pretrained model folder, or a pretrain configuration")
+    check(len(cfg.datasets) > 0, cfg, "datasets", cfg.datasets, "at least one data set")
+    names = [d.name for d in cfg.datasets]
+    check(len(set(names)) == len(names), cfg, "datasets", names, "distinct names")
+
+
 @dataclasses.dataclass
 class ClassifyConfig(Config):
     """Settings of ``jobs/classify_astromer.py``.
@@ -146,21 +168,9 @@ class ClassifyConfig(Config):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.pretrain, str):
-            check(Path(self.pretrain).is_file(), self, "pretrain", self.pretrain,
-                  "a pretraining mapping or an existing YAML file")
-            self.pretrain = PretrainConfig.from_file(self.pretrain)
-        elif isinstance(self.pretrain, dict):
-            self.pretrain = PretrainConfig.from_dict(self.pretrain)
-        self.datasets = tuple(d if isinstance(d, ClassifyDataset) else ClassifyDataset.from_dict(d)
-                              for d in self.datasets)
+        check_encoder_and_datasets(self)
         self.samples_per_class = tuple(self.samples_per_class)
         self.head_hidden = tuple(self.head_hidden)
-        check(self.encoder is not None or self.pretrain is not None, self, "encoder",
-              self.encoder, "a pretrained model folder, or a pretrain configuration")
-        check(len(self.datasets) > 0, self, "datasets", self.datasets, "at least one data set")
-        names = [d.name for d in self.datasets]
-        check(len(set(names)) == len(names), self, "datasets", names, "distinct names")
         check(len(self.samples_per_class) > 0 and all(isinstance(n, int) and n > 0
                                                       for n in self.samples_per_class),
               self, "samples_per_class", self.samples_per_class, "positive integers")

@@ -36,7 +36,13 @@ from astroray.config import Config, check
 from astroray.data._io import numpy_batch
 from astroray.data.windows import LightCurveWindows
 from astroray.train.astromer import PretrainConfig
-from astroray.train.classify import ClassifyDataset, _fit, _load_labelled, _stratified_test
+from astroray.train.classify import (
+    ClassifyDataset,
+    _fit,
+    _load_labelled,
+    _stratified_test,
+    check_encoder_and_datasets,
+)
 
 __all__ = ["METHODS", "UncertaintyConfig", "object_logits", "sample_object_probs",
            "train_uncertainty"]
@@ -105,18 +111,8 @@ class UncertaintyConfig(Config):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.datasets = tuple(d if isinstance(d, ClassifyDataset) else ClassifyDataset.from_dict(d)
-                              for d in self.datasets)
+        check_encoder_and_datasets(self)
         self.methods, self.head_hidden = tuple(self.methods), tuple(self.head_hidden)
-        if isinstance(self.pretrain, str):
-            check(Path(self.pretrain).is_file(), self, "pretrain", self.pretrain,
-                  "a pretraining mapping or an existing YAML file")
-            self.pretrain = PretrainConfig.from_file(self.pretrain)
-        elif isinstance(self.pretrain, dict):
-            self.pretrain = PretrainConfig.from_dict(self.pretrain)
-        check(self.encoder is not None or self.pretrain is not None, self, "encoder",
-              self.encoder, "a pretrained model folder, or a pretrain configuration")
-        check(len(self.datasets) > 0, self, "datasets", self.datasets, "at least one data set")
         check(len(self.methods) > 0 and all(m in METHODS for m in self.methods), self,
               "methods", self.methods, f"some of {METHODS}")
         for name in ("folds", "passes", "ensemble_size", "hsa_centroids", "batch_size",
