@@ -90,10 +90,13 @@ class HierarchicalStochasticAttention(nn.Module):
         """
         sample = self.training or self.mc
         keys = self.snap_keys(k, sample)  # (B, H, T, Dh)
-        logits = q @ keys.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, T)
-        logits = logits.masked_fill(~attn_mask, float("-inf"))
-        if sample:
-            weights = gumbel_softmax(logits, self.tau2)
-        else:
-            weights = torch.softmax(logits.float(), dim=-1).to(v.dtype)
-        return weights @ v
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        if not sample:
+            return F.scaled_dot_product_attention(q, keys, v, attn_mask=attn_mask, scale=scale)
+        # Gumbel-softmax weights softmax((q k~ / sqrt(d) + g) / tau2) through the fused kernel:
+        # the noise g (standard Gumbel, -log of an Exp(1) draw) is an additive mask.
+        b, h, t, _ = q.shape
+        g = -torch.empty(b, h, t, keys.shape[2], device=q.device).exponential_().log()
+        bias = g.masked_fill(~attn_mask, float("-inf")) / self.tau2  # (B, H, T, T)
+        return F.scaled_dot_product_attention(q, keys, v, attn_mask=bias.to(q.dtype),
+                                              scale=scale / self.tau2)

@@ -130,3 +130,22 @@ def test_object_passes_pool_windows_per_object():
                                  max_windows=max_windows)
         assert mc.shape == (5, 3, 3) and mc.std(0).mean() > 1e-4
     assert not any(m.training for m in model.modules())  # modes restored
+
+
+def test_hsa_sampled_weights_follow_the_softmax():
+    """At a low tau2 a sampled attention row is nearly one-hot, drawn from softmax(logits)."""
+    torch.manual_seed(1)
+    n, D = 6000, 4
+    hsa = HierarchicalStochasticAttention(1, D, D, tau1=1.0, tau2=0.03).eval()
+    with torch.no_grad():
+        hsa.centroids.copy_(10.0 * torch.eye(D)[None])  # key j snaps to centroid j for sure
+    k = (10.0 * torch.eye(D)).expand(n, 1, D, D)
+    q = torch.tensor([0.1, 0.2, -0.1, 0.0]).expand(n, 1, D, D)  # every query the same
+    v = torch.eye(D).expand(n, 1, D, D)  # output row = the attention weights
+    mask = torch.ones(n, 1, 1, D, dtype=torch.bool)
+    with torch.no_grad(), stochastic(hsa):
+        weights = hsa(q, k, v, mask)[:, 0, 0]  # (n, D)
+    logits = 10.0 * torch.tensor([0.1, 0.2, -0.1, 0.0]) / math.sqrt(D)
+    np.testing.assert_allclose(weights.mean(0).numpy(), torch.softmax(logits, 0).numpy(),
+                               atol=0.02)
+    assert (weights.max(1).values > 0.9).float().mean() > 0.9  # nearly one-hot draws
