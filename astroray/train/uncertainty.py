@@ -222,18 +222,24 @@ def sample_object_probs(model: nn.Module, windows: dict[str, torch.Tensor],
 
 def _standardize(model: nn.Module, windows: dict[str, torch.Tensor], win_obj: np.ndarray,
                  objects: np.ndarray) -> None:
-    """z-score the head's input with the layer means of these objects (initial encoder)."""
+    """z-score the head's input with the layer means of these objects (initial encoder).
+
+    The statistics are taken in train mode, as the head will see its inputs in training:
+    features nearly constant without dropout (the input embedding's time-mean of zero-mean
+    windows) vary under it, and eval-mode statistics would blow them up by 1e6.
+    """
     rows = np.flatnonzero(np.isin(win_obj, objects))
     remap = {o: i for i, o in enumerate(objects)}
     obj = torch.tensor([remap[o] for o in win_obj[rows]])
-    model.eval()
+    model.train()
     with torch.no_grad():
         means = torch.cat([model.encoder.embed(*(windows[k][rows[lo:lo + 256]]
                                                  for k in ("times", "values", "mask")))
                            for lo in range(0, len(rows), 256)])  # (W, S, D)
         sums = torch.zeros(len(objects), *means.shape[1:]).index_add_(0, obj, means)
         x = sums / torch.bincount(obj, minlength=len(objects)).clamp(min=1)[:, None, None]
-    model.head.set_standardization(x.mean(dim=0), x.std(dim=0))
+    std = x.std(dim=0)
+    model.head.set_standardization(x.mean(dim=0), std.clamp(min=1e-3 * float(std.max())))
 
 
 def _train_model(encoder: str, classes: list[str], method: str, cfg: UncertaintyConfig,
