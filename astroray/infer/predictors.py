@@ -158,13 +158,12 @@ class AstromerClassifierPredictor:
             layer_weights=model.head.weighted.logits.detach().tolist(), device=str(self.device))
         self.embedding = embedding
 
-    def _sampled(self, batch: dict[str, np.ndarray], ids: np.ndarray, ok: np.ndarray
+    def _sampled(self, windows: dict[str, np.ndarray], ok: np.ndarray
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Mean probabilities (n, C) and uncertainty scores of the objects with windows."""
         from astroray.train.uncertainty import sample_object_probs
         from astroray.uncertainty import uncertainty_scores
 
-        windows = self.embedder.windows(batch)
         remap = np.cumsum(ok) - 1  # batch row -> position among the objects with windows
         win = {k: torch.from_numpy(np.ascontiguousarray(windows[k])).to(self.device)
                for k in ("times", "values", "mask")}
@@ -179,19 +178,28 @@ class AstromerClassifierPredictor:
     def __call__(self, batch: dict[str, np.ndarray]) -> _Prediction:
         from astroray.infer.astromer import read_embeddings
 
-        emb = self.embedder(batch)
-        means = read_embeddings(emb)  # (N, S, D), NaN for objects without windows
-        ids = np.asarray(emb.column("object_id").to_numpy(zero_copy_only=False))
-        ok = np.asarray(emb.column("n_windows").to_numpy()) > 0
+        scores, emb = None, None
+        if self.config.uncertainty is not None and not self.embedding:
+            # Sampled passes only: the deterministic embedding pass would be work thrown away.
+            windows = self.embedder.windows(batch)
+            ids = np.asarray(batch["object_id"]).astype(str)
+            ok = np.bincount(windows["row"], minlength=len(ids)) > 0
+        else:
+            emb = self.embedder(batch)
+            ids = np.asarray(emb.column("object_id").to_numpy(zero_copy_only=False))
+            ok = np.asarray(emb.column("n_windows").to_numpy()) > 0
         failures = {str(i): f"no band has {self.config.min_points} or more valid points "
                             "(nothing to window)" for i in ids[~ok]}
-        scores = None
         if self.config.uncertainty is not None and ok.any():
-            probs, scores = self._sampled(batch, ids, ok)
-        else:
+            windows = windows if emb is None else self.embedder.windows(batch)
+            probs, scores = self._sampled(windows, ok)
+        elif emb is not None:
+            means = read_embeddings(emb)  # (N, S, D), NaN for objects without windows
             with torch.inference_mode():
                 x = torch.from_numpy(means[ok]).to(self.device)
                 probs = torch.softmax(self.model.head(x).float(), dim=1).cpu().numpy()  # n, C
+        else:
+            probs = np.zeros((0, len(self.labels)), np.float32)
         vectors = read_embeddings(emb, "weighted_embedding")[ok] if self.embedding else None
         table = _classifier_columns(ids[ok], probs, self.labels, vectors)
         for name, values in (scores or {}).items():
