@@ -23,7 +23,7 @@ import torch
 from astroray.models._pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config_json
 
 __all__ = ["Prediction", "Predictor", "get_predictor", "model_hash", "predictor_kind",
-           "prob_column", "register_predictor"]
+           "predictor_task", "prob_column", "register_predictor"]
 
 
 class Prediction(Protocol):
@@ -98,6 +98,17 @@ def predictor_kind(model_dir: str | Path) -> str:
     return kind_of(model_dir) if kind_of is not None else factory.kind  # type: ignore
 
 
+def predictor_task(model_dir: str | Path) -> str:
+    """What a saved model outputs: its config's ``task``, else its predictor's, else
+    ``classification``."""
+    raw = read_config_json(model_dir)
+    if "task" in raw:
+        return str(raw["task"])
+    _load_builtin()
+    factory = _PREDICTORS.get(raw.get("model_type"))
+    return str(getattr(factory, "task", "classification"))
+
+
 def model_hash(model_dir: str | Path) -> str:
     """Content hash of a model folder's config and weights (16 hex digits of SHA-256)."""
     h = hashlib.sha256()
@@ -126,6 +137,15 @@ def _classifier_columns(ids: np.ndarray, probs: np.ndarray, labels: tuple[str, .
         cols["embedding"] = pa.FixedSizeListArray.from_arrays(
             pa.array(embedding.astype(np.float32).reshape(-1)), embedding.shape[1])
     return pa.table(cols)
+
+
+def _uncertainty_columns(table: pa.Table, scores: dict[str, np.ndarray]) -> pa.Table:
+    """``table`` with an ``uncertainty_<score>`` column per score (SMP, PV, BALD, entropy)."""
+    for name, values in scores.items():
+        if name != "mean":
+            table = table.append_column(f"uncertainty_{name}",
+                                        pa.array(np.asarray(values, np.float32)))
+    return table
 
 
 @register_predictor("astromer-classifier")
@@ -201,10 +221,8 @@ class AstromerClassifierPredictor:
         else:
             probs = np.zeros((0, len(self.labels)), np.float32)
         vectors = read_embeddings(emb, "weighted_embedding")[ok] if self.embedding else None
-        table = _classifier_columns(ids[ok], probs, self.labels, vectors)
-        for name, values in (scores or {}).items():
-            table = table.append_column(f"uncertainty_{name}",
-                                        pa.array(values.astype(np.float32)))
+        table = _uncertainty_columns(_classifier_columns(ids[ok], probs, self.labels, vectors),
+                                     scores or {})
         return _Prediction(table, failures)
 
 
@@ -234,6 +252,7 @@ def _load_builtin() -> None:
     import importlib
     import importlib.util
 
-    for module in ("astroray.infer.vision",):  # ViT spectra, SwinV2 light curves
+    # ViT spectra, SwinV2 light curves; anomaly detectors.
+    for module in ("astroray.infer.vision", "astroray.infer.anomaly"):
         if importlib.util.find_spec(module) is not None:
             importlib.import_module(module)

@@ -15,7 +15,12 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from astroray.infer.predictors import _classifier_columns, _Prediction, register_predictor
+from astroray.infer.predictors import (
+    _classifier_columns,
+    _Prediction,
+    _uncertainty_columns,
+    register_predictor,
+)
 
 __all__ = ["VisionCataloguePredictor"]
 
@@ -34,7 +39,12 @@ def _render_spec(model_dir: str | Path) -> dict[str, Any]:
 
 @register_predictor("vision")
 class VisionCataloguePredictor:
-    """Render canonical spectra or light curves and classify them (or regress redshift)."""
+    """Render canonical spectra or light curves and classify them (or regress redshift).
+
+    A classifier saved with an uncertainty head (``config.uncertainty``: MC Dropout) gives the
+    mean probabilities of its passes and the ``uncertainty_smp``, ``uncertainty_pv``,
+    ``uncertainty_bald`` and ``uncertainty_entropy`` columns.
+    """
 
     kind = "spectrum"  # per folder: see kind_of
 
@@ -82,6 +92,11 @@ class VisionCataloguePredictor:
             labels = tuple(self.model.config.labels)
             table = _classifier_columns(ids[ok], out["probs"].float().cpu().numpy(), labels,
                                         vectors)
+            if "samples" in out:  # an uncertainty head (MC Dropout)
+                from astroray.uncertainty import uncertainty_scores
+
+                table = _uncertainty_columns(
+                    table, uncertainty_scores(out["samples"].float().cpu().numpy()))
         else:
             cols = {"object_id": pa.array(ids[ok], pa.string()),
                     "redshift": pa.array(out["value"].float().cpu().numpy())}

@@ -146,7 +146,8 @@ def _trial(params: dict[str, Any], *, base: dict[str, Any], method: str, encoder
     import torch
     from ray import tune
 
-    from astroray.train.uncertainty import _restore, _scores, _train_model, sample_object_probs
+    from astroray.train.uncertainty import _restore, _train_model, sample_object_probs
+    from astroray.uncertainty import uncertainty_metrics
 
     cfg = UncertaintyConfig.from_dict({**base, **params})
     last = {"step": 0}
@@ -172,7 +173,7 @@ def _trial(params: dict[str, Any], *, base: dict[str, Any], method: str, encoder
     else:
         probs = sample_object_probs(models[0], win, obj, len(val), cfg.passes,
                                     dropout=method != "hsa", hsa=method != "mc_dropout")
-    scores = _scores(np.asarray(y)[val], probs.numpy(), cfg.n_bins)
+    scores = uncertainty_metrics(np.asarray(y)[val], probs.numpy(), cfg.n_bins)
     final = {f"val_{k}": v for k, v in scores.items()}
     tune.report({"val_loss": final["val_nll"], "step": last["step"], **final, "scored": 1})
 

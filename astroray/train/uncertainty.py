@@ -153,7 +153,7 @@ class UncertaintyConfig(Config):
 
 def _build(encoder: str, classes: list[str], method: str, cfg: UncertaintyConfig,
            seed: int, min_points: int) -> nn.Module:
-    """A classifier for ``method`` with the pretrained encoder's weights (HSA centroids new)."""
+    """A classifier for ``method`` with the pretrained encoder's weights (HSA centroids unset)."""
     from astroray.infer.astromer import load_encoder
     from astroray.models.astromer import AstromerClassifier, AstromerClassifierConfig
 
@@ -242,6 +242,17 @@ def _standardize(model: nn.Module, windows: dict[str, torch.Tensor], win_obj: np
     model.head.set_standardization(x.mean(dim=0), std.clamp(min=1e-3 * float(std.max())))
 
 
+def _fit_centroids(model: nn.Module, windows: dict[str, torch.Tensor], win_obj: np.ndarray,
+                   objects: np.ndarray, seed: int, max_windows: int = 512) -> None:
+    """HSA centroids from the k-means of the pretrained keys on training windows."""
+    from astroray.uncertainty import fit_centroids
+
+    rows = np.flatnonzero(np.isin(win_obj, objects))
+    rows = np.random.default_rng(seed).permutation(rows)[:max_windows]
+    sample = [windows[k][rows] for k in ("times", "values", "mask")]
+    fit_centroids(model.encoder, lambda: model.encoder.embed(*sample), seed=seed)
+
+
 def _train_model(encoder: str, classes: list[str], method: str, cfg: UncertaintyConfig,
                  seed: int, min_points: int, windows: dict[str, np.ndarray],
                  win_obj: np.ndarray, y: np.ndarray, train: np.ndarray,
@@ -253,6 +264,8 @@ def _train_model(encoder: str, classes: list[str], method: str, cfg: Uncertainty
     win = {k: torch.from_numpy(np.array(v)) for k, v in windows.items()}
     win_obj, train, val = np.array(win_obj), np.array(train), np.array(val)
     model = _build(encoder, classes, method, cfg, seed, min_points)
+    if method in ("hsa", "ha_mc_dropout"):
+        _fit_centroids(model, win, win_obj, train, seed)
     _standardize(model, win, win_obj, train)
     by_obj = {o: np.flatnonzero(win_obj == o) for o in np.concatenate([train, val])}
     rng = np.random.default_rng(seed)
@@ -387,31 +400,13 @@ def _labelled(ds_cfg: ClassifyDataset, encoder: str, workdir: Path) -> _Labelled
                      dropped=int((~has).sum()))
 
 
-def _scores(y: np.ndarray, probs: np.ndarray, n_bins: int) -> dict[str, float]:
-    """Macro F1, accuracy, NLL and ECE of the mean prediction; ROC-AUC of each score."""
-    from astroray.train.metrics import macro_f1
-    from astroray.uncertainty import (
-        expected_calibration_error,
-        misclassification_auroc,
-        uncertainty_scores,
-    )
-
-    scores = uncertainty_scores(probs)
-    pred = scores["mean"].argmax(1)
-    nll = -np.log(np.clip(scores["mean"][np.arange(len(y)), y], 1e-12, 1.0)).mean()
-    auc = misclassification_auroc(y, probs, scores)
-    return {"macro_f1": macro_f1(y, pred), "accuracy": float((pred == y).mean()),
-            "nll": float(nll), "ece": expected_calibration_error(y, probs, n_bins),
-            **{f"auroc_{k}": v for k, v in auc.items()}}
-
-
 def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: UncertaintyConfig, encoder: str,
                       workdir: Path, out: Path) -> dict[str, Any]:
     import ray
 
     from astroray.eval.plots import plot_reliability
     from astroray.train.metrics import mean_spread
-    from astroray.uncertainty import reliability_curve
+    from astroray.uncertainty import reliability_curve, uncertainty_metrics
 
     data = _labelled(ds_cfg, encoder, workdir)
     if isinstance(data, dict):
@@ -439,7 +434,8 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: UncertaintyConfig, encoder: 
         torch.manual_seed(cfg.seed + fold)
         probs, seconds, single = _timed_probs(models, method, test_win, test_obj,
                                               len(data.test), cfg.passes)
-        row = {**_scores(y_test, probs, cfg.n_bins), "cost_ratio": seconds / max(single, 1e-9)}
+        row = {**uncertainty_metrics(y_test, probs, cfg.n_bins),
+               "cost_ratio": seconds / max(single, 1e-9)}
         for k, v in row.items():
             per_method[method].setdefault(k, []).append(float(v))
         if fold == 0:

@@ -88,6 +88,11 @@ class VisionDataset(Config):
               "min_class_count", self.min_class_count, "an integer >= 3 (one per split)")
 
 
+# Model fields a smoke run keeps (the rest describe the full-size model it replaces).
+_SMOKE_OVERRIDES = ("uncertainty", "passes", "hidden_dropout", "attention_dropout",
+                    "head_dropout")
+
+
 @dataclasses.dataclass
 class FinetuneConfig(Config):
     """Settings of ``jobs/finetune_vit_spectra.py`` and ``jobs/finetune_swin_lightcurves.py``.
@@ -237,7 +242,10 @@ class FinetuneConfig(Config):
                                             ) if d.synthetic else None
             datasets.append(d.replace(synthetic=synthetic))
         tiny = "vit-tiny-spectra" if self.kind == "spectra" else "swinv2-tiny-lightcurves"
-        return self.replace(model=tiny, model_overrides={}, load_pretrained=False,
+        kept = {k: v for k, v in self.model_overrides.items() if k in _SMOKE_OVERRIDES}
+        if "passes" in kept:
+            kept["passes"] = min(int(kept["passes"]), 5)
+        return self.replace(model=tiny, model_overrides=kept, load_pretrained=False,
                             datasets=tuple(datasets), layouts=self.layouts[:1],
                             epochs=min(self.epochs, 2), batch_size=min(self.batch_size, 16),
                             lr=max(self.lr, 1e-3), max_length=min(self.max_length, 4700),
@@ -707,8 +715,12 @@ class VisionPredictor:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         n = max(len(pred), 1)
-        return {"row": batch["row"], "pred": pred.float().cpu().numpy(),
-                "seconds": np.full(len(pred), (time.perf_counter() - started) / n)}
+        result = {"row": batch["row"], "pred": pred.float().cpu().numpy(),
+                  "seconds": np.full(len(pred), (time.perf_counter() - started) / n)}
+        if "samples" in out:  # MC Dropout: every pass's probabilities, (B, T * K)
+            samples = out["samples"].float().cpu().numpy()  # (T, B, K)
+            result["samples"] = samples.transpose(1, 0, 2).reshape(len(pred), -1)
+        return result
 
 
 # ------------------------------------------------------------------------------------------
@@ -717,9 +729,12 @@ class VisionPredictor:
 
 
 def _predict(model_dir: str, arrays: dict[str, np.ndarray], rows: np.ndarray, kind: str,
-             render: dict[str, Any], cfg: FinetuneConfig, use_gpu: bool) -> tuple[np.ndarray,
-                                                                                    float]:
-    """Predictions for ``rows`` (in that order) and the actor's objects per second."""
+             render: dict[str, Any], cfg: FinetuneConfig, use_gpu: bool
+             ) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """Predictions for ``rows`` (in that order), objects per second, sampled probabilities.
+
+    The last is (T, N, K) for a model with an uncertainty head (MC Dropout), else None.
+    """
     import ray
 
     ds = _tensor_dataset({**arrays, "row": np.arange(len(arrays["length"]))}, rows, 4)
@@ -730,9 +745,20 @@ def _predict(model_dir: str, arrays: dict[str, np.ndarray], rows: np.ndarray, ki
                          num_cpus=cfg.predict_cpus, num_gpus=1 if use_gpu else 0)
     res = out.to_pandas()
     order = {int(r): i for i, r in enumerate(res["row"].to_numpy())}
-    pred = res["pred"].to_numpy()[[order[int(r)] for r in rows]]
+    index = [order[int(r)] for r in rows]
+    pred = res["pred"].to_numpy()[index]
     seconds = float(res["seconds"].sum())
-    return pred, (len(rows) / seconds if seconds > 0 else float("nan"))
+    samples = None
+    if "samples" in res:
+        flat = np.stack(res["samples"].to_numpy()[index])  # (N, T * K)
+        samples = flat.reshape(len(rows), _passes(model_dir), -1).transpose(1, 0, 2)  # T, N, K
+    return pred, (len(rows) / seconds if seconds > 0 else float("nan")), samples
+
+
+def _passes(model_dir: str) -> int:
+    from astroray.models._pretrained import read_config_json
+
+    return int(read_config_json(model_dir).get("passes", 1))
 
 
 def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
@@ -839,8 +865,8 @@ def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
                                weights_only=False)
         history = state.get("history") or value.get("history", [])
         train_seconds = time.perf_counter() - started
-        pred, per_second = _predict(str(model_dir), arrays, test, cfg.kind,
-                                    render_cfg.to_dict(), cfg, use_gpu)
+        pred, per_second, samples = _predict(str(model_dir), arrays, test, cfg.kind,
+                                             render_cfg.to_dict(), cfg, use_gpu)
         figure = None
         if regression:
             metrics = redshift_metrics(z[test], pred)
@@ -852,6 +878,9 @@ def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
             figure = plot_confusion_matrix(
                 metrics["confusion"], classes, out / f"confusion_{ds_cfg.name}_{layout}.png",
                 title=f"{cfg.model} on {ds_cfg.name} ({layout}), test set")
+            if samples is not None:
+                metrics["uncertainty"] = _uncertainty(y_cls[test], samples, out,
+                                                      f"{ds_cfg.name}_{layout}", cfg.model)
         applied = _apply(ds_cfg, cfg, out, str(model_dir), render_cfg.to_dict(), classes,
                          regression, use_gpu)
         results["runs"][layout] = {
@@ -890,7 +919,7 @@ def _apply(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path, model_dir: str
         return []
     arrays, _ = prepare_arrays(table, cfg.kind, max_length=cfg.max_length,
                                bands=tuple(render["bands"]) if render.get("bands") else None)
-    pred, _ = _predict(model_dir, arrays, np.arange(table.num_rows), cfg.kind, render, cfg,
+    pred, _, _ = _predict(model_dir, arrays, np.arange(table.num_rows), cfg.kind, render, cfg,
                        use_gpu)
     rows = []
     names = table.column_names
@@ -906,6 +935,20 @@ def _apply(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path, model_dir: str
             row["pred"] = classes[int(pred[i])]
         rows.append(row)
     return rows
+
+
+def _uncertainty(y: np.ndarray, samples: np.ndarray, out: Path, name: str,
+                 model: str) -> dict[str, Any]:
+    """Test-set uncertainty of an MC Dropout head: misclassification ROC-AUCs, ECE, diagram."""
+    from astroray.eval.plots import plot_reliability
+    from astroray.uncertainty import reliability_curve, uncertainty_metrics
+
+    metrics = uncertainty_metrics(y, samples)
+    figure = plot_reliability({"mc_dropout": reliability_curve(y, samples)},
+                              out / f"reliability_{name}.png",
+                              f"{model} on {name}: MC Dropout ({samples.shape[0]} passes)")
+    return {**metrics, "passes": int(samples.shape[0]),
+            "reliability_figure": str(figure) if figure else None}
 
 
 def _named(metrics: dict[str, Any], classes: list[str]) -> dict[str, Any]:
@@ -955,7 +998,9 @@ def finetune(config: FinetuneConfig, out: str | Path) -> dict[str, Any]:
         for layout, run in res["runs"].items():
             table.append({"dataset": ds_cfg.name, "method": f"{config.model} ({layout})",
                           "test_objects": n_test, "epochs": run["epochs"],
-                          **{k: run["test"][k] for k in keys}})
+                          **{k: run["test"][k] for k in keys},
+                          **{k: v for k, v in run["test"].get("uncertainty", {}).items()
+                             if k.startswith("auroc_") or k == "ece"}})
         for name, metrics in res["baselines"].items():
             table.append({"dataset": ds_cfg.name, "method": name, "test_objects": n_test,
                           **{k: metrics[k] for k in keys}})

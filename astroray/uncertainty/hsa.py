@@ -3,25 +3,32 @@
 Two sampled levels replace the deterministic attention of a transformer block:
 
 1. Stochastic keys: each head's key ``k_j`` is snapped to one of ``K`` learnable centroids,
-   chosen by a hard Gumbel-softmax over the key-centroid similarities at temperature ``tau1``
-   (straight-through: the forward pass uses the one-hot choice, the gradient the soft one).
+   chosen by a hard Gumbel-softmax at temperature ``tau1`` over the logits
+   ``-|k_j - c|^2 / sqrt(Dh)`` (straight-through: the forward pass uses the one-hot choice,
+   the gradient the soft one).
 2. Stochastic attention: the weights over the snapped keys are a (soft) Gumbel-softmax sample
    of ``q k~^T / sqrt(d)`` at temperature ``tau2`` instead of a softmax.
 
 With sampling off (a deterministic pass) the key is the nearest-scoring centroid (argmax) and
 the weights are the plain softmax. Repeated sampled passes of a trained model give the
 predictive distribution whose spread scores uncertainty (see :mod:`astroray.uncertainty.scores`).
+
+Swapping HSA into a *pretrained* encoder with random centroids throws the pretrained keys
+away; :func:`fit_centroids` starts each layer's centroids at the k-means centres of the keys
+that layer computes on real inputs, so that the snapped keys approximate the pretrained ones.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["HierarchicalStochasticAttention", "gumbel_softmax"]
+__all__ = ["HierarchicalStochasticAttention", "fit_centroids", "gumbel_softmax"]
 
 
 def gumbel_softmax(logits: torch.Tensor, tau: float, *, hard: bool = False,
@@ -72,9 +79,32 @@ class HierarchicalStochasticAttention(nn.Module):
         self.tau1, self.tau2 = float(tau1), float(tau2)
         self.mc = False
 
+    def key_logits(self, k: torch.Tensor) -> torch.Tensor:
+        """Logits (B, H, T, K) of each key's centroid choice: ``-|k - c|^2 / sqrt(Dh)``.
+
+        ``|k|^2`` is the same for every centroid of a key, so it is left out.
+        """
+        c = self.centroids.to(k.dtype)  # (H, K, Dh)
+        dot = torch.einsum("bhtd,hkd->bhtk", k, c)
+        return (2.0 * dot - (c * c).sum(-1)[None, :, None, :]) / math.sqrt(k.shape[-1])
+
+    @torch.no_grad()
+    def set_centroids(self, keys: torch.Tensor, seed: int = 0) -> None:
+        """Centroids := the k-means centres (scikit-learn) of sample keys (N, H, Dh), per head."""
+        from sklearn.cluster import KMeans
+
+        h, n_c, _ = self.centroids.shape
+        if keys.ndim != 3 or keys.shape[1] != h or keys.shape[0] < n_c:
+            raise ValueError(f"HSA centroids: need keys (N >= {n_c}, {h}, Dh); got "
+                             f"{tuple(keys.shape)}")
+        x = keys.detach().double().cpu().numpy()
+        for head in range(h):
+            km = KMeans(n_clusters=n_c, n_init=3, random_state=seed).fit(x[:, head])
+            self.centroids[head] = torch.from_numpy(km.cluster_centers_).to(self.centroids)
+
     def snap_keys(self, k: torch.Tensor, sample: bool) -> torch.Tensor:
         """Keys (B, H, T, Dh) replaced by their chosen centroids."""
-        sim = torch.einsum("bhtd,hkd->bhtk", k, self.centroids.to(k.dtype))  # (B, H, T, K)
+        sim = self.key_logits(k)  # (B, H, T, K)
         if sample:
             choice = gumbel_softmax(sim, self.tau1, hard=True)
         else:
@@ -100,3 +130,49 @@ class HierarchicalStochasticAttention(nn.Module):
         bias = g.masked_fill(~attn_mask, float("-inf")) / self.tau2  # (B, H, T, T)
         return F.scaled_dot_product_attention(q, keys, v, attn_mask=bias.to(q.dtype),
                                               scale=scale / self.tau2)
+
+
+@torch.no_grad()
+def fit_centroids(model: nn.Module, forward: Callable[[], Any], *, max_keys: int = 20000,
+                  seed: int = 0) -> int:
+    """Start every HSA layer of ``model`` at the k-means centres of the keys it computes.
+
+    Layers are fitted in the order they run: ``forward()`` (a pass of the model over sample
+    inputs, in eval mode) is called once per HSA layer, so a layer sees the keys it will get
+    once the layers before it snap theirs. Only keys of attendable points are used.
+
+    Args:
+        model: a module with :class:`HierarchicalStochasticAttention` layers.
+        forward: runs the model on sample inputs.
+        max_keys: at most this many keys (a random subset) per layer.
+        seed: k-means and subset seed.
+
+    Returns:
+        The number of HSA layers fitted.
+    """
+    layers = [m for m in model.modules() if isinstance(m, HierarchicalStochasticAttention)]
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    try:
+        for layer in layers:
+            seen: list[torch.Tensor] = []
+
+            def grab(_module: nn.Module, args: tuple, seen: list = seen) -> None:
+                _, k, _, mask = args  # k (B, H, T, Dh); mask (B, 1, 1, T)
+                valid = mask[:, 0, 0, :].reshape(-1)  # (B * T,)
+                keys = k.permute(0, 2, 1, 3).reshape(-1, k.shape[1], k.shape[3])  # (B*T, H, Dh)
+                seen.append(keys[valid].float().cpu())
+
+            handle = layer.register_forward_pre_hook(grab)
+            try:
+                forward()
+            finally:
+                handle.remove()
+            keys = torch.cat(seen)  # (N, H, Dh)
+            if len(keys) > max_keys:
+                keys = keys[torch.randperm(len(keys), generator=gen)[:max_keys]]
+            layer.set_centroids(keys, seed)
+    finally:
+        model.train(was_training)
+    return len(layers)

@@ -23,6 +23,7 @@ __all__ = [
     "expected_calibration_error",
     "misclassification_auroc",
     "reliability_curve",
+    "uncertainty_metrics",
     "uncertainty_scores",
 ]
 
@@ -129,3 +130,29 @@ def expected_calibration_error(y_true: Sequence[int], probs: Any, n_bins: int = 
     used = curve["count"] > 0
     gap = np.abs(curve["accuracy"][used] - curve["confidence"][used])
     return float((curve["count"][used] * gap).sum() / curve["count"].sum())
+
+
+def uncertainty_metrics(y_true: Sequence[int], probs: Any, n_bins: int = 15) -> dict[str, float]:
+    """How good and how trustworthy sampled predictions are, for a results table.
+
+    Args:
+        y_true: (B,) true class index.
+        probs: (T, B, C) sampled probabilities (or (B, C), one pass).
+        n_bins: confidence bins of the calibration error.
+
+    Returns:
+        ``macro_f1``, ``accuracy`` and ``nll`` of the mean prediction, its ``ece``, and
+        ``auroc_<score>`` (misclassification ROC-AUC) of each score in :data:`SCORES`.
+    """
+    from sklearn.metrics import f1_score
+
+    y = np.asarray(y_true)
+    scores = uncertainty_scores(probs)
+    mean = scores["mean"]  # (B, C)
+    pred = mean.argmax(1)
+    nll = -np.log(np.clip(mean[np.arange(len(y)), y], _EPS, 1.0)).mean()
+    auc = misclassification_auroc(y, probs, scores)
+    return {"macro_f1": float(f1_score(y, pred, average="macro")),
+            "accuracy": float((pred == y).mean()), "nll": float(nll),
+            "ece": expected_calibration_error(y, probs, n_bins),
+            **{f"auroc_{k}": v for k, v in auc.items()}}

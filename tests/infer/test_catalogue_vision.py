@@ -16,10 +16,10 @@ from astroray.train.vision import prepare_arrays, write_render_spec
 
 
 def _vision_model(tmp_path, name, kind, render, labels=("STAR", "GALAXY", "QSO"),
-                  task="classification", bands=None):
+                  task="classification", bands=None, **overrides):
     torch.manual_seed(0)
     model = create_model(name, **tiny_overrides(name), labels=labels, task=task,
-                         target_scale=3.0).eval()
+                         target_scale=3.0, **overrides).eval()
     folder = model.save_pretrained(tmp_path / name)
     write_render_spec(folder, kind, render.to_dict(), 4700, bands)
     return folder, model
@@ -63,12 +63,14 @@ def test_vit_redshift_and_swin_light_curves(ray_session, tmp_path):
     z = cat.column("redshift").to_numpy()
     assert cat.num_rows == 10 and np.isfinite(z).all()
 
+    # SwinV2 with an MC Dropout head: mean probabilities and the uncertainty scores.
     lcs = tmp_path / "macho"
     make_survey(SyntheticSurveyConfig(kind="periodic", n=12, format="csv", seed=5), lcs)
     classes = ("Cep_0", "Cep_1", "EB", "LPV", "RRab", "RRc")
     folder, _ = _vision_model(tmp_path, "swinv2-tiny-lightcurves", "lightcurves",
                               LightCurveRenderConfig(height=64, width=64, bands=("B", "R")),
-                              labels=classes, bands=["B", "R"])
+                              labels=classes, bands=["B", "R"], head_dropout=0.5,
+                              uncertainty="mc_dropout", passes=8)
     assert predictor_kind(folder) == "lightcurve"
     run_inference(InferConfig(model=str(folder), paths=(str(lcs),), actor_cpus=0.5,
                               read_cpus=0.25, embedding=True), tmp_path / "lc", progress=False)
@@ -77,6 +79,11 @@ def test_vit_redshift_and_swin_light_curves(ray_session, tmp_path):
     probs = np.stack([cat.column(prob_column(c)).to_numpy() for c in classes], axis=1)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert cat.column("embedding").type.list_size > 0
+    smp = cat.column("uncertainty_smp").to_numpy()
+    pv, bald = (cat.column(f"uncertainty_{k}").to_numpy() for k in ("pv", "bald"))
+    # SMP is one minus the largest mean probability; the spread of the passes is not zero.
+    np.testing.assert_allclose(smp, 1.0 - probs.max(axis=1), atol=1e-5)
+    assert (pv > 0).all() and (bald >= -1e-6).all()
 
 
 def test_vision_folder_without_render_spec(tmp_path):

@@ -127,6 +127,12 @@ def _check_classify_astromer(out: Path, results: dict) -> None:
     assert list(clf.config.labels) == results["data"]["synthetic_macho"]["classes"]
 
 
+def _has_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def _check_finetune_common(out: Path, results: dict, job: str, model: str, dataset: str,
                            layout: str, baselines: set) -> dict:
     import importlib.util
@@ -171,6 +177,13 @@ def _check_finetune_swin_lightcurves(out: Path, results: dict) -> None:
                                  {"rf", "svm"})
     assert results["data"]["synthetic_macho"]["bands"] == ["B", "R"]
     assert res["baselines"]["rf"]["macro_f1"] > 0.7  # period + amplitude features
+    # The config's MC Dropout head: test-set uncertainty scores and a reliability diagram.
+    unc = res["runs"]["overlay"]["test"]["uncertainty"]
+    assert unc["passes"] == 5 and 0.0 <= unc["ece"] <= 1.0
+    assert all(0.0 <= unc[f"auroc_{k}"] <= 1.0 or unc[f"auroc_{k}"] != unc[f"auroc_{k}"]
+               for k in ("smp", "pv", "bald"))
+    if unc["reliability_figure"] is not None or _has_matplotlib():
+        assert Path(unc["reliability_figure"]).stat().st_size > 2000
     if (ROOT.parent / "shared" / "data" / "real" / "rrlyrae_stripe82").is_dir():
         rr = _check_finetune_common(out, results, "finetune_swin_lightcurves",
                                     "swinv2-tiny-lightcurves", "rrlyrae_stripe82", "overlay",

@@ -57,6 +57,39 @@ def test_tiny_forward_backward_and_round_trip(name, task, tmp_path):
             torch.testing.assert_close(loaded(images), model(images), rtol=0, atol=0)
 
 
+def test_mc_dropout_head_samples_match_an_independent_draw():
+    """Head-only MC Dropout: deterministic features, T dropout masks on them (same RNG draws)."""
+    torch.manual_seed(0)
+    name = "vit-tiny-spectra"
+    model = create_model(name, **tiny_overrides(name), labels=("a", "b", "c"),
+                         head_dropout=0.3, uncertainty="mc_dropout", passes=7).eval()
+    images = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8)
+    torch.manual_seed(11)
+    pred = model.predict(images)
+    assert pred["samples"].shape == (7, 4, 3)
+    torch.testing.assert_close(pred["probs"], pred["samples"].mean(0))
+    torch.testing.assert_close(pred["label"], pred["probs"].argmax(-1))
+    with torch.no_grad():
+        feats = model.features(images)  # eval mode: no randomness
+        torch.manual_seed(11)
+        dropped = torch.nn.functional.dropout(feats.repeat(7, 1), 0.3, training=True)
+        want = torch.softmax(model.head(dropped), -1).view(7, 4, 3)
+    torch.testing.assert_close(pred["samples"], want)
+    assert pred["samples"].std(0).max() > 1e-3  # the passes differ
+    assert not model.dropout.training  # eval mode restored
+    # Dropout in the backbone: every pass runs the whole network, still differently.
+    full = create_model(name, **tiny_overrides(name), labels=("a", "b", "c"), hidden_dropout=0.2,
+                        head_dropout=0.0, uncertainty="mc_dropout", passes=3).eval()
+    samples = full.predict(images)["samples"]
+    assert samples.shape == (3, 4, 3) and not torch.allclose(samples[0], samples[1])
+    for bad, match in (({"task": "regression"}, "null for regression"),
+                       ({"head_dropout": 0.0}, "a model with dropout"),
+                       ({"uncertainty": "hsa"}, "one of")):
+        kwargs = {"labels": ("a", "b"), "uncertainty": "mc_dropout", **bad}
+        with pytest.raises(ValueError, match=match):
+            create_model(name, **kwargs)
+
+
 def test_wrong_image_size_and_bad_configs():
     model = create_model("vit-tiny-spectra")
     with pytest.raises(ValueError, match="expects"):

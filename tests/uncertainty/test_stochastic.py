@@ -11,6 +11,7 @@ import torch
 from astroray.models import create_model
 from astroray.uncertainty import (
     HierarchicalStochasticAttention,
+    fit_centroids,
     gumbel_softmax,
     has_stochastic_layers,
     sample_probabilities,
@@ -48,7 +49,9 @@ def test_hsa_deterministic_pass_matches_a_direct_computation():
     qn, kn, vn, mn = q.numpy(), k.numpy(), v.numpy(), mask.numpy()
     for b in range(B):
         for h in range(H):
-            snapped = np.stack([c[h][np.argmax(c[h] @ kn[b, h, t])] for t in range(T)])
+            # each key snaps to its nearest centroid (Euclidean)
+            snapped = np.stack([c[h][np.argmin(((c[h] - kn[b, h, t]) ** 2).sum(1))]
+                                for t in range(T)])
             for i in range(T):
                 s = np.array([qn[b, h, i] @ snapped[j] / math.sqrt(D) for j in range(T)])
                 s[~mn[b, 0, 0]] = -np.inf
@@ -130,6 +133,39 @@ def test_object_passes_pool_windows_per_object():
                                  max_windows=max_windows)
         assert mc.shape == (5, 3, 3) and mc.std(0).mean() > 1e-4
     assert not any(m.training for m in model.modules())  # modes restored
+
+
+def test_fit_centroids_are_the_kmeans_of_each_layers_keys():
+    """Layer by layer, the centroids are the k-means centres of the keys that layer sees."""
+    from sklearn.cluster import KMeans
+
+    torch.manual_seed(3)
+    model = create_model("astromer-tiny", attention="hsa", hsa_centroids=3).eval()
+    times = torch.cumsum(torch.rand(4, 20), 1)
+    values, mask = torch.randn(4, 20), torch.ones(4, 20, dtype=torch.bool)
+    mask[2, 12:] = False
+    assert fit_centroids(model, lambda: model.embed(times, values, mask), seed=0) == 2
+    # Independently: the first block's keys from its own projection of the input embedding.
+    blk = model.blocks[0]
+    with torch.no_grad():
+        x = model(times, values, mask).states[0]  # (B, T, D) input embedding
+        k = blk.qkv(x).view(4, 20, 3, blk.num_heads, blk.head_dim)[:, :, 1]  # (B, T, H, Dh)
+    keys = k[mask].double().numpy()  # (valid points, H, Dh)
+    assert keys.shape[0] == 4 * 20 - 8
+    for h in range(blk.num_heads):
+        want = KMeans(n_clusters=3, n_init=3, random_state=0).fit(keys[:, h]).cluster_centers_
+        got = blk.hsa.centroids[h].detach().double().numpy()
+        order = [int(np.argmin(((got - w) ** 2).sum(1))) for w in want]
+        np.testing.assert_allclose(got[order], want, rtol=1e-4, atol=1e-5)
+    # With keys of two clear clusters the deterministic snap is the nearest centre.
+    hsa = HierarchicalStochasticAttention(1, 2, 2)
+    pts = torch.tensor([[5.0, 0.0], [5.2, 0.1], [-5.0, 0.0], [-4.9, -0.1]])[:, None]
+    hsa.set_centroids(pts)
+    snapped = hsa.snap_keys(pts[None].permute(0, 2, 1, 3), sample=False)[0, 0]
+    assert torch.allclose(snapped[0], snapped[1]) and torch.allclose(snapped[2], snapped[3])
+    assert snapped[0, 0] > 4.9 and snapped[2, 0] < -4.8
+    with pytest.raises(ValueError, match="N >= 2"):
+        hsa.set_centroids(pts[:1])
 
 
 def test_hsa_sampled_weights_follow_the_softmax():

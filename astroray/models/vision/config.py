@@ -38,6 +38,9 @@ def _int_tuple(cfg: Any, name: str) -> None:
     setattr(cfg, name, tuple(int(v) for v in value))
 
 
+UNCERTAINTY_HEADS = (None, "mc_dropout")
+
+
 @dataclasses.dataclass
 class VisionConfig(Config):
     """A vision transformer on rendered spectra or light curves, with a task head.
@@ -73,6 +76,10 @@ class VisionConfig(Config):
         image_mean: per-channel mean subtracted from images scaled to [0, 1].
         image_std: per-channel standard deviation they are divided by.
         layer_norm_eps: LayerNorm epsilon of the backbone.
+        uncertainty: ``mc_dropout`` (classification): predictions are the mean of ``passes``
+            passes with the dropout layers sampled, and come with uncertainty scores (see
+            :mod:`astroray.uncertainty`); None: one deterministic pass.
+        passes: stochastic passes T of the uncertainty head.
     """
 
     backbone: str = "vit"
@@ -97,6 +104,8 @@ class VisionConfig(Config):
     image_mean: tuple[float, ...] = IMAGENET_MEAN
     image_std: tuple[float, ...] = IMAGENET_STD
     layer_norm_eps: float = 1e-6
+    uncertainty: str | None = None
+    passes: int = 20
 
     def __post_init__(self) -> None:
         check(self.backbone in BACKBONES, self, "backbone", self.backbone, f"one of {BACKBONES}")
@@ -147,6 +156,15 @@ class VisionConfig(Config):
               "positive values")
         check(isinstance(self.layer_norm_eps, float) and self.layer_norm_eps > 0, self,
               "layer_norm_eps", self.layer_norm_eps, "a positive float")
+        check(self.uncertainty in UNCERTAINTY_HEADS, self, "uncertainty", self.uncertainty,
+              f"one of {UNCERTAINTY_HEADS}")
+        _positive_int(self, "passes")
+        if self.uncertainty is not None:
+            check(self.task == "classification", self, "uncertainty", self.uncertainty,
+                  "null for regression (MC Dropout scores class probabilities)")
+            check(max(self.hidden_dropout, self.attention_dropout, self.head_dropout) > 0,
+                  self, "uncertainty", self.uncertainty,
+                  "a model with dropout (hidden_dropout, attention_dropout or head_dropout > 0)")
 
     @property
     def num_outputs(self) -> int:

@@ -91,14 +91,41 @@ class VisionTransformer(PretrainedMixin, nn.Module):
         """Predictions in the data's units.
 
         Returns:
-            classification: ``{"label": (B,) index, "probs": (B, K)}``; regression:
+            classification: ``{"label": (B,) index, "probs": (B, K)}``, with an uncertainty
+            head the mean of its passes and ``"samples"`` (T, B, K); regression:
             ``{"value": (B,)}`` (the scaled output times ``target_scale``).
         """
+        if self.config.uncertainty is not None:
+            samples = self.sample_probs(images, self.config.passes)  # (T, B, K)
+            probs = samples.mean(dim=0)
+            return {"label": probs.argmax(dim=-1), "probs": probs, "samples": samples}
         out = self(images).float()
         if self.config.task == "classification":
             probs = out.softmax(dim=-1)
             return {"label": probs.argmax(dim=-1), "probs": probs}
         return {"value": out * self.config.target_scale}
+
+    @torch.no_grad()
+    def sample_probs(self, images: torch.Tensor, passes: int,
+                     max_images: int = 512) -> torch.Tensor:
+        """Class probabilities (T, B, K) of ``passes`` MC Dropout passes (one batched forward).
+
+        The dropout layers (p > 0) are sampled, everything else stays as it is (eval mode);
+        the T copies of the batch run together in calls of at most ``max_images`` images.
+        When only the head has dropout the backbone runs once and only the head is sampled
+        (the same distribution at the cost of one pass).
+        """
+        from astroray.uncertainty import sample_probabilities, stochastic
+
+        if self.config.task != "classification":
+            raise ValueError("MC Dropout sampling needs a classification model")
+        with stochastic(self, dropout=True, hsa=False):
+            if self.config.hidden_dropout == 0 and self.config.attention_dropout == 0:
+                feats = self.features(images)  # (B, F): deterministic backbone
+                return sample_probabilities(lambda chunk: self.head(self.dropout(chunk["f"])),
+                                            {"f": feats}, passes, max_rows=64 * max_images)
+            return sample_probabilities(lambda chunk: self(chunk["images"]),
+                                        {"images": images}, passes, max_rows=max_images)
 
     def load_backbone(self, sources: Sequence[str] | None = None) -> dict[str, Any] | None:
         """Copy pretrained backbone weights from the first available local checkpoint.
