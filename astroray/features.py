@@ -2,7 +2,8 @@
 
 Per object and band: number of points, mean, median, standard deviation, amplitude (half the
 5-95 percentile range), the percentile ranges 5-95 and 25-75 (IQR), median absolute deviation,
-skewness, excess kurtosis and the fraction of points beyond one standard deviation. Per object:
+skewness, excess kurtosis, the fraction of points beyond one standard deviation and the band's
+time span (log10 days). Per object:
 the period and peak power of a Lomb-Scargle periodogram (astropy) of all bands together (each
 band centred on its median and scaled by its robust spread, so that one period fits every
 band), the time span, the number of points, and the colours (differences of median magnitudes
@@ -27,7 +28,7 @@ __all__ = ["BAND_FEATURES", "OBJECT_FEATURES", "feature_names", "light_curve_fea
 
 #: Statistics computed per band.
 BAND_FEATURES = ("n", "mean", "median", "std", "amplitude", "p5_95", "iqr", "mad", "skew",
-                 "kurtosis", "beyond1std")
+                 "kurtosis", "beyond1std", "log_timespan")
 #: Statistics computed per object.
 OBJECT_FEATURES = ("log_period", "period_power", "log_timespan", "n_total")
 
@@ -53,8 +54,8 @@ def _grouped(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray
     return out
 
 
-def _band_stats(x: np.ndarray, min_points: int) -> np.ndarray:
-    """Statistics (G, len(BAND_FEATURES)) of padded rows (G, L); NaN for short rows."""
+def _band_stats(x: np.ndarray, t: np.ndarray, min_points: int) -> np.ndarray:
+    """Statistics (G, len(BAND_FEATURES)) of padded values and times (G, L); NaN if short."""
     import warnings
 
     n = np.isfinite(x).sum(axis=1).astype(np.float64)
@@ -69,8 +70,11 @@ def _band_stats(x: np.ndarray, min_points: int) -> np.ndarray:
         skew = np.nanmean(z ** 3, axis=1)
         kurt = np.nanmean(z ** 4, axis=1) - 3.0
         beyond = np.nansum(np.abs(z) > 1.0, axis=1) / np.maximum(n, 1)
+        span = np.nanmax(t, axis=1) - np.nanmin(t, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_span = np.where(span > 0, np.log10(np.where(span > 0, span, 1.0)), np.nan)
     stats = np.stack([n, mean, median, std, (p95 - p5) / 2.0, p95 - p5, p75 - p25, mad, skew,
-                      kurt, beyond], axis=1)
+                      kurt, beyond, log_span], axis=1)
     stats[n < min_points, 1:] = np.nan
     # A constant band has no defined shape statistics.
     flat = ~(std > 0)
@@ -178,7 +182,8 @@ def light_curve_features(
     keep = np.isfinite(t) & np.isfinite(v) & (bi >= 0)
     obj, t, v, e, bi = obj[keep], t[keep], v[keep], e[keep], bi[keep]
     group = obj * nb + bi
-    stats = _band_stats(_grouped(v, group, n * nb), min_points)  # (N * nb, S)
+    stats = _band_stats(_grouped(v, group, n * nb), _grouped(t, group, n * nb),
+                        min_points)  # (N * nb, S)
     per_band = stats.reshape(n, nb * len(BAND_FEATURES))
     medians = stats[:, BAND_FEATURES.index("median")].reshape(n, nb)
     mads = stats[:, BAND_FEATURES.index("mad")].reshape(n, nb)

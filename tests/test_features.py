@@ -44,6 +44,9 @@ def test_band_statistics_match_numpy_and_scipy():
                                                                            abs=1e-9)
         assert _col(feats, names, f"{band}_beyond1std")[0] == pytest.approx(
             np.mean(np.abs(x - x.mean()) > x.std()))
+        tb = t[b == band]
+        assert _col(feats, names, f"{band}_log_timespan")[0] == pytest.approx(
+            np.log10(tb.max() - tb.min()))
     colour = np.median(y[b == "g"]) - np.median(y[b == "r"])
     assert _col(feats, names, "colour_g_r")[0] == pytest.approx(colour)
     assert _col(feats, names, "log_timespan")[0] == pytest.approx(np.log10(t.max() - t.min()))

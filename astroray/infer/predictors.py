@@ -99,8 +99,10 @@ def predictor_kind(model_dir: str | Path) -> str:
 
 
 def predictor_task(model_dir: str | Path) -> str:
-    """What a saved model outputs: its config's ``task``, else its predictor's, else
-    ``classification``."""
+    """What a saved model outputs (``classification``, ``regression``, ``anomaly``).
+
+    The folder's ``task`` when its config has one, else its predictor's, else classification.
+    """
     raw = read_config_json(model_dir)
     if "task" in raw:
         return str(raw["task"])

@@ -64,7 +64,9 @@ def register_model(name: str, model_cls: type[nn.Module], config: Config, *,
 
 def _ensure_builtin() -> None:
     # Importing the families registers their models.
+    import astroray.models.anomaly  # noqa: F401
     import astroray.models.astromer  # noqa: F401
+    import astroray.models.stamps  # noqa: F401
     import astroray.models.vision  # noqa: F401
 
 

@@ -41,8 +41,10 @@ def model_results(table: Any, failures: dict[str, str], labels: tuple[str, ...] 
     """A predictor's output as per-object results and errors, in request order.
 
     Class probabilities (``prob_<class>`` columns) become ``probabilities``; other numeric
-    scalar columns than the predicted probability and redshift (uncertainty scores, ...) go to
-    ``scores``; list columns (embeddings) are left out.
+    scalar columns than the predicted probability, redshift and anomaly score (uncertainty
+    scores, ...) go to ``scores``; list columns (embeddings) are left out. An anomaly
+    detector's ``anomaly_score`` and ``anomaly_nearest_class`` become ``anomaly_score`` and
+    ``nearest_class``.
 
     Args:
         table: the prediction table (pyarrow), one row per object scored.
@@ -61,7 +63,8 @@ def model_results(table: Any, failures: dict[str, str], labels: tuple[str, ...] 
     rows = {r["object_id"]: r for r in table.to_pylist()}
     numeric = [f.name for f in table.schema
                if (pa.types.is_floating(f.type) or pa.types.is_integer(f.type))
-               and f.name not in probs and f.name not in ("predicted_prob", "redshift")]
+               and f.name not in probs
+               and f.name not in ("predicted_prob", "redshift", "anomaly_score")]
     results, errors = [], []
     for oid in ids:
         row = rows.get(oid)
@@ -78,6 +81,9 @@ def model_results(table: Any, failures: dict[str, str], labels: tuple[str, ...] 
             out["predicted_prob"] = float(row["predicted_prob"])
         if row.get("redshift") is not None:
             out["redshift"] = float(row["redshift"])
+        if row.get("anomaly_score") is not None:
+            out["anomaly_score"] = float(row["anomaly_score"])
+            out["nearest_class"] = row.get("anomaly_nearest_class")
         results.append(out)
     return results, errors
 
@@ -96,7 +102,7 @@ class ModelServer:
                  device: str | None = "cpu", torch_threads: int | None = None):
         import torch
 
-        from astroray.infer.predictors import get_predictor, model_hash
+        from astroray.infer.predictors import get_predictor, model_hash, predictor_task
         from astroray.models._pretrained import read_config_json
 
         if torch_threads:
@@ -106,14 +112,17 @@ class ModelServer:
         self.labels = getattr(self.predictor, "labels", None)
         if self.labels is None and hasattr(self.predictor, "model"):  # vision classifiers
             cfg = self.predictor.model.config
-            self.labels = tuple(cfg.labels) if cfg.task == "classification" else None
+            self.labels = (tuple(cfg.labels) if getattr(cfg, "task", None) == "classification"
+                           else None)  # regressors and anomaly detectors: no probabilities
+        # An anomaly detector lists its inlier classes.
+        listed = self.labels or getattr(self.predictor, "inlier_classes", None)
         bands = getattr(getattr(self.predictor, "config", None), "bands", None)
         bands = getattr(self.predictor, "bands", bands)
         self.info_ = {"name": Path(model_dir).name, "route": ROUTES[route][0],
                       "kind": self.predictor.kind, "model_type": str(raw.get("model_type")),
-                      "task": str(raw.get("task", "classification")),
+                      "task": predictor_task(model_dir),
                       "model_hash": model_hash(model_dir),
-                      "labels": None if self.labels is None else list(self.labels),
+                      "labels": None if listed is None else list(listed),
                       "bands": None if bands is None else list(bands)}
         self.max_batch_objects = max_batch_objects
         self.counts = {"requests": 0, "batches": 0, "largest_batch": 0}
@@ -264,7 +273,7 @@ class Ingress:
                                      f"choose one of {names}")
         info = next(i for i in await self.infos()
                     if i["name"] == name and i["route"] == ROUTES[route][0])
-        if route == "lightcurves_classify":
+        if route in ("lightcurves_classify", "lightcurves_anomaly"):
             from astroray.render.config import CANONICAL_BANDS
 
             known = set(info["bands"] or CANONICAL_BANDS)
@@ -290,6 +299,11 @@ class Ingress:
     async def classify_light_curves(self, body: LightCurveRequest, _: Authorized) -> dict:
         """Class probabilities of a batch of light curves."""
         return await self._predict("lightcurves_classify", body)
+
+    @api.post("/v1/lightcurves/anomaly", response_model=PredictResponse)
+    async def light_curve_anomaly(self, body: LightCurveRequest, _: Authorized) -> dict:
+        """Anomaly scores of a batch of light curves (distance to the nearest inlier centre)."""
+        return await self._predict("lightcurves_anomaly", body)
 
     @api.post("/v1/spectra/classify", response_model=PredictResponse)
     async def classify_spectra(self, body: SpectrumRequest, _: Authorized) -> dict:

@@ -27,6 +27,7 @@ ROUTES: dict[str, tuple[str, str, str]] = {
     "lightcurves_classify": ("/v1/lightcurves/classify", "lightcurve", "classification"),
     "spectra_classify": ("/v1/spectra/classify", "spectrum", "classification"),
     "spectra_redshift": ("/v1/spectra/redshift", "spectrum", "regression"),
+    "lightcurves_anomaly": ("/v1/lightcurves/anomaly", "lightcurve", "anomaly"),
 }
 
 
@@ -47,6 +48,8 @@ class ServeConfig(Config):
             (Astromer classifiers, SwinV2 light-curve models); the first is the default.
         spectra_classify: ViT spectrum classifiers for ``POST /v1/spectra/classify``.
         spectra_redshift: ViT redshift regressors for ``POST /v1/spectra/redshift``.
+        lightcurves_anomaly: anomaly detectors (MCDSVDD folders of ``jobs/anomaly.py``) for
+            ``POST /v1/lightcurves/anomaly``.
         min_replicas: autoscaling lower bound per model deployment.
         max_replicas: autoscaling upper bound per model deployment.
         target_ongoing_requests: autoscaling target of queued + running requests per replica.
@@ -76,6 +79,7 @@ class ServeConfig(Config):
     lightcurves_classify: tuple[str, ...] = ()
     spectra_classify: tuple[str, ...] = ()
     spectra_redshift: tuple[str, ...] = ()
+    lightcurves_anomaly: tuple[str, ...] = ()
     min_replicas: int = 1
     max_replicas: int = 2
     target_ongoing_requests: float = 8.0
@@ -179,7 +183,7 @@ def check_models(cfg: ServeConfig) -> dict[str, list[dict[str, Any]]]:
     Raises:
         ConfigError: naming the field and the folder that is not a fitting model.
     """
-    from astroray.infer.predictors import predictor_kind
+    from astroray.infer.predictors import predictor_kind, predictor_task
     from astroray.models._pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config_json
 
     out: dict[str, list[dict[str, Any]]] = {}
@@ -194,7 +198,7 @@ def check_models(cfg: ServeConfig) -> dict[str, list[dict[str, Any]]]:
             except (ValueError, FileNotFoundError, KeyError) as exc:
                 raise ConfigError(f"ServeConfig.{field} = {d!r} is invalid: {exc}") from None
             raw = read_config_json(d)
-            task = raw.get("task", "classification")
+            task = predictor_task(d)
             check(got == kind and task == output, cfg, field, d,
                   f"a {kind} {output} model (this is a {got} {task} model, "
                   f"model_type {raw.get('model_type')!r})")

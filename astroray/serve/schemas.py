@@ -143,6 +143,9 @@ class ObjectResult(BaseModel):
     predicted_class: str | None = None
     predicted_prob: float | None = None
     redshift: float | None = None
+    anomaly_score: float | None = Field(None, description="distance to the nearest inlier "
+                                        "centre over the median training score (~1: inlier)")
+    nearest_class: str | None = Field(None, description="inlier class of the nearest centre")
     scores: dict[str, float] = Field(default_factory=dict,
                                      description="further numeric outputs (e.g. uncertainty)")
 
