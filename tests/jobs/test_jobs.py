@@ -241,7 +241,95 @@ def _check_tune_uncertainty(out: Path, results: dict) -> None:
     assert saved["config"]["methods"] == ["ha_mc_dropout"]
 
 
-SMOKE_CHECKS = {"demo.py": _check_demo, "bulk_infer.py": _check_bulk_infer,
+def _check_domain_adapt(out: Path, results: dict) -> None:
+    from astroray.models import load_model
+
+    assert results["job"] == "domain_adapt"
+    m = results["metrics"]
+    rows = {r["k"]: r for r in m["table"]}
+    assert sorted(rows) == [1, 5, 10]
+    for r in rows.values():
+        for key in ("source_only_source_ba", "source_only_target_ba", "finetune_source_ba",
+                    "finetune_target_ba", "mme_source_ba", "mme_target_ba"):
+            assert 0.0 <= r[key] <= 1.0, (key, r[key])
+        assert r["mme_target_gain"] == pytest.approx(r["mme_target_ba"]
+                                                     - r["source_only_target_ba"])
+        assert r["finetune_runs"] == r["mme_runs"] == 1  # one pick seed when shrunk
+    base = rows[1]
+    # Source-only learns the source survey (real/bogus is easy within a survey).
+    assert base["source_only_source_ba"] > 0.9
+    # MME with 10 labelled target stamps per class does not lose to source-only on the
+    # target: tolerance 0.02, about one standard deviation of a balanced accuracy near 0.95
+    # on the 200 target test stamps of the smoke run (sqrt(0.95 * 0.05 / 100) per class).
+    assert rows[10]["mme_target_ba"] >= base["source_only_target_ba"] - 0.02
+    # ... and keeps the source: the labelled source stamps stay in its loss.
+    assert rows[10]["mme_source_ba"] >= base["source_only_source_ba"] - 0.05
+    md = (out / "domain_adapt.md").read_text()
+    assert "MME target gain" in md and md.count("\n| ") >= 5
+    assert len(m["runs"]) == 1 + 2 * 3
+    model = load_model(out / "models" / "mme_k10_seed0")
+    assert model.model_type == "stamp-cnn"
+    real = m["real"]
+    if real is not None:  # ../shared present: the real ZTF alerts, scored (no labels)
+        assert real["alerts"] == 2 and not real["failed"]
+        for row in real["rows"]:
+            assert 0.0 <= row["real_score_mme_k10"] <= 1.0
+
+
+def _check_tune_domain(out: Path, results: dict) -> None:
+    assert results["job"] == "tune_domain"
+    m = results["metrics"]
+    trials = pq.read_table(out / "trials.parquet").to_pylist()
+    assert len(trials) == len(m["trials"]) == 3 and m["completed"] >= 1
+    done = [t for t in trials if t["completed"]]
+    best = max(done, key=lambda t: (t["val_target_ba"], t["val_source_ba"]))
+    saved = json.loads((out / "best.json").read_text())
+    assert saved["metrics"]["val_target_ba"] == pytest.approx(best["val_target_ba"])
+    assert saved["config"]["mme_lambda"] == pytest.approx(best["mme_lambda"])
+    assert saved["config"]["mme_lr"] == pytest.approx(best["mme_lr"])
+    assert saved["config"]["model_overrides"]["temperature"] == pytest.approx(
+        best["temperature"])
+    for t in trials:
+        assert 0.01 <= t["mme_lambda"] <= 1.0 and 0.02 <= t["temperature"] <= 0.2
+
+
+def _check_anomaly(out: Path, results: dict) -> None:
+    from astroray.data.synthetic import periodic_variables
+    from astroray.eval.anomaly import METHODS
+    from astroray.infer.predictors import get_predictor, predictor_task
+    from astroray.models.anomaly import MCDSVDD
+
+    assert results["job"] == "anomaly"
+    tables = results["metrics"]["tables"]
+    assert set(tables) == {"synthetic_variables", "synthetic_transients"}
+    classes = {"synthetic_variables": {"Cep_0", "Cep_1", "RRab", "RRc", "EB", "LPV"},
+               "synthetic_transients": {"SNIa", "SNII", "SNIbc"}}
+    for name, table in tables.items():
+        assert {r["held_out"] for r in table[:-1]} == classes[name] and table[-1]["held_out"] \
+            == "mean"
+        for row in table:
+            assert row["folds"] == 2
+            for m in METHODS:
+                assert 0.0 <= row[m] <= 1.0 and row[f"{m}_std"] >= 0.0
+        # The mean row is the mean of the held-out rows.
+        for m in METHODS:
+            assert table[-1][m] == pytest.approx(sum(r[m] for r in table[:-1]) / (len(table) - 1))
+        assert results["data"][name]["objects_used"] > 0
+    assert "| LPV |" in (out / "anomaly_table.md").read_text()
+    assert len((out / "anomaly_table.csv").read_text().splitlines()) == 1 + 5 * (7 + 4)
+    # The saved detector scores light curves through the registered predictor.
+    det = results["model"]["detectors"]["synthetic_variables"]["path"]
+    assert predictor_task(det) == "anomaly"
+    assert set(MCDSVDD.from_pretrained(det).config.labels) == classes["synthetic_variables"]
+    from astroray.data._io import numpy_batch
+
+    pred = get_predictor(det, device="cpu")(numpy_batch(periodic_variables(4, seed=99)))
+    assert pred.table.num_rows == 4 and not pred.failures
+    assert (pred.table.column("anomaly_score").to_numpy() > 0).all()
+
+
+SMOKE_CHECKS = {"anomaly.py": _check_anomaly,
+                "demo.py": _check_demo, "bulk_infer.py": _check_bulk_infer,
                 "ingest.py": _check_ingest,
                 "pretrain_astromer.py": _check_pretrain_astromer,
                 "embed_astromer.py": _check_embed_astromer,
@@ -249,7 +337,8 @@ SMOKE_CHECKS = {"demo.py": _check_demo, "bulk_infer.py": _check_bulk_infer,
                 "finetune_vit_spectra.py": _check_finetune_vit_spectra,
                 "finetune_swin_lightcurves.py": _check_finetune_swin_lightcurves,
                 "train_uncertainty.py": _check_train_uncertainty,
-                "tune_uncertainty.py": _check_tune_uncertainty}
+                "tune_uncertainty.py": _check_tune_uncertainty,
+                "domain_adapt.py": _check_domain_adapt, "tune_domain.py": _check_tune_domain}
 
 
 @pytest.mark.parametrize("job", JOBS)
