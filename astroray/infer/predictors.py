@@ -254,7 +254,7 @@ def _load_builtin() -> None:
     import importlib
     import importlib.util
 
-    # ViT spectra, SwinV2 light curves; anomaly detectors.
-    for module in ("astroray.infer.vision", "astroray.infer.anomaly"):
+    # ViT spectra, SwinV2 light curves; anomaly detectors; real/bogus stamps.
+    for module in ("astroray.infer.vision", "astroray.infer.anomaly", "astroray.infer.stamps"):
         if importlib.util.find_spec(module) is not None:
             importlib.import_module(module)
