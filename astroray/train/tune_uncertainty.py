@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 _SPACE_BY_METHOD = {
     "mc_dropout": ("dropout", "passes", "lr"),
     "hsa": ("passes", "hsa_tau1", "hsa_tau2", "hsa_centroids", "lr"),
-    "ha_mc_dropout": ("dropout", "passes", "hsa_tau1", "hsa_tau2", "hsa_centroids", "lr"),
+    "ha_mc_dropout": ("dropout", "passes", "hsa_tau1", "hsa_centroids", "lr"),
     "ensemble": ("dropout", "ensemble_size", "lr"),
 }
 

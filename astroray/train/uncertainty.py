@@ -7,7 +7,8 @@ its windows' layer means, as in :class:`~astroray.models.astromer.AstromerClassi
 * ``mc_dropout``: dropout ``p`` in the encoder and the head, kept on at inference, T passes;
 * ``hsa``: hierarchical stochastic attention in every encoder block (no dropout), T sampled
   passes;
-* ``ha_mc_dropout``: both, sampled together;
+* ``ha_mc_dropout``: HA-MC Dropout (Cádiz-Leyton et al. 2025): the hierarchical keys of HSA
+  (sampled centroids) with softmax attention weights, and dropout as in ``mc_dropout``;
 * ``ensemble``: M members trained from different seeds (dropout in training only), one
   deterministic pass each.
 
@@ -159,7 +160,7 @@ def _build(encoder: str, classes: list[str], method: str, cfg: UncertaintyConfig
 
     base = load_encoder(encoder)
     dropout = cfg.dropout if method in ("mc_dropout", "ha_mc_dropout", "ensemble") else 0.0
-    attention = "hsa" if method in ("hsa", "ha_mc_dropout") else "softmax"
+    attention = {"hsa": "hsa", "ha_mc_dropout": "hsa_keys"}.get(method, "softmax")
     enc_cfg = base.config.replace(dropout=dropout, attention=attention,
                                   hsa_centroids=cfg.hsa_centroids, hsa_tau1=cfg.hsa_tau1,
                                   hsa_tau2=cfg.hsa_tau2)

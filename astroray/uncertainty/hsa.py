@@ -9,8 +9,10 @@ Two sampled levels replace the deterministic attention of a transformer block:
 2. Stochastic attention: the weights over the snapped keys are a (soft) Gumbel-softmax sample
    of ``q k~^T / sqrt(d)`` at temperature ``tau2`` instead of a softmax.
 
-With sampling off (a deterministic pass) the key is the nearest-scoring centroid (argmax) and
-the weights are the plain softmax. Repeated sampled passes of a trained model give the
+With sampling off (a deterministic pass) the key is the nearest centroid and the weights are
+the plain softmax. ``sample_weights=False`` keeps level 1 only (stochastic hierarchical keys,
+softmax weights): the attention of HA-MC Dropout (Cádiz-Leyton et al. 2025), which takes its
+further randomness from dropout. Repeated sampled passes of a trained model give the
 predictive distribution whose spread scores uncertainty (see :mod:`astroray.uncertainty.scores`).
 
 Swapping HSA into a *pretrained* encoder with random centroids throws the pretrained keys
@@ -61,6 +63,8 @@ class HierarchicalStochasticAttention(nn.Module):
         num_centroids: learnable key centroids K per head.
         tau1: temperature of the key-to-centroid choice.
         tau2: temperature of the attention weights.
+        sample_weights: draw the attention weights (level 2); False: softmax weights over the
+            sampled keys.
 
     Attributes:
         mc: draw the stochastic choices in eval mode too (Monte Carlo inference; set by
@@ -69,7 +73,7 @@ class HierarchicalStochasticAttention(nn.Module):
     """
 
     def __init__(self, num_heads: int, head_dim: int, num_centroids: int = 16,
-                 tau1: float = 1.0, tau2: float = 1.0):
+                 tau1: float = 1.0, tau2: float = 1.0, sample_weights: bool = True):
         super().__init__()
         if num_centroids < 1 or tau1 <= 0 or tau2 <= 0:
             raise ValueError(f"HSA needs num_centroids >= 1 and positive temperatures; got "
@@ -77,6 +81,7 @@ class HierarchicalStochasticAttention(nn.Module):
         self.centroids = nn.Parameter(torch.randn(num_heads, num_centroids, head_dim)
                                       / math.sqrt(head_dim))  # (H, K, Dh)
         self.tau1, self.tau2 = float(tau1), float(tau2)
+        self.sample_weights = bool(sample_weights)
         self.mc = False
 
     def key_logits(self, k: torch.Tensor) -> torch.Tensor:
@@ -121,7 +126,7 @@ class HierarchicalStochasticAttention(nn.Module):
         sample = self.training or self.mc
         keys = self.snap_keys(k, sample)  # (B, H, T, Dh)
         scale = 1.0 / math.sqrt(q.shape[-1])
-        if not sample:
+        if not (sample and self.sample_weights):
             return F.scaled_dot_product_attention(q, keys, v, attn_mask=attn_mask, scale=scale)
         # Gumbel-softmax weights softmax((q k~ / sqrt(d) + g) / tau2) through the fused kernel:
         # the noise g (standard Gumbel, -log of an Exp(1) draw) is an additive mask.

@@ -135,6 +135,28 @@ def test_object_passes_pool_windows_per_object():
     assert not any(m.training for m in model.modules())  # modes restored
 
 
+def test_hierarchical_keys_alone_keep_softmax_weights():
+    """HA-MC Dropout's attention samples the keys' centroids only; the weights stay softmax."""
+    torch.manual_seed(2)
+    B, H, T, D = 2, 2, 6, 4
+    keys_only = HierarchicalStochasticAttention(H, D, T, sample_weights=False)
+    with torch.no_grad():
+        keys_only.centroids.mul_(30.0)  # far apart: a key's own centroid wins every draw
+    both = HierarchicalStochasticAttention(H, D, T)
+    both.load_state_dict(keys_only.state_dict())
+    q, v = torch.randn(B, H, T, D), torch.randn(B, H, T, D)
+    k = keys_only.centroids.detach()[None].expand(B, H, T, D)  # every key on a centroid
+    mask = torch.ones(B, 1, 1, T, dtype=torch.bool)
+    det = keys_only.eval()(q, k, v, mask)
+    with torch.no_grad(), stochastic(keys_only), stochastic(both.eval()):
+        # The sampled centroid is the key's own: softmax weights give the deterministic
+        # output exactly, Gumbel-sampled weights do not.
+        torch.testing.assert_close(keys_only(q, k, v, mask), det)
+        assert not torch.allclose(both(q, k, v, mask), det, atol=1e-3)
+    model = create_model("astromer-tiny", attention="hsa_keys", hsa_centroids=3)
+    assert all(not b.hsa.sample_weights for b in model.blocks)
+
+
 def test_fit_centroids_are_the_kmeans_of_each_layers_keys():
     """Layer by layer, the centroids are the k-means centres of the keys that layer sees."""
     from sklearn.cluster import KMeans

@@ -11,7 +11,7 @@ __all__ = ["ASTROMER_TINY", "ASTROMER_V1", "ASTROMER_V2", "AstromerClassifierCon
 
 PE_TYPES = ("sinusoidal", "trainable")
 PE_POSITIONS = ("input", "output")
-ATTENTIONS = ("softmax", "hsa")
+ATTENTIONS = ("softmax", "hsa", "hsa_keys")
 #: Stochastic inference a saved classifier can carry (None: deterministic).
 UNCERTAINTY_HEADS = (None, "mc_dropout", "hsa", "ha_mc_dropout")
 
@@ -53,9 +53,10 @@ class AstromerConfig(Config):
         error_weighted_loss: weight the squared residuals by the inverse variance of the
             observations (Astromer 2's uncertainty-weighted RMSE).
         layer_norm_eps: LayerNorm epsilon.
-        attention: ``softmax`` (scaled dot-product attention) or ``hsa`` (hierarchical
+        attention: ``softmax`` (scaled dot-product attention), ``hsa`` (hierarchical
             stochastic attention: keys snapped to learnable centroids, Gumbel-softmax
-            weights; see :mod:`astroray.uncertainty.hsa`).
+            weights; see :mod:`astroray.uncertainty.hsa`) or ``hsa_keys`` (the snapped keys
+            with softmax weights: HA-MC Dropout's attention).
         hsa_centroids: key centroids per head (K) of HSA.
         hsa_tau1: temperature of HSA's key-to-centroid choice.
         hsa_tau2: temperature of HSA's attention weights.

@@ -105,12 +105,12 @@ class _AttentionBlock(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.residual = config.residual
         self.hsa = None
-        if config.attention == "hsa":
+        if config.attention in ("hsa", "hsa_keys"):
             from astroray.uncertainty.hsa import HierarchicalStochasticAttention
 
             self.hsa = HierarchicalStochasticAttention(
                 config.num_heads, config.head_dim, config.hsa_centroids, config.hsa_tau1,
-                config.hsa_tau2)
+                config.hsa_tau2, sample_weights=config.attention == "hsa")
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         """``x`` (B, T, D); ``attn_mask`` (B, 1, 1, T) bool, True where a key may be attended."""
