@@ -103,7 +103,8 @@ class StampPredictor:
         """Score a canonical stamp batch (``batch_format="numpy"``)."""
         ids = np.asarray(batch["object_id"]).astype(str)
         crops, rows, bad = stack_stamps(batch, self.config.crop_size)
-        failures = {ids[i]: f"{ids[i]}: {why}" for i, why in bad.items()}
+        # Keyed by object id; the errors table bulk inference writes names the object.
+        failures = {ids[i]: why for i, why in bad.items()}
         with torch.inference_mode():
             x = torch.from_numpy(crops).to(self.device)  # (N, 3, S, S), the crop is a no-op
             images = self.model.preprocess(x)

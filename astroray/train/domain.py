@@ -449,8 +449,11 @@ def summarise(runs: list[dict[str, Any]], shots: tuple[int, ...]) -> list[dict[s
 def markdown_table(rows: list[dict[str, Any]], source: str, target: str) -> str:
     """The comparison as a Markdown table (balanced accuracy, mean +- std over pick seeds)."""
     def cell(row: dict[str, Any], key: str) -> str:
-        std = row.get(f"{key}_std")
-        return f"{row[key]:.3f}" if not std else f"{row[key]:.3f} ± {std:.3f}"
+        # A spread only where there are several draws to spread over.
+        mode = key.split("_")[0]
+        if row.get(f"{mode}_runs", 1) < 2:
+            return f"{row[key]:.3f}"
+        return f"{row[key]:.3f} ± {row[f'{key}_std']:.3f}"
 
     lines = [f"Balanced accuracy, source survey {source} -> target survey {target} "
              "(mean ± std over the draws of the k labelled target stamps per class).", "",

@@ -45,5 +45,6 @@ def test_summary_table_gains_and_source_changes():
     assert row["mme_source_change"] == pytest.approx(-0.02)
     assert row["finetune_source_ba"] == pytest.approx(0.92)
     assert row["mme_target_ba_std"] == pytest.approx(np.std([0.90, 0.94], ddof=1))
+    assert row["mme_runs"] == 2
     md = markdown_table([row], "A", "B")
     assert "| 5 | 0.990 | 0.800 | 0.920 ± 0.028 |" in md and "+0.120 | -0.020 |" in md
