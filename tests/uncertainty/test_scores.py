@@ -11,6 +11,7 @@ from astroray.uncertainty import (
     expected_calibration_error,
     misclassification_auroc,
     reliability_curve,
+    uncertainty_metrics,
     uncertainty_scores,
 )
 
@@ -86,3 +87,24 @@ def test_bad_probabilities_are_named():
         uncertainty_scores(np.full((2, 3, 2), np.nan))
     with pytest.raises(ValueError, match="shape"):
         uncertainty_scores(np.ones(5))
+
+
+def test_results_row_from_loops():
+    """Macro F1, accuracy and NLL of the mean prediction, by hand, beside the scores' AUROCs."""
+    p, y = _samples(5, c=3)
+    got = uncertainty_metrics(y, p, n_bins=10)
+    mean = p.mean(axis=0)
+    pred = mean.argmax(axis=1)
+    f1s = []
+    for c in range(3):
+        tp = np.sum((pred == c) & (y == c))
+        fp, fn = np.sum((pred == c) & (y != c)), np.sum((pred != c) & (y == c))
+        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    assert got["macro_f1"] == pytest.approx(np.mean(f1s))
+    assert got["accuracy"] == pytest.approx(np.mean(pred == y))
+    nll = -np.mean([math.log(mean[i, y[i]]) for i in range(len(y))])
+    assert got["nll"] == pytest.approx(nll)
+    assert got["ece"] == pytest.approx(expected_calibration_error(y, p, 10))
+    auc = misclassification_auroc(y, p)
+    for k in ("smp", "pv", "bald", "entropy"):
+        assert got[f"auroc_{k}"] == pytest.approx(auc[k])
