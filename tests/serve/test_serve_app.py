@@ -33,10 +33,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _vision(folder: Path, name: str, kind: str, render, labels, task: str, bands=None) -> Path:
+def _vision(folder: Path, name: str, kind: str, render, labels, task: str, bands=None,
+            **overrides) -> Path:
     torch.manual_seed(0)
     model = create_model(name, **tiny_overrides(name), labels=labels, task=task,
-                         target_scale=3.0).eval()
+                         target_scale=3.0, **overrides).eval()
     path = model.save_pretrained(folder / f"{name}-{task}")
     write_render_spec(path, kind, render.to_dict(), 4700, bands)
     return path
@@ -54,7 +55,8 @@ def models(tmp_path_factory) -> dict[str, Path]:
         "astromer": clf.eval().save_pretrained(folder / "astromer-clf"),
         "swin": _vision(folder, "swinv2-tiny-lightcurves", "lightcurves",
                         LightCurveRenderConfig(height=64, width=64, bands=("B", "R")),
-                        CLASSES, "classification", bands=["B", "R"]),
+                        CLASSES, "classification", bands=["B", "R"], head_dropout=0.5,
+                        uncertainty="mc_dropout", passes=8),  # an MC Dropout head
         "vit": _vision(folder, "vit-tiny-spectra", "spectra", small,
                        ("STAR", "GALAXY", "QSO"), "classification"),
         "vit_z": _vision(folder, "vit-tiny-spectra", "spectra", small, ("STAR", "GALAXY", "QSO"),
@@ -138,7 +140,11 @@ def test_light_curves_match_the_predictor_and_short_ones_are_errors(server, mode
     status, body = _call(server + "/v1/lightcurves/classify",
                          {"objects": objs[:2], "model": models["swin"].name})
     assert status == 200 and body["model"] == models["swin"].name, body
-    assert abs(sum(body["results"][0]["probabilities"].values()) - 1) < 1e-5
+    for r in body["results"]:  # the mean of 8 passes, with the uncertainty scores
+        assert abs(sum(r["probabilities"].values()) - 1) < 1e-5
+        scores = r["scores"]
+        assert abs(scores["uncertainty_smp"] - (1 - max(r["probabilities"].values()))) < 1e-5
+        assert scores["uncertainty_pv"] > 0 and scores["uncertainty_bald"] >= -1e-6
 
 
 def test_concurrent_single_object_requests_are_batched_correctly(server, models):
