@@ -174,7 +174,10 @@ def _features_task(table: Any, bands: tuple[str, ...], min_points: int
 
 def load_inputs(dataset: AnomalyDataset, config: AnomalyConfig, workdir: str | Path,
                 encoder: Any = None) -> dict[str, Any]:
-    """Canonical light curves of a data set and the detectors' raw inputs, on Ray tasks.
+    """Canonical light curves of a data set and the detectors' raw inputs.
+
+    Features are computed on Ray tasks of ``feature_chunk`` light curves; embeddings by the
+    encoder in this process (one model load).
 
     Args:
         dataset: the data set.
