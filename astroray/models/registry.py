@@ -66,6 +66,7 @@ def _ensure_builtin() -> None:
     # Importing the families registers their models.
     import astroray.models.anomaly  # noqa: F401
     import astroray.models.astromer  # noqa: F401
+    import astroray.models.morphology  # noqa: F401
     import astroray.models.stamps  # noqa: F401
     import astroray.models.vision  # noqa: F401
 
