@@ -328,6 +328,21 @@ def _check_anomaly(out: Path, results: dict) -> None:
     assert (pred.table.column("anomaly_score").to_numpy() > 0).all()
 
 
+def _check_ot_timeseries(out: Path, results: dict) -> None:
+    assert results["job"] == "ot_timeseries"
+    metrics = results["metrics"]
+    assert metrics["counts"]["supernovae"] == 4 and metrics["counts"]["failed"] == 0
+    table = metrics["table"]
+    assert {r["type"] for r in table} == {"all", "Ia", "II"}
+    assert {r["gap"] for r in table} == {3.0, 5.0}
+    assert "V" in {r["band"] for r in table} and "U" in results["data"]["bands"]["skipped"]
+    for row in table:
+        assert row["n"] > 0 and 0.0 <= row["exact"] <= 1.0 and 0.0 <= row["linear"] <= 1.0
+    assert "| gap (d) | band |" in (out / "table.md").read_text()
+    assert (out / "ot_timeseries.png").stat().st_size > 10_000
+    assert pq.read_table(out / "errors.parquet").num_rows == 0
+
+
 SMOKE_CHECKS = {"anomaly.py": _check_anomaly,
                 "demo.py": _check_demo, "bulk_infer.py": _check_bulk_infer,
                 "ingest.py": _check_ingest,
@@ -338,7 +353,8 @@ SMOKE_CHECKS = {"anomaly.py": _check_anomaly,
                 "finetune_swin_lightcurves.py": _check_finetune_swin_lightcurves,
                 "train_uncertainty.py": _check_train_uncertainty,
                 "tune_uncertainty.py": _check_tune_uncertainty,
-                "domain_adapt.py": _check_domain_adapt, "tune_domain.py": _check_tune_domain}
+                "domain_adapt.py": _check_domain_adapt,
+                "ot_timeseries.py": _check_ot_timeseries, "tune_domain.py": _check_tune_domain}
 
 
 @pytest.mark.parametrize("job", JOBS)

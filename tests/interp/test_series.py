@@ -1,0 +1,110 @@
+"""Time series from N epochs, uncertainty factor, photometric weighting, the job's table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from astroray.interp import SyntheticPhotometry, build_time_series, warp_to_photometry
+from astroray.interp.evaluate import evaluate_supernova, group_supernovae, residual_table
+
+WAVE = np.linspace(3500.0, 10000.0, 1500)
+
+
+def _series(times: np.ndarray) -> np.ndarray:
+    """A line drifting redward on a continuum whose scale changes with time: (E, L)."""
+    mu = 5000.0 + 40.0 * times[:, None]
+    return (1.0 + 5.0 * np.exp(-0.5 * ((WAVE - mu) / 150.0) ** 2)) * np.exp(-0.02 * times)[
+        :, None]
+
+
+def test_time_series_brackets_targets_and_reports_uncertainty():
+    t_obs = np.array([0.0, 10.0, 30.0])
+    flux = _series(t_obs)
+    targets = np.array([-1.0, 0.0, 5.0, 10.0, 20.0, 30.0, 31.0])
+    s = build_time_series(WAVE, t_obs, flux, targets, gap_scale=50.0)
+    np.testing.assert_array_equal(s.inside, [False, True, True, True, True, True, False])
+    np.testing.assert_array_equal(s.observed, [False, True, False, True, False, True, False])
+    np.testing.assert_allclose(s.flux[[1, 3, 5]], flux, rtol=1e-6)
+    assert np.all(np.isnan(s.flux[[0, 6]])) and np.all(np.isinf(s.uncertainty[[0, 6]]))
+    # Brownian bridge: a (1 - a) dt / gap_scale
+    np.testing.assert_allclose(s.uncertainty[[2, 4]], np.sqrt([0.25 * 10 / 50, 0.25 * 20 / 50]))
+    np.testing.assert_allclose(s.gap[[2, 4]], [10.0, 20.0])
+    with pytest.raises(ValueError, match="at least 2"):
+        build_time_series(WAVE, t_obs[:1], flux[:1], targets)
+
+
+def test_photometric_mismatch_shifts_weight_to_the_trusted_epoch():
+    phot = SyntheticPhotometry(WAVE, ("B", "V", "R"))
+    t_obs = np.array([0.0, 10.0])
+    flux = _series(t_obs)
+    truth = phot.band_fluxes(flux)
+    miscal = flux.copy()
+    miscal[1] *= 1.5  # epoch 1 is 50% off its photometry
+    s = build_time_series(WAVE, t_obs, miscal, np.array([5.0]), photometry=truth, phot=phot,
+                          mismatch_scale=0.1)
+    assert s.alpha[0] < 0.5 and s.uncertainty[0] > 0.25
+    plain = build_time_series(WAVE, t_obs, miscal, np.array([5.0]))
+    assert plain.alpha[0] == pytest.approx(0.5)
+
+
+def test_warp_to_photometry_matches_the_observed_bands():
+    phot = SyntheticPhotometry(WAVE, ("B", "V", "R", "I"))
+    flux = _series(np.array([3.0]))
+    target = phot.band_fluxes(flux * (WAVE / 6000.0) ** 0.5)
+    warped = warp_to_photometry(phot, flux, target)
+    np.testing.assert_allclose(phot.band_fluxes(warped), target, rtol=5e-3)
+
+
+def test_residual_fractions_on_known_cases():
+    phot = SyntheticPhotometry(WAVE, ("V", "r"))
+    mjd = np.arange(0.0, 21.0)
+    flux = _series(mjd)
+    # Every epoch kept: nothing interpolated, and the rebuilt points equal the truth.
+    rows = evaluate_supernova(WAVE, mjd, flux, phot, [1.0], ["exact", "linear"])
+    assert not rows["interpolated"].any()
+    np.testing.assert_allclose(rows["residual"], 0.0, atol=1e-6)
+    # A gap of 5 days keeps 0, 5, ..., 20: 16 interpolated epochs x 2 bands x 2 methods.
+    rows = evaluate_supernova(WAVE, mjd, flux, phot, [5.0], ["exact", "linear"])
+    assert rows["interpolated"].sum() == 16 * 2 * 2
+    n = rows["residual"].size
+    rows.update(sn_id=np.full(n, "sn"), type=np.full(n, "Ia"), error=np.full(n, ""))
+    # Known answer: overwrite residuals, half the exact points and none of the linear ones
+    # below the threshold.
+    interp = rows["interpolated"]
+    exact = rows["method"] == "exact"
+    rows["residual"] = np.where(exact, np.where(np.arange(n) % 2 == 0, 0.05, 0.5), 0.2)
+    table = residual_table(rows, ["exact", "linear"], 0.1)
+    assert {r["type"] for r in table} == {"all", "Ia"}
+    for r in table:
+        expect = np.mean(rows["residual"][interp & exact & (rows["band"] == r["band"])] < 0.1)
+        assert r["exact"] == pytest.approx(expect, abs=1e-4) and r["linear"] == 0.0
+        assert r["n"] == 16
+
+
+def test_group_supernovae_from_the_synthetic_survey():
+    from astroray.data.synthetic import sn_spectral_series
+
+    table = sn_spectral_series(2, seed=3, phases=(-5.0, 5.0), cadence=2.0)
+    sn, errors = group_supernovae(table)
+    assert errors == [] and sn.num_rows == 2
+    assert sorted(sn.column("type").to_pylist()) == ["II", "Ia"]
+    row = sn.slice(0, 1).to_pylist()[0]
+    assert len(row["flux"]) == len(row["mjd"]) * len(row["wavelength"])
+    assert np.all(np.diff(row["mjd"]) > 0)
+
+
+def test_config_names_the_bad_field():
+    from astroray.config import ConfigError
+    from astroray.interp.evaluate import OTTimeSeriesConfig
+
+    synthetic = {"kind": "sn_series", "n": 10, "format": "parquet"}
+    cfg = OTTimeSeriesConfig(synthetic=synthetic, methods=["exact", "entropic", "linear"])
+    smoke = cfg.smoke()
+    assert smoke.synthetic.n == 4 and "entropic" not in smoke.methods
+    for field, value in (("methods", ("lp",)), ("gaps", (0.0,)), ("bands", ("Q",)),
+                         ("threshold", 1.5)):
+        with pytest.raises(ConfigError, match=field):
+            OTTimeSeriesConfig(synthetic=synthetic, **{field: value})
+    with pytest.raises(ConfigError, match="synthetic"):
+        OTTimeSeriesConfig(synthetic={"kind": "spectra", "n": 3, "format": "parquet"})
