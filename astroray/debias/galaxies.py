@@ -317,9 +317,10 @@ def degrade(images: np.ndarray, z0: np.ndarray, psf0: np.ndarray, z1: np.ndarray
 
     The image shrinks by ``s = theta(z1) / theta(z0) <= 1`` about its centre, is blurred by the
     Gaussian that takes the (shrunk) PSF ``s * psf0`` to ``psf1``, is dimmed by the Tolman
-    factor ``((1+z0)/(1+z1))^4`` per pixel, and gets sky noise back (the dimmed original noise
-    has standard deviation below ``(1+z0)^4/(1+z1)^4``, which the added noise tops up to 1;
-    the small correlated remainder is ignored). Observables better than the originals are
+    factor ``((1+z0)/(1+z1))^4`` per pixel, and gets sky noise back: what is left of the original
+    noise is measured by passing a unit-noise field through the same transform, and fresh noise
+    tops it up to unit variance, pixel by pixel (outside the shrunk frame only fresh noise; the
+    small correlation of the remainder is kept). Observables better than the originals are
     clipped to them (a copy is never sharper than its source).
 
     Args:
@@ -343,16 +344,26 @@ def degrade(images: np.ndarray, z0: np.ndarray, psf0: np.ndarray, z1: np.ndarray
     psf1 = np.maximum(np.asarray(psf1, np.float64), psf0 * scale)
     # Extra blur, expressed in the original pixels (it also anti-aliases the shrinking).
     extra = np.sqrt(np.maximum(psf1 ** 2 - (psf0 * scale) ** 2, 0.0)) / scale
-    blurred = gaussian_blur(np.asarray(images, np.float64), extra / config.pixel_scale)
-    n, size, _ = blurred.shape
+    n, size, _ = np.shape(images)
+    # A unit-noise field and an all-ones frame go through the same transform, to learn how
+    # much of the original sky noise is left (and where: outside the shrunk frame, none).
+    probe = np.concatenate([np.asarray(images, np.float64), rng.normal(0.0, 1.0, (n, size, size)),
+                            np.ones((n, size, size))])
+    blurred = gaussian_blur(probe, np.tile(extra / config.pixel_scale, 3))
     # Output pixel x samples the input at centre + (x - centre) / s: an affine grid of zoom 1/s.
-    theta = np.zeros((n, 2, 3))
-    theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / scale
-    grid = F.affine_grid(torch.from_numpy(theta), [n, 1, size, size], align_corners=False)
-    shrunk = F.grid_sample(torch.from_numpy(blurred)[:, None], grid, mode="bilinear",
-                           padding_mode="zeros", align_corners=False)[:, 0].numpy()
+    theta = np.zeros((3 * n, 2, 3), dtype=np.float32)
+    theta[:, 0, 0] = theta[:, 1, 1] = np.tile(1.0 / scale, 3)
+    grid = F.affine_grid(torch.from_numpy(theta), [3 * n, 1, size, size], align_corners=False)
+    shrunk = F.grid_sample(torch.from_numpy(blurred.astype(np.float32))[:, None], grid,
+                           mode="bilinear", padding_mode="zeros",
+                           align_corners=False)[:, 0].numpy()
+    image, noise, frame = shrunk[:n], shrunk[n:2 * n], shrunk[2 * n:]
+    inside = frame > 0.999
+    left = np.sqrt((noise ** 2 * inside).sum(axis=(1, 2)) / np.maximum(inside.sum(axis=(1, 2)),
+                                                                     1))  # (n,)
     dim = ((1.0 + z0) / (1.0 + z1)) ** 4
-    out = shrunk * dim[:, None, None]
-    top_up = np.sqrt(np.maximum(1.0 - dim ** 2, 0.0))
-    out = out + rng.normal(0.0, 1.0, out.shape) * top_up[:, None, None]
+    out = image * dim[:, None, None]
+    residual = (dim * left)[:, None, None] * np.clip(frame, 0.0, 1.0)  # (n, S, S)
+    top_up = np.sqrt(np.maximum(1.0 - residual ** 2, 0.0))
+    out = out + rng.normal(0.0, 1.0, out.shape) * top_up
     return out.astype(np.float32)
