@@ -135,7 +135,8 @@ def _trial(params: dict[str, Any], *, base: dict[str, Any], state: dict[str, np.
                                                         data.labels["target_val"]),
                      "val_source_ba": balanced_accuracy(model, data.images["source_val"],
                                                         data.labels["source_val"]),
-                     "done": int(step == cfg.mme_steps)})
+                     # Not "done": Tune sets that key itself on a trial's last result.
+                     "finished": int(step == cfg.mme_steps)})
 
     settings = FitSettings(cfg.mme_steps, cfg.mme_lr, cfg.weight_decay, lam=cfg.mme_lambda,
                            batch_sizes=(cfg.batch_size, cfg.target_batch_size),
@@ -201,7 +202,7 @@ def tune_domain(config: TuneDomainConfig, out: str | Path) -> dict[str, Any]:
         rows.append({**{k: result.config.get(k) for k in _SPACE},
                      "trial": Path(result.path).name if result.path else None,
                      "checks": int(m.get("training_iteration", 0)),
-                     "completed": bool(m.get("done")),
+                     "completed": bool(m.get("finished")),
                      **{k: m.get(k) for k in _METRICS},
                      "error": None if result.error is None else str(result.error)[:500]})
     done = [r for r in rows if r["completed"] and r["val_target_ba"] is not None]
