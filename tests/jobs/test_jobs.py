@@ -343,6 +343,21 @@ def _check_ot_timeseries(out: Path, results: dict) -> None:
     assert pq.read_table(out / "errors.parquet").num_rows == 0
 
 
+def _check_debias(out: Path, results: dict) -> None:
+    assert results["job"] == "debias"
+    rows = {r["row"]: r for r in results["metrics"]["table"]}
+    assert set(rows) == {"truth", "labels", "naive", "degraded_copies", "consistency"}
+    for r in rows.values():
+        assert 0.0 <= r["accuracy"] <= 1.0 and r["L"] >= 0.0 and {"L_z", "L_psf"} <= set(r)
+    assert rows["truth"]["accuracy"] == 1.0
+    assert rows["labels"]["featured_fraction"] < rows["truth"]["featured_fraction"]
+    assert "| naive |" in (out / "debias_table.md").read_text()
+    figure = results["metrics"]["figure"]
+    assert figure is None or Path(figure).stat().st_size > 2000
+    for folder in results["model"]["models"].values():
+        assert {p.name for p in Path(folder).iterdir()} == {"config.json", "model.safetensors"}
+
+
 SMOKE_CHECKS = {"anomaly.py": _check_anomaly,
                 "demo.py": _check_demo, "bulk_infer.py": _check_bulk_infer,
                 "ingest.py": _check_ingest,
@@ -354,7 +369,8 @@ SMOKE_CHECKS = {"anomaly.py": _check_anomaly,
                 "train_uncertainty.py": _check_train_uncertainty,
                 "tune_uncertainty.py": _check_tune_uncertainty,
                 "domain_adapt.py": _check_domain_adapt,
-                "ot_timeseries.py": _check_ot_timeseries, "tune_domain.py": _check_tune_domain}
+                "ot_timeseries.py": _check_ot_timeseries, "tune_domain.py": _check_tune_domain,
+                "debias.py": _check_debias}
 
 
 @pytest.mark.parametrize("job", JOBS)
