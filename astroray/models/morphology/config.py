@@ -27,7 +27,7 @@ class MorphologyConfig(Config):
 
     labels: tuple[str, ...] = ("smooth", "featured")
     image_size: int = 32
-    channels: tuple[int, ...] = (16, 32, 64)
+    channels: tuple[int, ...] = (8, 16, 32)
     dropout: float = 0.1
     stretch: float = 3.0
 
@@ -49,7 +49,7 @@ class MorphologyConfig(Config):
               and self.stretch > 0, self, "stretch", self.stretch, "a positive number")
 
 
-#: The default morphology CNN: 32x32 images, 16/32/64 channels.
+#: The default morphology CNN: 32x32 images, 8/16/32 channels.
 MORPHOLOGY_CNN = MorphologyConfig()
 #: A tiny variant for tests.
 MORPHOLOGY_CNN_TINY = MorphologyConfig(channels=(4, 8, 8))
