@@ -156,12 +156,11 @@ def tune_domain(config: TuneDomainConfig, out: str | Path) -> dict[str, Any]:
     import ray
     import torch
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from astroray.models.stamps import StampClassifier
     from astroray.runtime import init_ray
     from astroray.train.domain import _run_mode, balanced_accuracy, load_domain_data
+    from astroray.train.sweep import asha_sweep
 
     init_ray()
     out = Path(out).resolve()
@@ -182,29 +181,10 @@ def tune_domain(config: TuneDomainConfig, out: str | Path) -> dict[str, Any]:
         _trial, base=base.to_dict(), state=state, data=data, shots=config.shots,
         pick_seed=config.pick_seed), {"cpu": config.trial_cpus})
     # ASHA counts validation checks; a trial reports ceil(mme_steps / eval_every) of them.
-    max_t = -(-base.mme_steps // base.eval_every)
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
-                              grace_period=min(config.grace_period, max_t),
-                              reduction_factor=config.reduction_factor)
-    tuner = tune.Tuner(
-        trainable, param_space=config.search_space(),
-        tune_config=tune.TuneConfig(
-            metric="val_target_ba", mode="max", scheduler=scheduler,
-            num_samples=config.num_samples, time_budget_s=config.time_budget_s,
-            max_concurrent_trials=config.max_concurrent,
-            search_alg=BasicVariantGenerator(random_state=config.seed)),
-        run_config=tune.RunConfig(storage_path=str(out / "ray"), name="tune-domain",
-                                  verbose=0))
-    grid = tuner.fit()
-    rows = []
-    for result in grid:
-        m = result.metrics or {}
-        rows.append({**{k: result.config.get(k) for k in _SPACE},
-                     "trial": Path(result.path).name if result.path else None,
-                     "checks": int(m.get("training_iteration", 0)),
-                     "completed": bool(m.get("finished")),
-                     **{k: m.get(k) for k in _METRICS},
-                     "error": None if result.error is None else str(result.error)[:500]})
+    rows = asha_sweep(trainable, config.search_space(), config,
+                      metric="val_target_ba", mode="max",
+                      max_t=-(-base.mme_steps // base.eval_every), storage=out / "ray",
+                      name="tune-domain", metrics=_METRICS, completed_key="finished")
     done = [r for r in rows if r["completed"] and r["val_target_ba"] is not None]
     if not done:
         raise RuntimeError(f"no trial of the sweep completed ({len(rows)} trials; errors: "

@@ -188,10 +188,9 @@ def tune_uncertainty(config: TuneUncertaintyConfig, out: str | Path) -> dict[str
     import json
 
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from astroray.runtime import init_ray
+    from astroray.train.sweep import asha_sweep
     from astroray.train.uncertainty import _encoder, _labelled
 
     init_ray()
@@ -210,31 +209,11 @@ def tune_uncertainty(config: TuneUncertaintyConfig, out: str | Path) -> dict[str
         min_points=ds_cfg.min_points, windows=data.windows, win_obj=data.win_obj, y=data.y,
         train=train, val=val), {"cpu": config.trial_cpus})
     # ASHA counts validation checks; a trial reports at most max_steps / eval_every + 1.
-    max_t = base.max_steps // base.eval_every + 2
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
-                              grace_period=min(config.grace_period, max_t),
-                              reduction_factor=config.reduction_factor)
-    tuner = tune.Tuner(
-        trainable, param_space=config.search_space(),
-        tune_config=tune.TuneConfig(
-            metric="val_loss", mode="min", scheduler=scheduler,
-            num_samples=config.num_samples, time_budget_s=config.time_budget_s,
-            max_concurrent_trials=config.max_concurrent,
-            search_alg=BasicVariantGenerator(random_state=config.seed)),
-        run_config=tune.RunConfig(storage_path=str(out / "ray"), name="tune-uncertainty",
-                                  verbose=0))
-    grid = tuner.fit()
-    rows = []
-    for result in grid:
-        m = result.metrics or {}
-        rows.append({**{k: result.config.get(k) for k in config.search_space()},
-                     "trial": Path(result.path).name if result.path else None,
-                     "checks": int(m.get("training_iteration", 0)),
-                     "completed": bool(m.get("scored")),
-                     **{k: m.get(k) for k in ("val_loss", "val_nll", "val_macro_f1",
-                                              "val_ece", "val_auroc_smp", "val_auroc_pv",
-                                              "val_auroc_bald")},
-                     "error": None if result.error is None else str(result.error)[:500]})
+    rows = asha_sweep(trainable, config.search_space(), config, metric="val_loss", mode="min",
+                      max_t=base.max_steps // base.eval_every + 2, storage=out / "ray",
+                      name="tune-uncertainty", completed_key="scored",
+                      metrics=("val_loss", "val_nll", "val_macro_f1", "val_ece",
+                               "val_auroc_smp", "val_auroc_pv", "val_auroc_bald"))
     done = [r for r in rows if r["completed"] and r["val_nll"] is not None]
     if not done:
         raise RuntimeError(f"no trial of the sweep completed ({len(rows)} trials; errors: "

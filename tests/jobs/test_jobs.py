@@ -236,7 +236,9 @@ def _check_tune_uncertainty(out: Path, results: dict) -> None:
     best = min(done, key=lambda t: t["val_nll"])
     saved = json.loads((out / "best.json").read_text())
     assert saved["metrics"]["val_nll"] == pytest.approx(best["val_nll"])
-    for key in ("dropout", "passes", "hsa_tau1", "hsa_tau2", "hsa_centroids", "lr"):
+    # HA-MC Dropout's space: no tau2 (its attention weights are a softmax, not sampled).
+    assert "hsa_tau2" not in trials[0]
+    for key in ("dropout", "passes", "hsa_tau1", "hsa_centroids", "lr"):
         assert saved["config"][key] == pytest.approx(best[key])
     assert saved["config"]["methods"] == ["ha_mc_dropout"]
 

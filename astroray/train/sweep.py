@@ -1,0 +1,73 @@
+"""The Ray Tune sweep shared by the tuning jobs: random search under a budget, ASHA stopping.
+
+A job gives its function trainable (wrapped with its resources), the search space, the metric
+and how many validation checks a trial reports at most; :func:`asha_sweep` runs the trials and
+returns one row per trial (its sampled values, how far it got, its last metrics, its error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = ["SweepSettings", "asha_sweep"]
+
+
+class SweepSettings(Protocol):
+    """The budget fields of a tuning config."""
+
+    num_samples: int
+    time_budget_s: float
+    grace_period: int
+    reduction_factor: int
+    max_concurrent: int | None
+    seed: int
+
+
+def asha_sweep(trainable: Any, param_space: Mapping[str, Any], settings: SweepSettings, *,
+               metric: str, mode: str, max_t: int, storage: str | Path, name: str,
+               metrics: Sequence[str], completed_key: str) -> list[dict[str, Any]]:
+    """Run the trials and return a row per trial.
+
+    Args:
+        trainable: the function trainable (``tune.with_resources`` applied).
+        param_space: the search space (Tune sampling domains).
+        settings: trials, time budget, ASHA grace period and halving rate, concurrency, seed.
+        metric: the metric ASHA compares trials on.
+        mode: ``min`` or ``max``.
+        max_t: most validation checks (``training_iteration``) a trial reports.
+        storage: folder of Tune's results (``<storage>/<name>``).
+        name: the experiment name.
+        metrics: the reported metrics copied into each row (None when never reported).
+        completed_key: the reported flag saying a trial ran to its end (Tune sets ``done``
+            itself on a stopped trial's last result, so a trial needs its own).
+
+    Returns:
+        Rows with the sampled values, ``trial``, ``checks``, ``completed``, the metrics and
+        ``error``.
+    """
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
+                              grace_period=min(settings.grace_period, max_t),
+                              reduction_factor=settings.reduction_factor)
+    tuner = tune.Tuner(
+        trainable, param_space=dict(param_space),
+        tune_config=tune.TuneConfig(
+            metric=metric, mode=mode, scheduler=scheduler, num_samples=settings.num_samples,
+            time_budget_s=settings.time_budget_s, max_concurrent_trials=settings.max_concurrent,
+            search_alg=BasicVariantGenerator(random_state=settings.seed)),
+        run_config=tune.RunConfig(storage_path=str(storage), name=name, verbose=0))
+    rows = []
+    for result in tuner.fit():
+        m = result.metrics or {}
+        rows.append({**{k: result.config.get(k) for k in param_space},
+                     "trial": Path(result.path).name if result.path else None,
+                     "checks": int(m.get("training_iteration", 0)),
+                     "completed": bool(m.get(completed_key)),
+                     **{k: m.get(k) for k in metrics},
+                     "error": None if result.error is None else str(result.error)[:500]})
+    return rows
