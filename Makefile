@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.astroray-installed
 TORCH := torch==2.13.0
 # Wall-clock cap on the whole test run: a Ray job short of CPUs hangs rather than fails.
-TEST_TIMEOUT ?= 1800
+TEST_TIMEOUT ?= 2700
 
 .PHONY: setup demo test lint clean
 
