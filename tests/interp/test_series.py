@@ -108,3 +108,16 @@ def test_config_names_the_bad_field():
             OTTimeSeriesConfig(synthetic=synthetic, **{field: value})
     with pytest.raises(ConfigError, match="synthetic"):
         OTTimeSeriesConfig(synthetic={"kind": "spectra", "n": 3, "format": "parquet"})
+
+
+def test_actors_that_would_starve_the_reads_are_refused(ray_session, tmp_path):
+    """On 2 CPUs, two 1-CPU actors leave nothing to read with: a clear error, not a hang."""
+    from pathlib import Path
+
+    from astroray.interp.evaluate import OTTimeSeriesConfig, run_ot_timeseries
+
+    job_yaml = Path(__file__).resolve().parents[2] / "jobs" / "ot_timeseries.yaml"
+    cfg = OTTimeSeriesConfig.from_file(job_yaml).smoke().replace(
+        num_actors=2, actor_cpus=1.0)
+    with pytest.raises(ValueError, match="num_actors x actor_cpus = 2 CPUs"):
+        run_ot_timeseries(cfg, tmp_path)
