@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["SweepSettings", "asha_sweep"]
+from astroray.config import Config, check
+
+__all__ = ["SweepSettings", "asha_sweep", "check_sweep_settings", "load_base"]
+
+C = TypeVar("C", bound=Config)
 
 
 class SweepSettings(Protocol):
@@ -23,6 +27,36 @@ class SweepSettings(Protocol):
     reduction_factor: int
     max_concurrent: int | None
     seed: int
+
+
+def load_base(owner: Config, value: Any, cls: type[C], what: str) -> C:
+    """A tuning config's ``base``: a ``cls`` instance from itself, a mapping or a YAML path."""
+    if isinstance(value, str):
+        check(Path(value).is_file(), owner, "base", value,
+              f"{what} mapping or an existing YAML file")
+        value = cls.from_file(value)
+    elif isinstance(value, dict):
+        value = cls.from_dict(value)
+    check(isinstance(value, cls), owner, "base", value,
+          f"{what} configuration (mapping or YAML path)")
+    return value
+
+
+def check_sweep_settings(cfg: Config) -> None:
+    """Check the budget fields of a tuning config (see :class:`SweepSettings`, ``trial_cpus``)."""
+    for name in ("num_samples", "grace_period", "reduction_factor"):
+        value = getattr(cfg, name)
+        check(isinstance(value, int) and not isinstance(value, bool) and value > 0, cfg,
+              name, value, "a positive integer")
+    check(cfg.reduction_factor >= 2, cfg, "reduction_factor", cfg.reduction_factor,
+          "an integer >= 2")
+    check(cfg.max_concurrent is None or (isinstance(cfg.max_concurrent, int)
+                                         and cfg.max_concurrent > 0),
+          cfg, "max_concurrent", cfg.max_concurrent, "a positive integer or null")
+    for name in ("time_budget_s", "trial_cpus"):
+        value = getattr(cfg, name)
+        check(isinstance(value, int | float) and value > 0, cfg, name, value,
+              "a positive number")
 
 
 def asha_sweep(trainable: Any, param_space: Mapping[str, Any], settings: SweepSettings, *,

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from astroray.config import Config, check
 from astroray.train.domain import DomainAdaptConfig, DomainData
+from astroray.train.sweep import check_sweep_settings, load_base
 
 __all__ = ["TuneDomainConfig", "tune_domain"]
 
@@ -67,31 +68,14 @@ class TuneDomainConfig(Config):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.base, str):
-            check(Path(self.base).is_file(), self, "base", self.base,
-                  "a domain-adaptation mapping or an existing YAML file")
-            self.base = DomainAdaptConfig.from_file(self.base)
-        elif isinstance(self.base, dict):
-            self.base = DomainAdaptConfig.from_dict(self.base)
-        check(isinstance(self.base, DomainAdaptConfig), self, "base", self.base,
-              "a domain-adaptation configuration (mapping or YAML path)")
-        for name in ("shots", "num_samples", "grace_period", "reduction_factor"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
-                  name, value, "a positive integer")
-        check(self.reduction_factor >= 2, self, "reduction_factor", self.reduction_factor,
-              "an integer >= 2")
+        self.base = load_base(self, self.base, DomainAdaptConfig, "a domain-adaptation")
+        check(isinstance(self.shots, int) and not isinstance(self.shots, bool)
+              and self.shots > 0, self, "shots", self.shots, "a positive integer")
+        check_sweep_settings(self)
         check(self.shots * 2 <= self.base.n_target_pool, self, "shots", self.shots,
               f"at most n_target_pool / 2 ({self.base.n_target_pool // 2})")
         check(isinstance(self.pick_seed, int) and self.pick_seed >= 0, self, "pick_seed",
               self.pick_seed, "a non-negative integer")
-        check(self.max_concurrent is None or (isinstance(self.max_concurrent, int)
-                                              and self.max_concurrent > 0),
-              self, "max_concurrent", self.max_concurrent, "a positive integer or null")
-        for name in ("time_budget_s", "trial_cpus"):
-            value = getattr(self, name)
-            check(isinstance(value, int | float) and value > 0, self, name, value,
-                  "a positive number")
         for name in _SPACE:
             value = tuple(getattr(self, name))
             setattr(self, name, value)

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from astroray.config import Config, check
+from astroray.train.sweep import check_sweep_settings, load_base
 from astroray.train.uncertainty import METHODS, UncertaintyConfig
 
 __all__ = ["TuneUncertaintyConfig", "tune_uncertainty"]
@@ -82,31 +83,12 @@ class TuneUncertaintyConfig(Config):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.base, str):
-            check(Path(self.base).is_file(), self, "base", self.base,
-                  "an uncertainty mapping or an existing YAML file")
-            self.base = UncertaintyConfig.from_file(self.base)
-        elif isinstance(self.base, dict):
-            self.base = UncertaintyConfig.from_dict(self.base)
-        check(isinstance(self.base, UncertaintyConfig), self, "base", self.base,
-              "an uncertainty configuration (mapping or YAML path)")
+        self.base = load_base(self, self.base, UncertaintyConfig, "an uncertainty")
         check(self.method in METHODS, self, "method", self.method, f"one of {METHODS}")
         names = [d.name for d in self.base.datasets]
         check(self.dataset is None or self.dataset in names, self, "dataset", self.dataset,
               f"null or one of {names}")
-        for name in ("num_samples", "grace_period", "reduction_factor"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
-                  name, value, "a positive integer")
-        check(self.reduction_factor >= 2, self, "reduction_factor", self.reduction_factor,
-              "an integer >= 2")
-        check(self.max_concurrent is None or (isinstance(self.max_concurrent, int)
-                                              and self.max_concurrent > 0),
-              self, "max_concurrent", self.max_concurrent, "a positive integer or null")
-        for name in ("time_budget_s", "trial_cpus"):
-            value = getattr(self, name)
-            check(isinstance(value, int | float) and value > 0, self, name, value,
-                  "a positive number")
+        check_sweep_settings(self)
         for name, low, high in (("dropout", 0.0, 1.0), ("hsa_tau1", 0.0, None),
                                 ("hsa_tau2", 0.0, None), ("lr", 0.0, None)):
             value = tuple(getattr(self, name))
