@@ -12,7 +12,7 @@ from typing import Any
 
 import ray
 
-__all__ = ["init_ray", "write_results"]
+__all__ = ["check_actor_pool", "init_ray", "write_results"]
 
 
 def init_ray(
@@ -49,6 +49,31 @@ def init_ray(
         init_kwargs.setdefault("log_to_driver", True)
     ray.init(**{k: v for k, v in init_kwargs.items() if v is not None})
     return True
+
+
+def check_actor_pool(owner: str, num_actors: int, actor_cpus: float,
+                     other_cpus: float) -> None:
+    """Refuse a Ray Data actor pool that would leave its pipeline's tasks no CPU.
+
+    Actors hold their CPUs for the whole run; when they take what the read (or write) tasks
+    need, those tasks never start and the pipeline hangs instead of failing.
+
+    Args:
+        owner: the configuration the numbers come from (named in the error).
+        num_actors: actors in the pool.
+        actor_cpus: CPUs each actor asks for.
+        other_cpus: CPUs the pipeline's tasks need at least (one read task's request).
+
+    Raises:
+        ValueError: when ``num_actors * actor_cpus + other_cpus`` exceeds the cluster's CPUs.
+    """
+    cpus = float(ray.cluster_resources().get("CPU", 0.0))
+    held = num_actors * actor_cpus
+    if held + other_cpus > cpus + 1e-9:
+        raise ValueError(
+            f"{owner}: num_actors x actor_cpus = {held:g} CPUs and the read tasks need "
+            f"{other_cpus:g} more, but the cluster has {cpus:g}: the actors would starve the "
+            "reads and the pipeline would hang; lower num_actors or actor_cpus")
 
 
 def write_results(

@@ -37,6 +37,9 @@ __all__ = ["AstromerEmbedder", "EmbedConfig", "embed", "load_encoder", "read_emb
 
 logger = logging.getLogger(__name__)
 
+#: CPUs of each Parquet read task of the embedding job (fractional: the actors keep most).
+_READ_CPUS = 0.25
+
 
 def load_encoder(model: str, *, random_init: bool = False, seed: int = 0,
                  **overrides: Any) -> torch.nn.Module:
@@ -253,16 +256,17 @@ def embed(config: EmbedConfig, out: str | Path) -> dict[str, Any]:
     """
     import ray
 
-    from astroray.runtime import init_ray
+    from astroray.runtime import check_actor_pool, init_ray
     from astroray.train.astromer import LC_COLUMNS, prepare_light_curves
     from astroray.train.trainer import gpu_available
 
     init_ray()
+    check_actor_pool("EmbedConfig", config.num_actors, config.actor_cpus, _READ_CPUS)
     out = Path(out).resolve()
     data = prepare_light_curves(config.paths, config.optional_paths, config.synthetic,
                                 out / "data")
     use_gpu = gpu_available(1) if config.use_gpu is None else config.use_gpu
-    ds = ray.data.read_parquet(data["parquet"], columns=LC_COLUMNS, num_cpus=0.25)
+    ds = ray.data.read_parquet(data["parquet"], columns=LC_COLUMNS, num_cpus=_READ_CPUS)
     started = time.perf_counter()
     emb = ds.map_batches(
         AstromerEmbedder, batch_format="numpy", batch_size=config.lc_batch,

@@ -484,6 +484,7 @@ def run_inference(config: InferConfig, out: str | Path, *, progress: bool = True
     import ray.data
 
     from astroray.infer.predictors import model_hash, predictor_kind
+    from astroray.runtime import check_actor_pool
 
     started = time.perf_counter()
     out = Path(out).resolve()
@@ -515,6 +516,8 @@ def run_inference(config: InferConfig, out: str | Path, *, progress: bool = True
         book.reset(s["shard"])
     catalogued = failed = 0
     if pending:
+        check_actor_pool("InferConfig", config.num_actors, config.actor_cpus,
+                         config.read_cpus)
         gpus = config.use_gpu
         if gpus is None:
             gpus = ray.cluster_resources().get("GPU", 0) >= 1

@@ -416,15 +416,11 @@ def run_ot_timeseries(config: OTTimeSeriesConfig, out: str | Path) -> dict[str, 
     import ray
 
     from astroray.data.schema import error_table
-    from astroray.runtime import init_ray
+    from astroray.runtime import check_actor_pool, init_ray
 
     init_ray()  # joins the running Ray (or RAY_ADDRESS), else starts a local one
-    cpus = ray.cluster_resources().get("CPU", 0.0)
-    if config.num_actors * config.actor_cpus >= cpus:
-        # Actors holding every CPU leave none to read the data: the pipeline would hang.
-        raise ValueError(f"num_actors x actor_cpus = {config.num_actors * config.actor_cpus:g} "
-                         f"CPUs: the cluster has {cpus:g}, and reading needs some; lower "
-                         "num_actors or actor_cpus")
+    # The repartition before the actors runs as tasks of 1 CPU each.
+    check_actor_pool("OTTimeSeriesConfig", config.num_actors, config.actor_cpus, 1.0)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     spectra, data_info = _read_input(config, out)

@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 LC_COLUMNS = ["object_id", "time", "band", "mag", "flux", "err", "label"]
 
 
+#: Architecture sizes a smoke run takes from the tiny model rather than the real one.
+_SIZE_FIELDS = ("num_layers", "num_heads", "head_dim", "ffn_dim")
+
+
 @dataclasses.dataclass
 class PretrainConfig(Config):
     """Settings of ``astroray pretrain`` / ``jobs/pretrain_astromer.py``.
@@ -137,7 +141,9 @@ class PretrainConfig(Config):
         if synthetic is not None:
             synthetic = synthetic.replace(n=min(synthetic.n, 300),
                                           chunk_size=min(synthetic.chunk_size, 300))
-        return self.replace(model="astromer-tiny", model_overrides={}, init_from=None,
+        # The tiny model keeps the real run's non-size settings (time encoding, value scale).
+        overrides = {k: v for k, v in self.model_overrides.items() if k not in _SIZE_FIELDS}
+        return self.replace(model="astromer-tiny", model_overrides=overrides, init_from=None,
                             synthetic=synthetic, epochs=min(self.epochs, 2),
                             batch_size=min(self.batch_size, 32), warmup_steps=10,
                             val_fraction=max(self.val_fraction, 0.1), shuffle_buffer=256)

@@ -255,3 +255,21 @@ def test_uncertainty_head_adds_scores(ray_session, classifier_dir, survey, tmp_p
     page = write_report(tmp_path / "run", tmp_path / "report.html", gallery=3).read_text()
     assert "<h2>Uncertainty</h2>" in page and "<h2>Reliability</h2>" in page
     assert "least certain (BALD" in page
+
+
+def test_actor_pools_that_would_starve_the_reads_are_refused(ray_session, classifier_dir,
+                                                             survey, tmp_path):
+    """On 2 CPUs, two 1-CPU model actors leave the read tasks nothing: an error, not a hang."""
+    from astroray.infer.astromer import EmbedConfig, embed
+
+    folder, _ = survey
+    config = InferConfig(model=str(classifier_dir), paths=(str(folder),), num_actors=2,
+                         actor_cpus=1.0, read_cpus=0.5)
+    with pytest.raises(ValueError, match=r"InferConfig: num_actors x actor_cpus = 2 CPUs"):
+        run_inference(config, tmp_path / "run", progress=False)
+    # The same pool with room for one read task runs.
+    summary = run_inference(config.replace(num_actors=1), tmp_path / "run", progress=False)
+    assert summary.catalogued == 120
+    with pytest.raises(ValueError, match=r"EmbedConfig: num_actors x actor_cpus = 2 CPUs"):
+        embed(EmbedConfig(model="astromer-tiny", paths=(str(folder),), num_actors=1,
+                          actor_cpus=2.0), tmp_path / "emb")

@@ -167,6 +167,26 @@ def test_embeddings_and_head_shapes():
     assert head(means).shape == (B, 3)
 
 
+def test_value_scale_multiplies_the_magnitudes_the_model_sees_not_its_targets():
+    torch.manual_seed(0)
+    scaled = create_model("astromer-tiny", dropout=0.0, value_scale=5.0).eval()
+    plain = create_model("astromer-tiny", dropout=0.0).eval()
+    plain.load_state_dict(scaled.state_dict())
+    B, T = 3, 25
+    times, values = torch.cumsum(torch.rand(B, T), 1), torch.randn(B, T) * 0.2
+    mask = torch.ones(B, T, dtype=torch.bool)
+    with torch.no_grad():
+        a = scaled(times, values, mask)
+        b = plain(times, values * 5.0, mask)
+        c = plain(times, values, mask)
+    for sa, sb in zip(a.states, b.states, strict=True):
+        torch.testing.assert_close(sa, sb)
+    torch.testing.assert_close(a.prediction, b.prediction)
+    assert not torch.allclose(a.states[-1], c.states[-1], atol=1e-3)
+    with pytest.raises(ConfigError, match=r"value_scale = 0"):
+        AstromerConfig(value_scale=0)
+
+
 def test_config_validation_names_field_and_value():
     with pytest.raises(ConfigError, match=r"AstromerConfig\.dropout = 1\.5"):
         AstromerConfig(dropout=1.5)

@@ -93,6 +93,10 @@ def test_job_configs_validate_and_shrink():
     assert pre.model == "astromer-v1" and pre.synthetic is not None
     small = pre.smoke()
     assert small.model == "astromer-tiny" and small.synthetic.n <= 300 and small.epochs <= 2
+    # The smoke run keeps the real run's non-size settings and drops its sizes.
+    wide = pre.replace(model_overrides={"head_dim": 32, "value_scale": 4.0}).smoke()
+    assert wide.model_overrides == {"value_scale": 4.0}
+    assert wide.model_config().value_scale == 4.0 and wide.model_config().head_dim == 16
     with pytest.raises(ConfigError, match=r"PretrainConfig\.fail_at_epoch = 9"):
         pre.replace(fail_at_epoch=9)
     # The Ray Train fields shared with the vision fine-tuning config (config.check_training).

@@ -40,6 +40,11 @@ class AstromerConfig(Config):
             ``output`` (added to the output of the last attention block instead, so that the
             blocks see magnitudes only and time enters at the prediction head; Moreno-Cartagena
             et al. 2023).
+        value_scale: magnitudes are multiplied by this before the input projection (1 / the
+            typical variability amplitude in magnitudes). The time encoding has entries of
+            +-1; with a scale of 1 a 0.2 mag variable moves the input embedding by a few
+            percent of it, so the time-means that the frozen embeddings are made of hardly
+            depend on the shape of the magnitude distribution, pretrained or not.
         mask_token: fill hidden magnitudes with a trainable [MASK] value (Astromer 2) instead
             of zero (Astromer 1).
         residual: residual connections around attention and feed-forward sublayers
@@ -72,6 +77,7 @@ class AstromerConfig(Config):
     pe_base: float = 1000.0
     pe_max_frequency: float = 1.0
     pe_position: str = "input"
+    value_scale: float = 1.0
     mask_token: bool = True
     residual: bool = True
     probe_fraction: float = 0.5
@@ -106,6 +112,9 @@ class AstromerConfig(Config):
               self.pe_base, "a number > 1")
         check(isinstance(self.pe_max_frequency, int | float) and self.pe_max_frequency > 0,
               self, "pe_max_frequency", self.pe_max_frequency, "a positive number (rad/day)")
+        check(isinstance(self.value_scale, int | float) and not isinstance(self.value_scale, bool)
+              and self.value_scale > 0, self, "value_scale", self.value_scale,
+              "a positive number (per magnitude)")
         check(self.pe_position in PE_POSITIONS, self, "pe_position", self.pe_position,
               f"one of {PE_POSITIONS}")
         check(self.d_model % 2 == 0, self, "head_dim", self.head_dim,

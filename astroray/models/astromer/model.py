@@ -203,7 +203,8 @@ class Astromer(PretrainedMixin, nn.Module):
         attend = torch.where(attend.any(dim=1, keepdim=True), attend, mask)
         attend = attend | ~attend.any(dim=1, keepdim=True)  # all-padding rows (never valid)
         attn_mask = attend[:, None, None, :]  # (B, 1, 1, T)
-        x = self.input_proj(values[..., None].to(self.input_proj.weight.dtype))  # (B, T, D)
+        scaled = values * self.config.value_scale
+        x = self.input_proj(scaled[..., None].to(self.input_proj.weight.dtype))  # (B, T, D)
         pe = self.time_encoding(times)  # (B, T, D)
         if self.config.pe_position == "input":
             x = x + pe.to(x.dtype)
