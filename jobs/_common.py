@@ -18,17 +18,32 @@ def job_parser(description: str, default_config: Path) -> argparse.ArgumentParse
     return parser
 
 
-def load_job_config(args: argparse.Namespace, config_cls: type, **overrides: object) -> object:
+def load_job_config(args: argparse.Namespace, config_cls: type, *,
+                    paths: list[str] | None = None,
+                    after_smoke: dict[str, object] | None = None,
+                    **overrides: object) -> object:
     """The job's configuration, and INFO logging of ``astroray``.
 
-    ``--config``, then the overrides given (those not None), then shrunk by ``--smoke``.
+    ``--config``; then ``paths`` (when given, they replace the config's inputs: its
+    ``optional_paths`` and ``synthetic`` survey are dropped); then the overrides given (those
+    not None); then shrunk by ``--smoke``; then ``after_smoke`` (those not None: explicit
+    command-line values that the shrinking must not undo, such as ``--epochs``).
     """
     import logging
 
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("astroray").setLevel(logging.INFO)
     config = config_cls.from_file(args.config)
+    if paths:
+        inputs: dict[str, object] = {"paths": tuple(paths)}
+        for name, empty in (("optional_paths", ()), ("synthetic", None)):
+            if hasattr(config, name):
+                inputs[name] = empty
+        config = config.replace(**inputs)
     changes = {k: v for k, v in overrides.items() if v is not None}
     if changes:
         config = config.replace(**changes)
-    return config.smoke() if args.smoke else config
+    if args.smoke:
+        config = config.smoke()
+    final = {k: v for k, v in (after_smoke or {}).items() if v is not None}
+    return config.replace(**final) if final else config

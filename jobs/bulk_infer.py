@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
 
-from _common import job_parser
+from _common import job_parser, load_job_config
 
 from astroray.infer.catalogue import InferConfig, run_job
 from astroray.runtime import init_ray
@@ -22,16 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=None)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("astroray").setLevel(logging.INFO)
-    config = InferConfig.from_file(args.config)
-    if args.paths:
-        config = config.replace(paths=tuple(args.paths), optional_paths=(), synthetic=None)
-    overrides = {"model": args.model, "files_per_shard": args.files_per_shard,
-                 "batch_size": args.batch_size}
-    config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
-    if args.smoke:
-        config = config.smoke()
+    config = load_job_config(args, InferConfig, paths=args.paths, model=args.model,
+                             files_per_shard=args.files_per_shard, batch_size=args.batch_size)
     init_ray(args.address)
     run_job(config, args.out, smoke=args.smoke, started=started)
     return 0

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
 
-from _common import job_parser
+from _common import job_parser, load_job_config
 
 from astroray.infer.astromer import EmbedConfig, embed, write_embed_results
 from astroray.runtime import init_ray
@@ -21,15 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="*", help="input files/folders (default: the config's)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("astroray").setLevel(logging.INFO)
-    config = EmbedConfig.from_file(args.config)
-    if args.model:
-        config = config.replace(model=args.model)
-    if args.paths:
-        config = config.replace(paths=tuple(args.paths), optional_paths=(), synthetic=None)
-    if args.smoke:
-        config = config.smoke()
+    config = load_job_config(args, EmbedConfig, paths=args.paths, model=args.model)
     init_ray(args.address)
     summary = embed(config, args.out)
     write_embed_results(summary, config, args.out, smoke=args.smoke, started=started)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
 
-from _common import job_parser
+from _common import job_parser, load_job_config
 
 from astroray.runtime import init_ray
 from astroray.train.vision import FinetuneConfig, finetune, write_finetune_results
@@ -19,13 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="override the epochs")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("astroray").setLevel(logging.INFO)
-    config = FinetuneConfig.from_file(args.config)
-    if args.smoke:
-        config = config.smoke()
-    if args.epochs:
-        config = config.replace(epochs=args.epochs)
+    config = load_job_config(args, FinetuneConfig, after_smoke={"epochs": args.epochs})
     init_ray(args.address)
     summary = finetune(config, args.out)
     write_finetune_results(summary, config, args.out, "finetune_swin_lightcurves", smoke=args.smoke,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
 
-from _common import job_parser
+from _common import job_parser, load_job_config
 
 from astroray.runtime import init_ray
 from astroray.train.astromer import PretrainConfig, pretrain, write_pretrain_results
@@ -20,13 +19,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="inject one worker failure at this epoch (resume test)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("astroray").setLevel(logging.INFO)
-    config = PretrainConfig.from_file(args.config)
-    if args.smoke:
-        config = config.smoke()
-    if args.fail_at_epoch is not None:
-        config = config.replace(fail_at_epoch=args.fail_at_epoch)
+    config = load_job_config(args, PretrainConfig,
+                             after_smoke={"fail_at_epoch": args.fail_at_epoch})
     init_ray(args.address)
     summary = pretrain(config, args.out)
     write_pretrain_results(summary, config, args.out, smoke=args.smoke, started=started)

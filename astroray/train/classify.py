@@ -24,15 +24,18 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from torch import nn
 
 from astroray.config import Config, check, check_inputs
-from astroray.data._io import numpy_batch
 from astroray.data.synthetic import SyntheticSurveyConfig
-from astroray.data.windows import LightCurveWindows
 from astroray.eval.plots import plot_confusion_matrix
+from astroray.train._labelled import (
+    fit_early_stopping,
+    load_labelled,
+    stratified_test,
+    window_labelled,
+)
 from astroray.train.astromer import PretrainConfig
 
 __all__ = ["ClassifyConfig", "ClassifyDataset", "GRUClassifier", "classify", "fit_classifier",
@@ -235,45 +238,6 @@ class GRUClassifier(nn.Module):
         return self.out(self.norm(h[-1]))
 
 
-def _fit(model: nn.Module, epoch_batches: Any, val_loss: Any, *, max_steps: int,
-         eval_every: int, patience: int, lr: float, weight_decay: float = 1e-4,
-         on_eval: Any = None) -> nn.Module:
-    """AdamW with early stopping on a validation loss checked every ``eval_every`` steps.
-
-    Budgets count optimizer steps, not epochs, so that a setting with 20 objects per class
-    (a few steps per epoch) trains as long as one with 500; the best weights are kept.
-    ``epoch_batches(model)`` yields one loss per step, computed when it is asked for: the
-    model is in train mode then (dropout on), and in eval mode for ``val_loss(model)``.
-    ``on_eval(step, loss)`` hears every validation loss (e.g. to report to Ray Tune).
-    """
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    best, best_state, bad, step = float("inf"), None, 0, 0
-    model.train()
-    while step < max_steps and bad < patience:
-        for loss in epoch_batches(model):
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            if step % eval_every == 0 or step == max_steps:
-                model.eval()
-                with torch.no_grad():
-                    current = float(val_loss(model))
-                model.train()
-                if on_eval is not None:
-                    on_eval(step, current)
-                if current < best - 1e-4:
-                    best, bad = current, 0
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
-                    bad += 1
-                if step >= max_steps or bad >= patience:
-                    break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return model.eval()
-
-
 def _train_head(x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
                 num_classes: int, cfg: ClassifyConfig, seed: int) -> nn.Module:
     from astroray.models.astromer import AstromerClassifierHead
@@ -298,8 +262,9 @@ def _train_head(x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray
     def val_loss(model: nn.Module) -> float:
         return float(nn.functional.cross_entropy(model(xt[val]), yt[val]))
 
-    return _fit(head, steps, val_loss, max_steps=cfg.head_steps, eval_every=cfg.eval_every,
-                patience=cfg.patience, lr=cfg.head_lr, weight_decay=cfg.head_weight_decay)
+    return fit_early_stopping(head, steps, val_loss, max_steps=cfg.head_steps,
+                              eval_every=cfg.eval_every, patience=cfg.patience, lr=cfg.head_lr,
+                              weight_decay=cfg.head_weight_decay)
 
 
 def _gru_object_logits(model: nn.Module, windows: dict[str, torch.Tensor], rows: np.ndarray,
@@ -345,32 +310,13 @@ def _train_gru(windows: dict[str, torch.Tensor], win_obj: np.ndarray, y: np.ndar
         logits = _gru_object_logits(m, sub, win_obj[val_win], len(y))[val]
         return float(nn.functional.cross_entropy(logits, yt[val]))
 
-    return _fit(model, steps, val_loss, max_steps=cfg.gru_steps, eval_every=cfg.eval_every,
-                patience=cfg.patience, lr=cfg.gru_lr)
+    return fit_early_stopping(model, steps, val_loss, max_steps=cfg.gru_steps,
+                              eval_every=cfg.eval_every, patience=cfg.patience, lr=cfg.gru_lr)
 
 
 # ------------------------------------------------------------------------------------------
 # Data
 # ------------------------------------------------------------------------------------------
-
-
-def _load_labelled(ds_cfg: ClassifyDataset, workdir: Path) -> tuple[pa.Table | None, dict]:
-    """The data set's labelled light curves (labels renamed, classes kept), or None."""
-    from astroray.train.astromer import LC_COLUMNS, prepare_light_curves
-
-    if not ds_cfg.paths and ds_cfg.synthetic is None and not any(
-            Path(p).exists() for p in ds_cfg.optional_paths):
-        return None, {"skipped": f"none of {list(ds_cfg.optional_paths)} is present"}
-    info = prepare_light_curves(ds_cfg.paths, ds_cfg.optional_paths, ds_cfg.synthetic, workdir)
-    table = pa.concat_tables([pq.read_table(p, columns=LC_COLUMNS) for p in info["parquet"]])
-    labels = [ds_cfg.label_map.get(v, v) if v is not None else None
-              for v in table.column("label").to_pylist()]
-    keep = np.array([v is not None and (ds_cfg.classes is None or v in ds_cfg.classes)
-                     for v in labels])
-    table = table.set_column(table.schema.get_field_index("label"), "label",
-                             pa.array(labels, type=pa.string())).filter(pa.array(keep))
-    info["labelled"] = table.num_rows
-    return table, info
 
 
 def _embed_table(table: pa.Table, encoder: str, *, random_init: bool, seed: int,
@@ -393,16 +339,6 @@ def _embed_table(table: pa.Table, encoder: str, *, random_init: bool, seed: int,
     return feats[[index[o] for o in table.column("object_id").to_pylist()]]
 
 
-def _stratified_test(y: np.ndarray, fraction: float, cap: int | None,
-                     rng: np.random.Generator) -> np.ndarray:
-    test = []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        k = max(1, int(round(fraction * idx.size)))
-        test.extend(idx[: min(k, cap) if cap else k])
-    return np.sort(np.array(test, dtype=np.int64))
-
-
 # ------------------------------------------------------------------------------------------
 # Driver
 # ------------------------------------------------------------------------------------------
@@ -412,27 +348,14 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: ClassifyConfig, encoder: str
                       workdir: Path) -> dict[str, Any]:
     from sklearn.metrics import confusion_matrix
 
-    from astroray.models._pretrained import read_config_json
     from astroray.train.metrics import macro_f1, mean_spread
 
-    table, info = _load_labelled(ds_cfg, workdir)
-    if table is None or table.num_rows == 0:
-        return {"skipped": info.get("skipped", "no labelled objects"), "data": info}
-    window_size = int(read_config_json(encoder)["window_size"])
-    windows = LightCurveWindows(window_size, mode="sequential",
-                                min_points=ds_cfg.min_points)(numpy_batch(table))
-    n_win = np.bincount(windows["row"], minlength=table.num_rows)
-    has = n_win > 0
-    dropped = int((~has).sum())
-    keep_rows = np.flatnonzero(has)
-    table = table.take(pa.array(keep_rows))
-    remap = np.full(len(has), -1)
-    remap[keep_rows] = np.arange(keep_rows.size)
-    win_obj = remap[windows["row"]]
-    win_t = {k: torch.from_numpy(np.ascontiguousarray(windows[k]))
-             for k in ("times", "values", "mask")}
-    classes = sorted(set(table.column("label").to_pylist()))
-    y = np.array([classes.index(v) for v in table.column("label").to_pylist()], dtype=np.int64)
+    data = window_labelled(ds_cfg, encoder, workdir)
+    if isinstance(data, dict):
+        return data
+    table, y, classes, test, pool = data.table, data.y, data.classes, data.test, data.pool
+    win_obj, info, dropped = data.win_obj, data.info, data.dropped
+    win_t = {k: torch.from_numpy(v) for k, v in data.windows.items()}
     t0 = time.perf_counter()
     feats = {
         "astromer": _embed_table(table, encoder, random_init=False, seed=cfg.seed,
@@ -444,9 +367,6 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: ClassifyConfig, encoder: str
     embed_seconds = time.perf_counter() - t0
     logger.info("%s: %d objects, %d windows embedded in %.0f s", ds_cfg.name, len(y),
                 len(win_obj), embed_seconds)
-    rng = np.random.default_rng(ds_cfg.seed)
-    test = _stratified_test(y, ds_cfg.test_fraction, ds_cfg.test_per_class, rng)
-    pool = np.setdiff1d(np.arange(len(y)), test)
     settings: dict[str, Any] = {}
     confusions: dict[str, np.ndarray] = {}
     kept: dict[str, Any] = {}  # the first fold's head at the largest setting run: saved
@@ -607,7 +527,7 @@ def fit_classifier(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
         pretrained = pretrain(config.pretrain, out / "pretrain")
         encoder = pretrained["model"]["dir"]
     ds_cfg = config.datasets[0]
-    table, info = _load_labelled(ds_cfg, out / "data" / ds_cfg.name)
+    table, info = load_labelled(ds_cfg, out / "data" / ds_cfg.name)
     if table is None or table.num_rows == 0:
         raise ValueError(f"ClassifyDataset {ds_cfg.name!r}: no labelled objects ({info})")
     classes = sorted(set(table.column("label").to_pylist()))
@@ -616,10 +536,10 @@ def fit_classifier(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
                          min_points=ds_cfg.min_points, actor_cpus=config.actor_cpus)
     usable = np.flatnonzero(np.isfinite(feats).all(axis=(1, 2)))  # objects with windows
     rng = np.random.default_rng(ds_cfg.seed)
-    test = usable[_stratified_test(y[usable], ds_cfg.test_fraction, ds_cfg.test_per_class,
+    test = usable[stratified_test(y[usable], ds_cfg.test_fraction, ds_cfg.test_per_class,
                                    rng)]
     rest = rng.permutation(np.setdiff1d(usable, test))
-    val = rest[_stratified_test(y[rest], config.val_fraction, None, rng)]
+    val = rest[stratified_test(y[rest], config.val_fraction, None, rng)]
     train = np.setdiff1d(rest, val)
     head = _train_head(feats, y, train, val, len(classes), config, config.seed)
     with torch.no_grad():

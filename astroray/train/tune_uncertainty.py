@@ -172,8 +172,9 @@ def tune_uncertainty(config: TuneUncertaintyConfig, out: str | Path) -> dict[str
     from ray import tune
 
     from astroray.runtime import init_ray
+    from astroray.train._labelled import window_labelled
     from astroray.train.sweep import asha_sweep
-    from astroray.train.uncertainty import _encoder, _labelled
+    from astroray.train.uncertainty import _encoder, _split
 
     init_ray()
     out = Path(out).resolve()
@@ -181,10 +182,10 @@ def tune_uncertainty(config: TuneUncertaintyConfig, out: str | Path) -> dict[str
     base = config.base
     encoder, pretrained = _encoder(base.encoder, base.pretrain, out)
     ds_cfg = next(d for d in base.datasets if config.dataset in (None, d.name))
-    data = _labelled(ds_cfg, encoder, out / "data" / ds_cfg.name)
+    data = window_labelled(ds_cfg, encoder, out / "data" / ds_cfg.name)
     if isinstance(data, dict):
         raise ValueError(f"data set {ds_cfg.name!r} cannot be tuned on: {data['skipped']}")
-    train, val = data.split(base, 0)
+    train, val = _split(data, base, 0)
     base_dict = base.replace(encoder=encoder, pretrain=None).to_dict()
     trainable = tune.with_resources(tune.with_parameters(
         _trial, base=base_dict, method=config.method, encoder=encoder, classes=data.classes,

@@ -34,16 +34,9 @@ import torch
 from torch import nn
 
 from astroray.config import Config, check
-from astroray.data._io import numpy_batch
-from astroray.data.windows import LightCurveWindows
+from astroray.train._labelled import LabelledWindows, fit_early_stopping, window_labelled
 from astroray.train.astromer import PretrainConfig
-from astroray.train.classify import (
-    ClassifyDataset,
-    _fit,
-    _load_labelled,
-    _stratified_test,
-    check_encoder_and_datasets,
-)
+from astroray.train.classify import ClassifyDataset, check_encoder_and_datasets
 
 __all__ = ["METHODS", "UncertaintyConfig", "object_logits", "sample_object_probs",
            "train_uncertainty"]
@@ -296,8 +289,9 @@ def _train_model(encoder: str, classes: list[str], method: str, cfg: Uncertainty
         return float(nn.functional.cross_entropy(object_logits(m, val_w, val_o, len(val)),
                                                  yt[val]))
 
-    _fit(model, steps, val_loss, max_steps=cfg.max_steps, eval_every=cfg.eval_every,
-         patience=cfg.patience, lr=cfg.lr, weight_decay=cfg.weight_decay, on_eval=on_eval)
+    fit_early_stopping(model, steps, val_loss, max_steps=cfg.max_steps,
+                       eval_every=cfg.eval_every, patience=cfg.patience, lr=cfg.lr,
+                       weight_decay=cfg.weight_decay, on_eval=on_eval)
     return {"config": model.config.to_dict(), "state": model.state_dict(),
             "seconds": time.perf_counter() - started}
 
@@ -338,67 +332,19 @@ def _timed_probs(models: list[nn.Module], method: str, windows: dict[str, torch.
     return probs.numpy(), seconds, min(single() for _ in range(3))
 
 
-@dataclasses.dataclass
-class _Labelled:
-    """A data set's windows and labels, its fixed test set and the pool the folds draw from."""
-
-    windows: dict[str, np.ndarray]  # times / values / mask, (W, L) each
-    win_obj: np.ndarray  # (W,) object of each window
-    y: np.ndarray  # (N,) class index
-    classes: list[str]
-    test: np.ndarray
-    pool: np.ndarray
-    info: dict[str, Any]
-    dropped: int
-
-    def split(self, cfg: UncertaintyConfig, fold: int) -> tuple[np.ndarray, np.ndarray]:
-        """(train, val) objects of a fold: a stratified draw from the pool."""
-        rng = np.random.default_rng((cfg.seed, fold))
-        train, val = [], []
-        for c in range(len(self.classes)):
-            idx = rng.permutation(self.pool[self.y[self.pool] == c])
-            if cfg.samples_per_class is not None:
-                idx = idx[:int(round(cfg.samples_per_class * (1 + cfg.val_fraction)))]
-            n_val = max(1, int(round(cfg.val_fraction * idx.size)))
-            val.extend(idx[:n_val])
-            train.extend(idx[n_val:])
-        return np.array(train), np.array(val)
-
-    def subset(self, objects: np.ndarray) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """The windows of these objects and their object index (position in ``objects``)."""
-        rows = np.flatnonzero(np.isin(self.win_obj, objects))
-        remap = np.full(len(self.y), -1)
-        remap[objects] = np.arange(len(objects))
-        return ({k: torch.from_numpy(v[rows]) for k, v in self.windows.items()},
-                torch.from_numpy(remap[self.win_obj[rows]]))
-
-
-def _labelled(ds_cfg: ClassifyDataset, encoder: str, workdir: Path) -> _Labelled | dict:
-    """Window a labelled data set for ``encoder``; ``{"skipped": why, ...}`` when unusable."""
-    from astroray.models._pretrained import read_config_json
-
-    table, info = _load_labelled(ds_cfg, workdir)
-    if table is None or table.num_rows == 0:
-        return {"skipped": info.get("skipped", "no labelled objects"), "data": info}
-    window_size = int(read_config_json(encoder)["window_size"])
-    windows = LightCurveWindows(window_size, mode="sequential",
-                                min_points=ds_cfg.min_points)(numpy_batch(table))
-    has = np.bincount(windows["row"], minlength=table.num_rows) > 0
-    keep = np.flatnonzero(has)
-    remap = np.full(len(has), -1)
-    remap[keep] = np.arange(keep.size)
-    labels = np.array(table.column("label").to_pylist(), dtype=object)[keep]
-    classes = sorted(set(labels))
-    if len(classes) < 2:
-        return {"skipped": f"needs two classes; has {classes}", "data": info}
-    y = np.array([classes.index(v) for v in labels], dtype=np.int64)
-    test = _stratified_test(y, ds_cfg.test_fraction, ds_cfg.test_per_class,
-                            np.random.default_rng(ds_cfg.seed))
-    return _Labelled(windows={k: np.ascontiguousarray(windows[k])
-                              for k in ("times", "values", "mask")},
-                     win_obj=remap[windows["row"]], y=y, classes=classes, test=test,
-                     pool=np.setdiff1d(np.arange(len(y)), test), info=info,
-                     dropped=int((~has).sum()))
+def _split(data: LabelledWindows, cfg: UncertaintyConfig,
+           fold: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) objects of a fold: a stratified draw from the data set's pool."""
+    rng = np.random.default_rng((cfg.seed, fold))
+    train, val = [], []
+    for c in range(len(data.classes)):
+        idx = rng.permutation(data.pool[data.y[data.pool] == c])
+        if cfg.samples_per_class is not None:
+            idx = idx[:int(round(cfg.samples_per_class * (1 + cfg.val_fraction)))]
+        n_val = max(1, int(round(cfg.val_fraction * idx.size)))
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    return np.array(train), np.array(val)
 
 
 def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: UncertaintyConfig, encoder: str,
@@ -409,14 +355,14 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: UncertaintyConfig, encoder: 
     from astroray.train.metrics import mean_spread
     from astroray.uncertainty import reliability_curve, uncertainty_metrics
 
-    data = _labelled(ds_cfg, encoder, workdir)
+    data = window_labelled(ds_cfg, encoder, workdir)
     if isinstance(data, dict):
         return data
     train_task = ray.remote(num_cpus=cfg.task_cpus)(_train_model)
     shared = [ray.put(v) for v in (data.windows, data.win_obj, data.y)]
     jobs: dict[tuple[str, int], list[Any]] = {}
     for fold in range(cfg.folds):
-        train, val = data.split(cfg, fold)
+        train, val = _split(data, cfg, fold)
         for method in cfg.methods:
             members = cfg.ensemble_size if method == "ensemble" else 1
             jobs[(method, fold)] = [train_task.remote(
