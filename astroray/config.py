@@ -43,6 +43,14 @@ def check(condition: bool, cls: Any, field: str, value: Any, expected: str) -> N
         raise ConfigError(f"{name}.{field} = {value!r} is invalid: expected {expected}")
 
 
+def check_positive_ints(cfg: Any, *names: str) -> None:
+    """Check that each named field of ``cfg`` is a positive integer (booleans are not)."""
+    for name in names:
+        value = getattr(cfg, name)
+        check(isinstance(value, int) and not isinstance(value, bool) and value > 0, cfg, name,
+              value, "a positive integer")
+
+
 def check_inputs(cfg: Any) -> None:
     """Normalise and check the input fields a job config shares.
 

@@ -31,3 +31,20 @@ def test_errors_name_the_field_and_the_value():
 def test_unknown_keys_are_rejected():
     with pytest.raises(ConfigError, match=r"unknown field\(s\) \['pathz'\]"):
         IngestConfig.from_dict({"pathz": ["a"]})
+
+
+def test_check_positive_ints_names_the_field_and_refuses_bools():
+    import dataclasses
+
+    from astroray.config import check_positive_ints
+
+    @dataclasses.dataclass
+    class Budget:
+        steps: object = 3
+        folds: object = 2
+
+    check_positive_ints(Budget(), "steps", "folds")
+    for bad in (0, -1, 2.0, True, "3"):
+        with pytest.raises(ConfigError, match=rf"Budget\.folds = {bad!r} is invalid: expected "
+                                              "a positive integer"):
+            check_positive_ints(Budget(folds=bad), "steps", "folds")

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from astroray.config import Config, check
+from astroray.config import Config, check, check_positive_ints
 from astroray.debias.galaxies import CLASSES, GalaxyConfig, degrade, galaxy_images
 from astroray.debias.metric import bias_metric, class_fraction_curve
 
@@ -111,11 +111,8 @@ class DebiasConfig(Config):
             self.galaxies = GalaxyConfig.from_dict(self.galaxies)
         check(isinstance(self.galaxies, GalaxyConfig), self, "galaxies", self.galaxies,
               "a GalaxyConfig mapping")
-        for name in ("n_train", "n_test", "epochs", "batch_size", "intrinsic_bins",
-                     "observable_bins", "min_count"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
-                  name, value, "a positive integer")
+        check_positive_ints(self, "n_train", "n_test", "epochs", "batch_size", "intrinsic_bins",
+                            "observable_bins", "min_count")
         check(self.observable_bins >= 2, self, "observable_bins", self.observable_bins,
               "at least 2 (the first bin is the reference)")
         check(isinstance(self.seed, int) and self.seed >= 0, self, "seed", self.seed,

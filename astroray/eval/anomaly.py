@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from astroray.config import Config, check, check_inputs
+from astroray.config import Config, check, check_inputs, check_positive_ints
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.models.anomaly.config import INPUTS, MCDSVDDConfig
 from astroray.models.anomaly.train import DetectorTrainConfig
@@ -69,10 +69,7 @@ class AnomalyDataset(Config):
         check(isinstance(self.name, str) and self.name and "/" not in self.name, self, "name",
               self.name, "a non-empty name without '/'")
         check_inputs(self)
-        for name in ("min_class_size", "min_points"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
-                  name, value, "a positive integer")
+        check_positive_ints(self, "min_class_size", "min_points")
 
 
 @dataclasses.dataclass
@@ -123,10 +120,7 @@ class AnomalyConfig(Config):
               "(embeddings input)")
         check(all(isinstance(h, int) and h > 0 for h in self.hidden), self, "hidden",
               self.hidden, "positive integers")
-        for name in ("latent_dim", "folds", "trees", "feature_chunk"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
-                  name, value, "a positive integer")
+        check_positive_ints(self, "latent_dim", "folds", "trees", "feature_chunk")
         check(self.folds >= 2, self, "folds", self.folds, "an integer >= 2")
         check(isinstance(self.nu, int | float) and 0 < self.nu <= 1, self, "nu", self.nu,
               "a number in (0, 1]")

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from astroray.config import Config, check, check_inputs
+from astroray.config import Config, check, check_inputs, check_positive_ints
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.data.windows import LightCurveWindows
 
@@ -231,10 +231,7 @@ class EmbedConfig(Config):
         check(isinstance(self.model, str) and self.model != "", self, "model", self.model,
               "a saved model folder or a registry name")
         check_inputs(self)
-        for name in ("min_points", "window_batch", "lc_batch", "num_actors"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
-                  name, value, "a positive integer")
+        check_positive_ints(self, "min_points", "window_batch", "lc_batch", "num_actors")
         check(isinstance(self.actor_cpus, int | float) and self.actor_cpus > 0, self,
               "actor_cpus", self.actor_cpus, "a positive number")
 

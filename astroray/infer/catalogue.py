@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from astroray.config import Config, check, check_inputs
+from astroray.config import Config, check, check_inputs, check_positive_ints
 from astroray.data.registry import ReadUnit, iter_blocks, plan_read
 from astroray.data.schema import ERROR_SCHEMA, error_table
 from astroray.data.synthetic import SyntheticSurveyConfig
@@ -109,10 +109,7 @@ class InferConfig(Config):
         check(isinstance(self.model, str) and (self.model != "" or self.train is not None),
               self, "model", self.model, "a saved model folder (or a train configuration)")
         check_inputs(self)
-        for name in ("files_per_shard", "batch_size", "num_actors"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
-                  name, value, "a positive integer")
+        check_positive_ints(self, "files_per_shard", "batch_size", "num_actors")
         for name in ("actor_cpus", "read_cpus"):
             value = getattr(self, name)
             check(isinstance(value, int | float) and value > 0, self, name, value,

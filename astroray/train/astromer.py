@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from astroray.config import Config, check, check_inputs, check_training
+from astroray.config import Config, check, check_inputs, check_positive_ints, check_training
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.data.windows import LightCurveWindows, window_dataset
 
@@ -110,10 +110,7 @@ class PretrainConfig(Config):
         if self.synthetic is not None:
             check(self.synthetic.kind in ("periodic", "transients"), self, "synthetic",
                   self.synthetic.kind, "a light-curve kind (periodic or transients)")
-        for name in ("min_points", "epochs", "batch_size", "shuffle_buffer"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
-                  name, value, "a positive integer")
+        check_positive_ints(self, "min_points", "epochs", "batch_size", "shuffle_buffer")
         check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, self,
               "warmup_steps", self.warmup_steps, "a non-negative integer")
         check(0.0 < self.val_fraction < 1.0, self, "val_fraction", self.val_fraction,

@@ -27,7 +27,7 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from astroray.config import Config, check, check_inputs
+from astroray.config import Config, check, check_inputs, check_positive_ints
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.eval.plots import plot_confusion_matrix
 from astroray.train._labelled import (
@@ -177,11 +177,8 @@ class ClassifyConfig(Config):
         check(len(self.samples_per_class) > 0 and all(isinstance(n, int) and n > 0
                                                       for n in self.samples_per_class),
               self, "samples_per_class", self.samples_per_class, "positive integers")
-        for name in ("folds", "head_steps", "eval_every", "patience", "gru_hidden",
-                     "gru_layers", "gru_steps", "batch_size"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
-                  name, value, "a positive integer")
+        check_positive_ints(self, "folds", "head_steps", "eval_every", "patience", "gru_hidden",
+                            "gru_layers", "gru_steps", "batch_size")
         check(0.0 < self.val_fraction <= 1.0, self, "val_fraction", self.val_fraction,
               "a number in (0, 1]")
         for name in ("head_lr", "gru_lr", "actor_cpus"):

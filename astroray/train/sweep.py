@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from astroray.config import Config, check
+from astroray.config import Config, check, check_positive_ints
 
 __all__ = ["SweepSettings", "asha_sweep", "check_sweep_settings", "load_base"]
 
@@ -44,10 +44,7 @@ def load_base(owner: Config, value: Any, cls: type[C], what: str) -> C:
 
 def check_sweep_settings(cfg: Config) -> None:
     """Check the budget fields of a tuning config (see :class:`SweepSettings`, ``trial_cpus``)."""
-    for name in ("num_samples", "grace_period", "reduction_factor"):
-        value = getattr(cfg, name)
-        check(isinstance(value, int) and not isinstance(value, bool) and value > 0, cfg,
-              name, value, "a positive integer")
+    check_positive_ints(cfg, "num_samples", "grace_period", "reduction_factor")
     check(cfg.reduction_factor >= 2, cfg, "reduction_factor", cfg.reduction_factor,
           "an integer >= 2")
     check(cfg.max_concurrent is None or (isinstance(cfg.max_concurrent, int)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from astroray.config import Config, check
+from astroray.config import Config, check, check_positive_ints
 from astroray.train._labelled import LabelledWindows, fit_early_stopping, window_labelled
 from astroray.train.astromer import PretrainConfig
 from astroray.train.classify import ClassifyDataset, check_encoder_and_datasets
@@ -109,11 +109,8 @@ class UncertaintyConfig(Config):
         self.methods, self.head_hidden = tuple(self.methods), tuple(self.head_hidden)
         check(len(self.methods) > 0 and all(m in METHODS for m in self.methods), self,
               "methods", self.methods, f"some of {METHODS}")
-        for name in ("folds", "passes", "ensemble_size", "hsa_centroids", "batch_size",
-                     "max_windows", "max_steps", "eval_every", "patience", "n_bins"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
-                  name, value, "a positive integer")
+        check_positive_ints(self, "folds", "passes", "ensemble_size", "hsa_centroids", "batch_size",
+                            "max_windows", "max_steps", "eval_every", "patience", "n_bins")
         check(self.samples_per_class is None or (isinstance(self.samples_per_class, int)
                                                  and self.samples_per_class > 0),
               self, "samples_per_class", self.samples_per_class, "a positive integer or null")

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from astroray.config import Config, check, check_inputs, check_training
+from astroray.config import Config, check, check_inputs, check_positive_ints, check_training
 from astroray.data.synthetic import SyntheticSurveyConfig
 
 __all__ = ["RENDER_SPEC", "FinetuneConfig", "VisionDataset", "VisionPredictor", "finetune",
@@ -195,11 +195,8 @@ class FinetuneConfig(Config):
               "a mapping of render config fields")
         check(all(b in BASELINES for b in self.baselines), self, "baselines", self.baselines,
               f"names from {BASELINES}")
-        for name in ("max_length", "epochs", "batch_size", "patience", "baseline_bins",
-                     "baseline_jobs", "eval_batch_size"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
-                  name, value, "a positive integer")
+        check_positive_ints(self, "max_length", "epochs", "batch_size", "patience", "baseline_bins",
+                            "baseline_jobs", "eval_batch_size")
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             check(isinstance(value, int | float) and 0.0 < value < 0.5, self, name, value,

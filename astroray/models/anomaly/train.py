@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from astroray.config import Config, check
+from astroray.config import Config, check, check_positive_ints
 from astroray.models.anomaly.config import MCDSVDDConfig
 from astroray.models.anomaly.model import MCDSVDD
 
@@ -55,10 +55,7 @@ class DetectorTrainConfig(Config):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("pretrain_epochs", "epochs", "batch_size"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
-                  name, value, "a positive integer")
+        check_positive_ints(self, "pretrain_epochs", "epochs", "batch_size")
         check(isinstance(self.lr, int | float) and self.lr > 0, self, "lr", self.lr,
               "a positive number")
         check(isinstance(self.weight_decay, int | float) and self.weight_decay >= 0, self,

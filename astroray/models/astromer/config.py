@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from astroray.config import Config, check
+from astroray.config import Config, check, check_positive_ints
 
 __all__ = ["ASTROMER_TINY", "ASTROMER_V1", "ASTROMER_V2", "AstromerClassifierConfig",
            "AstromerConfig"]
@@ -91,14 +91,8 @@ class AstromerConfig(Config):
     hsa_tau2: float = 1.0
 
     def __post_init__(self) -> None:
-        def positive_int(name: str) -> None:
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
-                  name, value, "a positive integer")
-
-        for name in ("num_layers", "num_heads", "head_dim", "ffn_dim", "window_size",
-                     "hsa_centroids"):
-            positive_int(name)
+        check_positive_ints(self, "num_layers", "num_heads", "head_dim", "ffn_dim",
+                            "window_size", "hsa_centroids")
         check(self.attention in ATTENTIONS, self, "attention", self.attention,
               f"one of {ATTENTIONS}")
         for name in ("hsa_tau1", "hsa_tau2"):

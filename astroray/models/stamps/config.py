@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from astroray.config import Config, check
+from astroray.config import Config, check, check_positive_ints
 
 __all__ = ["STAMP_CNN", "STAMP_CNN_TINY", "StampConfig"]
 
@@ -55,10 +55,7 @@ class StampConfig(Config):
               self.labels, "at least two distinct class names")
         check(self.real_label in self.labels, self, "real_label", self.real_label,
               f"one of the labels {self.labels}")
-        for name in ("crop_size", "hidden_size", "feature_dim"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value > 0, self,
-                  name, value, "a positive integer")
+        check_positive_ints(self, "crop_size", "hidden_size", "feature_dim")
         check(self.crop_size >= 4, self, "crop_size", self.crop_size,
               "at least 4 (two 2x2 poolings)")
         value = self.conv_channels
