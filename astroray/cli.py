@@ -185,6 +185,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from astroray.models.astromer.convert import convert_astromer1
+
+    out = convert_astromer1(args.src, args.out)
+    print(f"convert: {args.kind} weights in {args.src} -> {out} (astroray.models.load_model)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``astroray`` command."""
     parser = argparse.ArgumentParser(
@@ -223,15 +231,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="astromer-v1, astromer-v2, ...")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--num-workers", type=int, default=None, help="Ray Train workers")
-    p.add_argument("--init-from", default=None, help="a saved model folder to continue from")
+    p.add_argument("--init-from", default=None, help="a saved model folder (or a published "
+                   "model, astromer1-macho) to continue from")
     p.add_argument("--smoke", action="store_true", help="tiny model, few objects, 2 epochs")
     _add_ray_args(p)
     p.set_defaults(func=_cmd_pretrain)
 
+    p = sub.add_parser("convert", help="import published weights (the authors' TensorFlow "
+                       "Astromer 1 checkpoint) as a model folder")
+    p.add_argument("kind", choices=["astromer1"], help="what the checkpoint is")
+    p.add_argument("src", help="the official weights folder (conf.json + weights.index/.data)")
+    p.add_argument("--out", required=True, help="the model folder to write")
+    p.set_defaults(func=_cmd_convert)
+
     p = sub.add_parser("embed", help="per-object Astromer embeddings as Parquet")
     p.add_argument("paths", nargs="*", help="light-curve files/folders or canonical Parquet")
     p.add_argument("--model", default=None,
-                   help="a saved model folder (a pretraining run's OUT/model) or registry name")
+                   help="a saved model folder (a pretraining run's OUT/model), a published "
+                   "model (astromer1-macho) or a registry name")
     p.add_argument("--out", required=True, help="output folder (embeddings/, results.json)")
     p.add_argument("--config", default=None, help="YAML/JSON EmbedConfig")
     p.add_argument("--smoke", action="store_true", help="a tiny model")

@@ -52,7 +52,7 @@ def _plain_pretrain(model_name: str, w: dict[str, np.ndarray], device: torch.dev
                     batch_size: int, steps: int) -> float:
     """Windows/s of a single-process training loop over in-memory windows."""
     from astroray.models import create_model
-    from astroray.models.astromer import mask_inputs, masked_rmse
+    from astroray.models.astromer import error_weights, mask_inputs, masked_rmse
     from astroray.train.trainer import autocast
 
     torch.manual_seed(0)
@@ -74,7 +74,8 @@ def _plain_pretrain(model_name: str, w: dict[str, np.ndarray], device: torch.dev
         with autocast(device):
             out = model(data["times"][idx], m.values, mask, hidden=m.hidden)
         loss = masked_rmse(out.prediction, values, m.probed,
-                           data["errors"][idx] if cfg.error_weighted_loss else None)
+                           error_weights(data["errors"][idx], mask)
+                           if cfg.error_weighted_loss else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -12,8 +12,11 @@ curves at once, with numpy operations over the flattened points of the batch:
   windows of nearly equal length (450 points give 150 + 150 + 150, not 200 + 200 + 50), so
   that every valid point appears in exactly one window; used at inference.
 
-Per window, values are zero-mean (the mean is returned as ``offset``) and times are days since
-the window's first observation. Magnitudes are used as they are. Fluxes (which can be zero or
+Per window, values are zero-mean (the mean is returned as ``offset``) and times are days from
+the window's origin (returned as ``t0``): its first observation (``time_origin="first"``) or
+its mean time (``"mean"``, as the official Astromer loader centres them). A model records the
+convention it was trained with in its config (``time_origin``); callers pass it on.
+Magnitudes are used as they are. Fluxes (which can be zero or
 negative, so that ``-2.5 log10 f`` is undefined) are first turned into asinh magnitudes
 (Lupton, Gunn & Szalay 1999), ``m = -2.5 / ln(10) * asinh(f / (2 b))``, with the softening
 ``b`` set to the window's mean flux error: for bright points this is the ordinary magnitude
@@ -56,20 +59,24 @@ class LightCurveWindows:
         seed: seed of the random crops. None draws fresh entropy on every call (new crops
             every epoch); an integer gives the same crops for the same batch every time.
         passthrough: per-object columns copied onto each window when the batch has them.
+        time_origin: ``"first"`` (days since the window's first observation) or ``"mean"``
+            (days from the window's mean time).
 
     Returns (from ``__call__``):
         A dict of numpy arrays, one row per window: ``times``, ``values``, ``errors`` (float32,
         (W, window_size), zero where padded), ``mask`` (bool, (W, window_size), True on valid
         points), ``object_id``, ``row`` (the window's light curve: its index in the batch),
         ``band``, ``n_obs`` (valid points), ``offset`` (the mean
-        subtracted from the values), ``t0`` (MJD of the first point), ``is_flux``, and the
+        subtracted from the values), ``t0`` (MJD of the time origin), ``is_flux``, and the
         passthrough columns.
     """
 
     def __init__(self, window_size: int = 200, *, mode: str = "sequential", min_points: int = 1,
                  bands: Sequence[str] | None = None, seed: int | None = None,
-                 passthrough: Sequence[str] = ("label",)):
+                 passthrough: Sequence[str] = ("label",), time_origin: str = "first"):
         name = type(self).__name__
+        check(time_origin in ("first", "mean"), name, "time_origin", time_origin,
+              "'first' or 'mean'")
         check(isinstance(window_size, int) and window_size > 0, name, "window_size",
               window_size, "a positive integer")
         check(mode in ("random", "sequential"), name, "mode", mode, "'random' or 'sequential'")
@@ -83,6 +90,7 @@ class LightCurveWindows:
         self.bands = None if bands is None else tuple(bands)
         self.seed = seed
         self.passthrough = tuple(passthrough)
+        self.time_origin = time_origin
 
     def _rng(self, object_ids: np.ndarray) -> np.random.Generator:
         if self.seed is None:
@@ -169,8 +177,11 @@ class LightCurveWindows:
             value = np.where(flux_point, asinh_mag, value)
             err = np.where(flux_point, asinh_err, err)
         offset = np.bincount(window, weights=value, minlength=n_windows) / np.maximum(n_obs, 1)
-        t0 = np.zeros(n_windows)
-        t0[window[slot == 0]] = time[slot == 0]
+        if self.time_origin == "mean":
+            t0 = np.bincount(window, weights=time, minlength=n_windows) / np.maximum(n_obs, 1)
+        else:
+            t0 = np.zeros(n_windows)
+            t0[window[slot == 0]] = time[slot == 0]
 
         shape = (n_windows, L)
         out_t = np.zeros(shape, np.float32)

@@ -46,7 +46,8 @@ def load_encoder(model: str, *, random_init: bool = False, seed: int = 0,
     """An Astromer from a saved folder or a registry name.
 
     Args:
-        model: a folder written by ``save_pretrained`` / pretraining, or a registry name.
+        model: a folder written by ``save_pretrained`` / pretraining, a published model's
+            name (``astromer1-macho``), or a registry name.
         random_init: build the folder's architecture with random weights (a baseline).
         seed: seed of a random initialisation.
         **overrides: config overrides.
@@ -55,10 +56,12 @@ def load_encoder(model: str, *, random_init: bool = False, seed: int = 0,
         The model in eval mode, on the CPU. A registry name (no weights) gives a random
         initialisation and logs one warning line.
     """
-    from astroray.models import create_model, load_model
+    from astroray.models import create_model, list_published, load_model, resolve_model_path
     from astroray.models._pretrained import read_config_json
 
     torch.manual_seed(seed)
+    if str(model) in list_published() and not Path(model).is_dir():
+        model = resolve_model_path(model)
     if Path(model).is_dir():
         if random_init:
             from astroray.models.astromer import Astromer
@@ -103,7 +106,8 @@ class AstromerEmbedder:
             self.model = load_encoder(model, random_init=random_init, seed=seed).to(self.device)
         cfg = self.model.config
         self.windows = LightCurveWindows(cfg.window_size, mode="sequential",
-                                         min_points=min_points, bands=bands)
+                                         min_points=min_points, bands=bands,
+                                         time_origin=cfg.time_origin)
         self.window_batch = window_batch
         s = self.model.num_states
         logits = torch.zeros(s) if layer_weights is None else torch.tensor(layer_weights)

@@ -4,10 +4,12 @@ from astroray.models.registry import (
     create_model,
     get_config,
     list_models,
+    list_published,
     load_model,
     register_model,
+    resolve_model_path,
     tiny_overrides,
 )
 
-__all__ = ["create_model", "get_config", "list_models", "load_model", "register_model",
-           "tiny_overrides"]
+__all__ = ["create_model", "get_config", "list_models", "list_published", "load_model",
+           "register_model", "resolve_model_path", "tiny_overrides"]

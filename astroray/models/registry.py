@@ -8,6 +8,7 @@ name their family in ``model_type`` so that :func:`load_model` can rebuild any o
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from torch import nn
 from astroray.config import Config
 from astroray.models._pretrained import read_config_json
 
-__all__ = ["ModelEntry", "create_model", "get_config", "list_models", "load_model",
-           "register_family", "register_model", "tiny_overrides"]
+__all__ = ["ModelEntry", "create_model", "get_config", "list_models", "list_published",
+           "load_model", "register_family", "register_model", "register_published",
+           "resolve_model_path", "tiny_overrides"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,11 +36,41 @@ _REGISTRY: dict[str, ModelEntry] = {}
 #: Families that exist only as trained, saved models (a classifier built around a pretrained
 #: encoder): :func:`load_model` rebuilds them by ``model_type``; they have no named config.
 _FAMILIES: dict[str, type[nn.Module]] = {}
+#: Published weights by name (``astromer1-macho``): a function returning the model folder
+#: (a cache, or a conversion of a local copy of the authors' weights).
+_PUBLISHED: dict[str, Callable[[], Path]] = {}
 
 
 def register_family(model_cls: type[nn.Module]) -> None:
     """Make saved folders of ``model_cls`` (by its ``model_type``) loadable by load_model."""
     _FAMILIES[model_cls.model_type] = model_cls  # type: ignore[attr-defined]
+
+
+def register_published(name: str, resolver: Callable[[], Path]) -> None:
+    """Make ``load_model(name)`` open the folder that ``resolver()`` returns."""
+    _PUBLISHED[name] = resolver
+
+
+def list_published() -> list[str]:
+    """Names of published weights that :func:`load_model` accepts, sorted."""
+    _ensure_builtin()
+    return sorted(_PUBLISHED)
+
+
+def resolve_model_path(model: str | Path) -> str:
+    """A saved model folder for ``model``: the path itself, or a published name's folder.
+
+    Raises:
+        FileNotFoundError: for a published name whose weights are not available here, or a
+            path that is neither a folder nor a published name.
+    """
+    if Path(model).is_dir():
+        return str(model)
+    _ensure_builtin()
+    if str(model) in _PUBLISHED:
+        return str(_PUBLISHED[str(model)]())
+    raise FileNotFoundError(f"{model}: no such model folder (and not a published model: "
+                            f"{sorted(_PUBLISHED)})")
 
 
 def register_model(name: str, model_cls: type[nn.Module], config: Config, *,
@@ -107,8 +139,21 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 
 
 def load_model(path: str | Path, **overrides: Any) -> nn.Module:
-    """Rebuild any registered family's model from a saved folder (``from_pretrained``)."""
+    """Rebuild any registered family's model from a saved folder (``from_pretrained``).
+
+    Args:
+        path: a folder ``save_pretrained`` wrote, or the name of published weights
+            (:func:`list_published`, e.g. ``astromer1-macho``).
+        **overrides: config fields to change.
+
+    Raises:
+        FileNotFoundError: when the folder does not exist or lacks ``config.json``.
+    """
     _ensure_builtin()
+    path = resolve_model_path(path)
+    if not (Path(path) / "config.json").is_file():
+        raise FileNotFoundError(f"{Path(path) / 'config.json'} not found: not a saved model "
+                                "folder")
     model_type = read_config_json(path).get("model_type")
     families = {getattr(e.model_cls, "model_type", None): e.model_cls for e in _REGISTRY.values()}
     families.update(_FAMILIES)

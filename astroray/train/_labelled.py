@@ -132,9 +132,11 @@ def window_labelled(ds_cfg: ClassifyDataset, encoder: str,
     table, info = load_labelled(ds_cfg, workdir)
     if table is None or table.num_rows == 0:
         return {"skipped": info.get("skipped", "no labelled objects"), "data": info}
-    window_size = int(read_config_json(encoder)["window_size"])
-    windows = LightCurveWindows(window_size, mode="sequential",
-                                min_points=ds_cfg.min_points)(numpy_batch(table))
+    encoder_cfg = read_config_json(encoder)
+    windows = LightCurveWindows(int(encoder_cfg["window_size"]), mode="sequential",
+                                min_points=ds_cfg.min_points,
+                                time_origin=encoder_cfg.get("time_origin", "first"),
+                                )(numpy_batch(table))
     has = np.bincount(windows["row"], minlength=table.num_rows) > 0
     keep = np.flatnonzero(has)
     remap = np.full(len(has), -1)

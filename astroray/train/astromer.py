@@ -274,7 +274,7 @@ def _lr_lambda(warmup: int):
 def _evaluate(model: torch.nn.Module, shard: Any, model_cfg: Any, device: torch.device,
               batch_size: int, seed: int) -> dict[str, float]:
     """Masked-magnitude RMSE / R^2 over this worker's validation shard, reduced over all."""
-    from astroray.models.astromer import mask_inputs
+    from astroray.models.astromer import error_weights, mask_inputs
     from astroray.train.metrics import MaskedRegressionMeter
     from astroray.train.trainer import autocast
 
@@ -292,7 +292,7 @@ def _evaluate(model: torch.nn.Module, shard: Any, model_cfg: Any, device: torch.
                                  generator=generator)
             with autocast(device):
                 out = model(batch["times"], masked.values, mask, hidden=masked.hidden)
-            weight = (1.0 / (batch["errors"].float() ** 2 + 0.01 ** 2)
+            weight = (error_weights(batch["errors"], mask)
                       if model_cfg.error_weighted_loss else None)
             meter.update(out.prediction.float(), values, masked.probed, weight)
     model.train()
@@ -313,7 +313,7 @@ def _train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
     from ray.train import Checkpoint
 
     from astroray.models import create_model, load_model
-    from astroray.models.astromer import mask_inputs, masked_rmse
+    from astroray.models.astromer import error_weights, mask_inputs, masked_rmse
     from astroray.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
     from astroray.train.trainer import autocast, in_lockstep
 
@@ -369,7 +369,8 @@ def _train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
             with autocast(device):
                 out = ddp_model(batch["times"], masked.values, mask, hidden=masked.hidden)
             loss = masked_rmse(out.prediction, values, masked.probed,
-                               batch["errors"] if model_cfg.error_weighted_loss else None)
+                               error_weights(batch["errors"], mask)
+                               if model_cfg.error_weighted_loss else None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -441,6 +442,10 @@ def pretrain(config: PretrainConfig, out: str | Path) -> dict[str, Any]:
     from astroray.train.trainer import gpu_available, make_torch_trainer
 
     init_ray()
+    if config.init_from:  # a published name becomes its (converted) folder, once, here
+        from astroray.models import resolve_model_path
+
+        config = config.replace(init_from=resolve_model_path(config.init_from))
     out = Path(out).resolve()
     started = time.perf_counter()
     data = prepare_light_curves(config.paths, config.optional_paths, config.synthetic,
@@ -448,13 +453,21 @@ def pretrain(config: PretrainConfig, out: str | Path) -> dict[str, Any]:
     use_gpu = gpu_available(config.num_workers) if config.use_gpu is None else config.use_gpu
     lcs = _read_parquet(data["parquet"], config.data_cpus)
     train_lcs, val_lcs = split_by_object(lcs, config.val_fraction, num_cpus=config.data_cpus)
-    window = config.model_config().window_size
+    model_cfg = config.model_config()
+    if config.init_from:  # the folder's input convention, not the registered one's
+        from astroray.models._pretrained import read_config_json
+
+        model_cfg = model_cfg.replace(**{k: v for k, v in read_config_json(config.init_from)
+                                         .items() if k in ("window_size", "time_origin")})
+    window, origin = model_cfg.window_size, model_cfg.time_origin
     train_ds = window_dataset(
-        train_lcs, LightCurveWindows(window, mode="random", min_points=config.min_points),
+        train_lcs, LightCurveWindows(window, mode="random", min_points=config.min_points,
+                                     time_origin=origin),
         numeric_only=True, num_cpus=config.data_cpus)
     train_ds = _quiet(train_ds)
     val_ds = window_dataset(
-        val_lcs, LightCurveWindows(window, mode="sequential", min_points=config.min_points),
+        val_lcs, LightCurveWindows(window, mode="sequential", min_points=config.min_points,
+                                   time_origin=origin),
         numeric_only=True, num_cpus=config.data_cpus)
     val_ds = _quiet(val_ds)
     storage = out / "ray"

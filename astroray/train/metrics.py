@@ -18,21 +18,31 @@ class MaskedRegressionMeter:
     ``torch.distributed`` group, so every worker then computes the same global figures.
     """
 
-    _FIELDS = ("n", "sse", "sum_y", "sum_y2", "wsse", "w", "sse_zero")
+    _FIELDS = ("n", "sse", "sum_y", "sum_y2", "win_loss", "windows", "sse_zero")
 
     def __init__(self) -> None:
         self.sums = torch.zeros(len(self._FIELDS), dtype=torch.float64)
 
     def update(self, prediction: torch.Tensor, target: torch.Tensor, probed: torch.Tensor,
                weight: torch.Tensor | None = None) -> None:
-        """Add one batch: all (B, T); ``weight`` is the loss weight of each point (or None)."""
+        """Add one batch: all (B, T); ``weight`` is the loss weight of each point (or None).
+
+        The loss follows :func:`astroray.models.astromer.masked_rmse`: each window's mean of
+        the weighted squared residuals over its probed points, averaged over windows.
+        """
         p = probed.bool()
-        pred = prediction.detach().double()[p]
-        y = target.detach().double()[p]
-        w = (weight.detach().double()[p] if weight is not None else torch.ones_like(y))
+        pred_all, y_all = prediction.detach().double(), target.detach().double()
+        pred, y = pred_all[p], y_all[p]
         r2 = (pred - y) ** 2
+        sq = (pred_all - y_all) ** 2 * p
+        if weight is not None:
+            sq = sq * weight.detach().double()
+        count = p.sum(dim=1).double()  # (B,)
+        has = count > 0
+        per_window = (sq.sum(dim=1) / count.clamp(min=1.0))[has]
         batch = torch.stack([torch.tensor(float(y.numel()), dtype=torch.float64), r2.sum(),
-                             y.sum(), (y ** 2).sum(), (w * r2).sum(), w.sum(), (y ** 2).sum()])
+                             y.sum(), (y ** 2).sum(), per_window.sum(),
+                             has.sum().double(), (y ** 2).sum()])
         self.sums += batch.cpu()
 
     def all_reduce(self, device: torch.device | None = None) -> None:
@@ -49,9 +59,9 @@ class MaskedRegressionMeter:
     def compute(self) -> dict[str, float]:
         """The figures: ``rmse``, ``r2``, ``loss``, ``rmse_zero``, ``n``.
 
-        ``loss`` is the (error-weighted, when weights were given) RMSE that training
-        minimises, ``rmse_zero`` the RMSE of predicting the window mean (0), ``n`` the number
-        of probed points.
+        ``loss`` is the (error-weighted, when weights were given) per-window RMSE that
+        training minimises, ``rmse_zero`` the RMSE of predicting the window mean (0), ``n``
+        the number of probed points.
         """
         s = dict(zip(self._FIELDS, self.sums.tolist(), strict=True))
         n = max(s["n"], 1.0)
@@ -59,7 +69,7 @@ class MaskedRegressionMeter:
         return {
             "rmse": float(np.sqrt(s["sse"] / n)),
             "r2": float(1.0 - s["sse"] / sst) if sst > 0 else float("nan"),
-            "loss": float(np.sqrt(s["wsse"] / max(s["w"], 1e-300))),
+            "loss": float(np.sqrt(s["win_loss"] / max(s["windows"], 1.0))),
             "rmse_zero": float(np.sqrt(s["sse_zero"] / n)),
             "n": int(s["n"]),
         }

@@ -59,7 +59,7 @@ def test_random_init_keeps_the_architecture(model_dir):
     a = AstromerEmbedder(model_dir).model
     b = AstromerEmbedder(model_dir, random_init=True, seed=3).model
     assert a.config == b.config
-    assert not torch.equal(a.head.weight, b.head.weight)
+    assert not torch.equal(a.input_proj.weight, b.input_proj.weight)
     with pytest.raises(ValueError, match="layer_weights"):
         AstromerEmbedder(model_dir, layer_weights=[1.0])
 

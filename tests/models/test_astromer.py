@@ -13,6 +13,7 @@ from astroray.models.astromer import (
     AstromerConfig,
     TimeEncoding,
     WeightedEmbedding,
+    error_weights,
     layer_means,
     mask_inputs,
     masked_rmse,
@@ -81,18 +82,36 @@ def test_masking_is_reproducible_with_a_generator():
     assert torch.equal(a.probed, b.probed) and torch.equal(a.values, b.values)
 
 
-def test_masked_rmse_matches_numpy():
+def test_masked_rmse_matches_the_official_per_window_formula():
     rng = np.random.default_rng(1)
     pred, target = rng.normal(size=(5, 30)), rng.normal(size=(5, 30))
     probed = rng.random((5, 30)) < 0.4
+    probed[3] = False  # a window without probed points does not count
+    mask = np.ones((5, 30), bool)
+    mask[1, 20:] = False
+    probed &= mask
     err = rng.uniform(0.005, 0.3, size=(5, 30))
     t = {k: torch.tensor(v) for k, v in dict(p=pred, y=target, e=err).items()}
+    # custom_rmse of the official code, written as a loop: per-window mean over probed points,
+    # mean over windows, root.
+    per_window = [np.mean((pred[b] - target[b])[probed[b]] ** 2) for b in range(5)
+                  if probed[b].any()]
     got = masked_rmse(t["p"], t["y"], torch.tensor(probed)).item()
-    assert got == pytest.approx(np.sqrt(np.mean((pred - target)[probed] ** 2)), rel=1e-6)
-    w = 1.0 / (err ** 2 + 0.01 ** 2)
-    expected = np.sqrt(np.sum((w * (pred - target) ** 2)[probed]) / np.sum(w[probed]))
-    got = masked_rmse(t["p"], t["y"], torch.tensor(probed), t["e"]).item()
-    assert got == pytest.approx(expected, rel=1e-5)
+    assert got == pytest.approx(np.sqrt(np.mean(per_window)), rel=1e-6)
+    # Astromer 2's weights: 1/err min-max scaled over each window's valid points, + 1e-3.
+    w = np.zeros_like(err)
+    for b in range(5):
+        inv = 1.0 / err[b][mask[b]]
+        w[b][mask[b]] = (inv - inv.min()) / (inv.max() - inv.min()) + 1e-3
+    weights = error_weights(t["e"], torch.tensor(mask))
+    np.testing.assert_allclose(weights.numpy(), w, rtol=1e-5, atol=1e-7)
+    per_window = [np.sum((w[b] * (pred[b] - target[b]) ** 2)[probed[b]]) / probed[b].sum()
+                  for b in range(5) if probed[b].any()]
+    got = masked_rmse(t["p"], t["y"], torch.tensor(probed), weights).item()
+    assert got == pytest.approx(np.sqrt(np.mean(per_window)), rel=1e-5)
+    # Equal errors: every weight is 1e-3 (0 / 0 -> 0, as divide_no_nan).
+    flat = error_weights(torch.full((1, 4), 0.1), torch.ones(1, 4, dtype=torch.bool))
+    np.testing.assert_allclose(flat.numpy(), 1e-3)
 
 
 @pytest.mark.parametrize("overrides", [{}, {"pe_position": "output"}, {"pe_type": "trainable"},

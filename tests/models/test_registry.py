@@ -35,6 +35,10 @@ def test_every_registered_model_tiny(name, tmp_path):
     torch.manual_seed(0)
     model = create_model(name, **tiny_overrides(name))
     times, values, mask, hidden = _batch()
+    # A fresh head predicts the window mean (0): pretraining starts at R^2 ~ 0.
+    with torch.no_grad():
+        assert torch.equal(model(times, values, mask).prediction, torch.zeros_like(values))
+        torch.nn.init.normal_(model.head.weight, std=0.1)  # a trained head passes gradients
     out = model(times, values, mask, hidden=hidden)
     assert out.prediction.shape == values.shape
     assert len(out.states) == model.config.num_layers + 1

@@ -3,6 +3,7 @@
 from astroray.models.astromer.config import (
     ASTROMER_TINY,
     ASTROMER_V1,
+    ASTROMER_V1_OFFICIAL,
     ASTROMER_V2,
     AstromerClassifierConfig,
     AstromerConfig,
@@ -15,23 +16,29 @@ from astroray.models.astromer.model import (
     MaskedInputs,
     TimeEncoding,
     WeightedEmbedding,
+    error_weights,
     layer_means,
     mask_inputs,
     masked_mean,
     masked_rmse,
     sinusoidal_frequencies,
 )
-from astroray.models.registry import register_family, register_model
+from astroray.models.astromer.published import PUBLISHED, resolve_published
+from astroray.models.registry import register_family, register_model, register_published
 
 _TINY = {"num_layers": 2, "num_heads": 2, "head_dim": 8, "ffn_dim": 16}
 register_model("astromer-v1", Astromer, ASTROMER_V1, tiny=_TINY)
 register_model("astromer-v2", Astromer, ASTROMER_V2, tiny=_TINY)
+register_model("astromer-v1-official", Astromer, ASTROMER_V1_OFFICIAL, tiny=_TINY)
 register_model("astromer-tiny", Astromer, ASTROMER_TINY, tiny=_TINY)
 register_family(AstromerClassifier)
+for _name in PUBLISHED:
+    register_published(_name, lambda name=_name: resolve_published(name))
 
 __all__ = [
     "ASTROMER_TINY",
     "ASTROMER_V1",
+    "ASTROMER_V1_OFFICIAL",
     "ASTROMER_V2",
     "Astromer",
     "AstromerClassifier",
@@ -42,6 +49,7 @@ __all__ = [
     "MaskedInputs",
     "TimeEncoding",
     "WeightedEmbedding",
+    "error_weights",
     "layer_means",
     "mask_inputs",
     "masked_mean",

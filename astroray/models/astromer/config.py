@@ -6,12 +6,15 @@ import dataclasses
 
 from astroray.config import Config, check, check_positive_ints
 
-__all__ = ["ASTROMER_TINY", "ASTROMER_V1", "ASTROMER_V2", "AstromerClassifierConfig",
-           "AstromerConfig"]
+__all__ = ["ASTROMER_TINY", "ASTROMER_V1", "ASTROMER_V1_OFFICIAL", "ASTROMER_V2",
+           "AstromerClassifierConfig", "AstromerConfig"]
 
 PE_TYPES = ("sinusoidal", "trainable")
 PE_POSITIONS = ("input", "output")
 ATTENTIONS = ("softmax", "hsa", "hsa_keys")
+TIME_ORIGINS = ("first", "mean")
+ATTENTION_MASKINGS = ("exclude", "plus_one")
+INITS = ("glorot", "torch")
 #: Stochastic inference a saved classifier can carry (None: deterministic).
 UNCERTAINTY_HEADS = (None, "mc_dropout", "hsa", "ha_mc_dropout")
 
@@ -32,7 +35,8 @@ class AstromerConfig(Config):
             ``pe_base ** (-2 j / d)``) or ``trainable`` (the same form with the frequencies
             and phases learned, initialised to the fixed ones; it works on continuous times,
             which a table indexed by position cannot).
-        pe_base: base of the frequencies (Astromer: 1000; times in days).
+        pe_base: base of the frequencies (times in days). The official code uses 10000 for
+            every model (its configs say 1000, but that ``base`` is never passed on).
         pe_max_frequency: the highest angular frequency, in radians per day; the frequencies
             are ``pe_max_frequency * pe_base ** (-2 j / d)``. Astromer's 1 rad/day resolves
             periods down to about 6 days; RR Lyrae (0.2-0.9 d) need about 30.
@@ -55,8 +59,9 @@ class AstromerConfig(Config):
         keep_fraction: of the probed points, the fraction left visible and unchanged (20%).
         random_fraction: of the probed points, the fraction replaced by a magnitude drawn
             from the same window (20%); the rest are hidden from attention.
-        error_weighted_loss: weight the squared residuals by the inverse variance of the
-            observations (Astromer 2's uncertainty-weighted RMSE).
+        error_weighted_loss: weight the squared residuals as Astromer 2's official code does:
+            ``1 / sigma`` min-max normalised over each window's valid points, plus 1e-3,
+            inside the per-window mean (see :func:`masked_rmse`).
         layer_norm_eps: LayerNorm epsilon.
         attention: ``softmax`` (scaled dot-product attention), ``hsa`` (hierarchical
             stochastic attention: keys snapped to learnable centroids, Gumbel-softmax
@@ -65,6 +70,22 @@ class AstromerConfig(Config):
         hsa_centroids: key centroids per head (K) of HSA.
         hsa_tau1: temperature of HSA's key-to-centroid choice.
         hsa_tau2: temperature of HSA's attention weights.
+        time_origin: the input convention of the times: ``first`` (days since the window's
+            first observation; models saved before this field existed) or ``mean`` (days
+            from the window's mean time, as the official loader prepares windows). Windowing,
+            embedding, bulk inference and Serve read it from the model's config.
+        attention_masking: ``exclude`` (padded and hidden steps are never attended) or
+            ``plus_one``: the official ``scaled_dot_product_attention`` of the pip package
+            ``astromer`` 0.1.8 adds +1 (not -inf) to the logit of every (query, key) pair in
+            which either step is padded or hidden, so padded steps (time 0, magnitude 0) *are*
+            attended, slightly up-weighted. The published weights were trained and are used
+            that way, so a converted model must reproduce it (a documented quirk).
+        init: ``glorot`` (Glorot-uniform weights, zero biases: Keras' Dense default, as in the
+            official code) or ``torch`` (PyTorch's default uniform init, used before this
+            field existed: for the one-input projection its weights and biases are about
+            +-1, which behaves like ``value_scale`` ~6 at init).
+        head_norm: a LayerNorm before the magnitude-prediction head (the official
+            ``RegLayer``: LayerNorm(eps 1e-6) then Dense(1)).
     """
 
     num_layers: int = 6
@@ -74,7 +95,7 @@ class AstromerConfig(Config):
     dropout: float = 0.1
     window_size: int = 200
     pe_type: str = "sinusoidal"
-    pe_base: float = 1000.0
+    pe_base: float = 10000.0
     pe_max_frequency: float = 1.0
     pe_position: str = "input"
     value_scale: float = 1.0
@@ -89,6 +110,10 @@ class AstromerConfig(Config):
     hsa_centroids: int = 16
     hsa_tau1: float = 1.0
     hsa_tau2: float = 1.0
+    time_origin: str = "first"
+    attention_masking: str = "exclude"
+    init: str = "glorot"
+    head_norm: bool = False
 
     def __post_init__(self) -> None:
         check_positive_ints(self, "num_layers", "num_heads", "head_dim", "ffn_dim",
@@ -113,7 +138,14 @@ class AstromerConfig(Config):
               f"one of {PE_POSITIONS}")
         check(self.d_model % 2 == 0, self, "head_dim", self.head_dim,
               "a value making num_heads * head_dim even (sin/cos pairs)")
-        for name in ("mask_token", "residual", "error_weighted_loss"):
+        for name, allowed in (("time_origin", TIME_ORIGINS),
+                              ("attention_masking", ATTENTION_MASKINGS), ("init", INITS)):
+            value = getattr(self, name)
+            check(value in allowed, self, name, value, f"one of {allowed}")
+        check(self.attention_masking == "exclude" or self.attention == "softmax", self,
+              "attention_masking", self.attention_masking,
+              f"'exclude' with attention {self.attention!r} (the +1 quirk is softmax-only)")
+        for name in ("mask_token", "residual", "error_weighted_loss", "head_norm"):
             check(isinstance(getattr(self, name), bool), self, name, getattr(self, name),
                   "true or false")
         check(isinstance(self.probe_fraction, int | float) and 0.0 < self.probe_fraction < 1.0,
@@ -140,6 +172,15 @@ ASTROMER_V1 = AstromerConfig(num_layers=2, num_heads=4, head_dim=64, ffn_dim=128
 #: uncertainty-weighted RMSE.
 ASTROMER_V2 = AstromerConfig(num_layers=6, num_heads=4, head_dim=64, ffn_dim=512, dropout=0.1,
                              mask_token=True, error_weighted_loss=True)
+#: Astromer 1 exactly as the authors' pip package ``astromer`` 0.1.8 computes it (the
+#: architecture of the published MACHO weights): no residual connections, angle rates
+#: ``1 / 10000 ** (2 i / d)`` (the config's ``base`` is never passed on), window-mean time
+#: and magnitude centring, the +1 attention-logit quirk, Glorot init, LayerNorm before the
+#: regression head, plain per-window RMSE.
+ASTROMER_V1_OFFICIAL = AstromerConfig(
+    num_layers=2, num_heads=4, head_dim=64, ffn_dim=128, dropout=0.1, window_size=200,
+    pe_base=10000.0, mask_token=False, residual=False, error_weighted_loss=False,
+    time_origin="mean", attention_masking="plus_one", init="glorot", head_norm=True)
 #: A tiny Astromer 2 for tests and smoke runs.
 ASTROMER_TINY = AstromerConfig(num_layers=2, num_heads=2, head_dim=16, ffn_dim=64, dropout=0.1,
                                mask_token=True, error_weighted_loss=True)

@@ -8,10 +8,14 @@ feed-forward network, each followed by dropout and LayerNorm). A linear head pre
 magnitude of every point. Pretraining probes half of the valid points of each window: of
 those, 20% stay as they are, 20% get a magnitude drawn from the same window, and the rest are
 hidden from attention (Astromer 2 also replaces them by a trainable [MASK] value); the loss is
-the RMSE over probed points, optionally weighted by the observational errors.
+the official per-window RMSE over probed points, optionally weighted by the observational
+errors (Astromer 2).
 
-Padding is handled by boolean masks throughout: padded and hidden points are never attended
-to, so the outputs at valid points do not depend on what the padding holds.
+Padding is handled by boolean masks: with ``attention_masking="exclude"`` padded and hidden
+points are never attended to, so the outputs at valid points do not depend on what the
+padding holds. The official preset (``astromer-v1-official``, the published weights) keeps the
+official code's +1-logit quirk instead, under which padded steps are attended; its windows
+must then be padded as the official loader pads them (zeros, to 200 steps).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ __all__ = [
     "MaskedInputs",
     "TimeEncoding",
     "WeightedEmbedding",
+    "error_weights",
     "layer_means",
     "mask_inputs",
     "masked_mean",
@@ -89,6 +94,23 @@ class TimeEncoding(nn.Module):
         return torch.where(odd, torch.cos(angle), torch.sin(angle))
 
 
+def _glorot_init(module: nn.Module) -> None:
+    """Keras' Dense default: Glorot-uniform weights, zero biases.
+
+    The fused query/key/value projection is initialised as the three Dense layers of the
+    official code (each d -> d), not as one d -> 3d layer (a smaller Glorot bound).
+    """
+    if isinstance(module, nn.Linear):
+        weight = module.weight
+        if getattr(module, "_astromer_qkv", False):
+            for chunk in weight.data.chunk(3, dim=0):
+                nn.init.xavier_uniform_(chunk)
+        else:
+            nn.init.xavier_uniform_(weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
 class _AttentionBlock(nn.Module):
     """Self-attention + feed-forward, each followed by dropout and post-LayerNorm."""
 
@@ -97,6 +119,7 @@ class _AttentionBlock(nn.Module):
         d = config.d_model
         self.num_heads, self.head_dim = config.num_heads, config.head_dim
         self.qkv = nn.Linear(d, 3 * d)
+        self.qkv._astromer_qkv = True  # Glorot per projection (see _glorot_init)
         self.out = nn.Linear(d, d)
         self.ffn = nn.Sequential(nn.Linear(d, config.ffn_dim), nn.Tanh(),
                                  nn.Linear(config.ffn_dim, d))
@@ -113,11 +136,17 @@ class _AttentionBlock(nn.Module):
                 config.hsa_tau2, sample_weights=config.attention == "hsa")
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        """``x`` (B, T, D); ``attn_mask`` (B, 1, 1, T) bool, True where a key may be attended."""
+        """Attend and transform ``x`` (B, T, D).
+
+        ``attn_mask`` is (B, 1, 1, T) bool, True where a key may be attended, or (B, 1, T, T)
+        float, added to the attention logits (the official +1 quirk).
+        """
         B, T, D = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, T, Dh)
         if self.hsa is None:
+            if attn_mask.is_floating_point():
+                attn_mask = attn_mask.to(q.dtype)
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, T, Dh)
         else:
             att = self.hsa(q, k, v, attn_mask)  # (B, H, T, Dh)
@@ -167,7 +196,16 @@ class Astromer(PretrainedMixin, nn.Module):
         self.mask_value = nn.Parameter(torch.zeros(1)) if config.mask_token else None
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(_AttentionBlock(config) for _ in range(config.num_layers))
+        self.head_norm = (nn.LayerNorm(d, eps=config.layer_norm_eps) if config.head_norm
+                          else None)
         self.head = nn.Linear(d, 1)
+        if config.init == "glorot":
+            self.apply(_glorot_init)
+        # The head starts at zero: the prediction is the window mean (the values are zero
+        # mean), so pretraining starts at R^2 ~ 0 instead of spending its budget getting back
+        # to the trivial answer. The weights still get gradients, so it learns from step 1.
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     @property
     def num_states(self) -> int:
@@ -179,7 +217,8 @@ class Astromer(PretrainedMixin, nn.Module):
         """Encode windows and predict every point's magnitude.
 
         Args:
-            times: days since the window start, (B, T).
+            times: days from the window's origin, (B, T): its first observation or its
+                mean time, as ``config.time_origin`` says.
             values: zero-mean magnitudes, (B, T); padded entries are ignored.
             mask: True on valid (non-padded) points, (B, T).
             hidden: True on points hidden from attention (pretraining), (B, T); their
@@ -200,9 +239,16 @@ class Astromer(PretrainedMixin, nn.Module):
         # A window whose every point is hidden attends to its (hidden) valid points rather
         # than to nothing: softmax over no key is NaN. Their values are replaced, so nothing
         # leaks.
-        attend = torch.where(attend.any(dim=1, keepdim=True), attend, mask)
-        attend = attend | ~attend.any(dim=1, keepdim=True)  # all-padding rows (never valid)
-        attn_mask = attend[:, None, None, :]  # (B, 1, 1, T)
+        if self.config.attention_masking == "plus_one":
+            # The official quirk: +1 on the logit of every (query, key) pair in which either
+            # step is padded or hidden; nothing is excluded.
+            off = ~attend
+            attn_mask = (off[:, :, None] | off[:, None, :]).to(torch.float32)[:, None]
+            # (B, 1, T, T)
+        else:
+            attend = torch.where(attend.any(dim=1, keepdim=True), attend, mask)
+            attend = attend | ~attend.any(dim=1, keepdim=True)  # all-padding rows (never valid)
+            attn_mask = attend[:, None, None, :]  # (B, 1, 1, T)
         scaled = values * self.config.value_scale
         x = self.input_proj(scaled[..., None].to(self.input_proj.weight.dtype))  # (B, T, D)
         pe = self.time_encoding(times)  # (B, T, D)
@@ -216,6 +262,8 @@ class Astromer(PretrainedMixin, nn.Module):
         if self.config.pe_position == "output":
             x = x + pe.to(x.dtype)
             states[-1] = x
+        if self.head_norm is not None:
+            x = self.head_norm(x)
         prediction = self.head(x).squeeze(-1)  # (B, T)
         return AstromerOutput(prediction=prediction, states=states)
 
@@ -310,29 +358,62 @@ def mask_inputs(values: torch.Tensor, mask: torch.Tensor, *, probe_fraction: flo
                         kept=kept)
 
 
-def masked_rmse(prediction: torch.Tensor, target: torch.Tensor, probed: torch.Tensor,
-                errors: torch.Tensor | None = None, *, error_floor: float = 0.01) -> torch.Tensor:
-    """RMSE over probed points, optionally weighted by inverse variance.
+def error_weights(errors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Astromer 2's loss weights: ``1 / sigma`` min-max normalised per window, plus 1e-3.
 
-    ``sqrt(sum(w r^2) / sum(w))`` over the probed points of the batch, with ``w = 1`` or
-    ``w = 1 / (err^2 + error_floor^2)`` (the floor keeps a few points with tiny quoted errors
-    from dominating).
+    As the official ``create_loss_weigths`` (astromer-science/main-code): ``W = 1 / err``,
+    ``(W - min W) / (max W - min W) + 1e-3`` per window, so the best-measured point of a
+    window weighs ~1 and the worst 1e-3. The official min and max run over the padded window
+    too (padding has ``W = 0``, so its min is 0 in every short window); here they run over the
+    valid points only, so a short window is scaled like a full one (a deliberate difference).
+    A window whose errors are all equal gets weight 1e-3 everywhere (0 / 0 -> 0, as
+    ``divide_no_nan``).
+
+    Args:
+        errors: observational errors, (B, T); non-positive errors get ``W = 0``.
+        mask: True on valid points, (B, T).
+
+    Returns:
+        Weights (B, T), zero on invalid points.
+    """
+    err = errors.float()
+    mask = mask.bool()
+    inv = torch.where(mask & (err > 0), 1.0 / err.clamp(min=1e-30), torch.zeros_like(err))
+    big = torch.finfo(inv.dtype).max
+    low = torch.where(mask, inv, torch.full_like(inv, big)).amin(dim=1, keepdim=True)
+    high = torch.where(mask, inv, torch.full_like(inv, -big)).amax(dim=1, keepdim=True)
+    span = high - low
+    scaled = torch.where(span > 0, (inv - low) / span.clamp(min=1e-30), torch.zeros_like(inv))
+    return torch.where(mask, scaled + 1e-3, torch.zeros_like(inv))
+
+
+def masked_rmse(prediction: torch.Tensor, target: torch.Tensor, probed: torch.Tensor,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The official masked RMSE: the root of the mean over windows of each window's mean.
+
+    ``sqrt(mean_b( sum_t(w r^2 p) / sum_t(p) ))`` over the windows with at least one probed
+    point, as ``custom_rmse`` of the official code (the weights multiply the squared residuals
+    but the divisor is the number of probed points). A per-window mean, so every window counts
+    the same whatever its length or brightness.
 
     Args:
         prediction: predicted magnitudes, (B, T).
         target: true magnitudes, (B, T).
         probed: True where the loss is taken, (B, T).
-        errors: observational errors, (B, T), for the weighted loss.
-        error_floor: added in quadrature to the errors.
+        weights: per-point weights, (B, T) (:func:`error_weights` for Astromer 2), or None.
 
     Returns:
         A scalar tensor.
     """
-    weight = probed.to(prediction.dtype if prediction.is_floating_point() else torch.float32)
-    if errors is not None:
-        weight = weight / (errors.float() ** 2 + error_floor ** 2)
-    sq = (prediction.float() - target.float()) ** 2
-    return torch.sqrt((sq * weight).sum() / weight.sum().clamp(min=1e-12))
+    p = probed.float()
+    sq = (prediction.float() - target.float()) ** 2 * p
+    if weights is not None:
+        sq = sq * weights.float()
+    count = p.sum(dim=1)  # (B,)
+    has = count > 0
+    per_window = sq.sum(dim=1) / count.clamp(min=1.0)
+    n = has.sum().clamp(min=1)
+    return torch.sqrt((per_window * has).sum() / n)
 
 
 # ------------------------------------------------------------------------------------------
