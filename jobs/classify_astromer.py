@@ -1,4 +1,4 @@
-"""Job: few-shot classification on Astromer embeddings vs an untrained encoder and a GRU."""
+"""Job: does a pretrained Astromer help? Few-shot classification, published weights vs baselines."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from _common import job_parser, load_job_config
 
 from astroray.runtime import init_ray, write_results
-from astroray.train.classify import ClassifyConfig, classify
+from astroray.train.classify import METHODS, ClassifyConfig, classify, format_tables
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,16 +28,22 @@ def main(argv: list[str] | None = None) -> int:
                   f"({row['skipped']})")
             continue
         print(f"classify: {row['dataset']} n={row['samples_per_class']}/class macro F1: "
-              f"astromer {row['astromer_f1']:.3f}+-{row['astromer_f1_std']:.3f}, "
-              f"untrained encoder {row['astromer_random_f1']:.3f}+-"
-              f"{row['astromer_random_f1_std']:.3f}, GRU {row['gru_f1']:.3f}+-"
-              f"{row['gru_f1_std']:.3f}")
+              + ", ".join(f"{m} {row[f'{m}_f1']:.3f}+-{row[f'{m}_f1_std']:.3f}"
+                          for m in METHODS if f"{m}_f1" in row))
+    for row in summary["r2_table"]:
+        print(f"classify: {row['dataset']} masked R^2 on test windows: {row['encoder']} "
+              f"{row['r2']:.3f}")
+    for method, why in summary["unavailable"].items():
+        print(f"classify: {method}: skipped ({why})")
+    markdown = format_tables(summary)
+    Path(args.out, "table.md").write_text(markdown)
     write_results(args.out, "classify_astromer",
-                  metrics={"table": summary["table"], "summary": summary["metrics"],
+                  metrics={"table": summary["table"], "r2_table": summary["r2_table"],
+                           "summary": summary["metrics"], "unavailable": summary["unavailable"],
                            "figures": summary["figures"], "pretrain": summary["pretrain"]},
                   data={name: {k: v for k, v in res.items() if k != "settings"}
                         for name, res in summary["datasets"].items()},
-                  model={"encoder": summary["encoder"], "classifiers": {
+                  model={"encoders": summary["encoders"], "classifiers": {
                       name: res["classifier"]["dir"] for name, res in summary["datasets"].items()
                       if "classifier" in res}}, config=config.to_dict(),
                   smoke=args.smoke, started=started)

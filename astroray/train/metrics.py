@@ -18,7 +18,8 @@ class MaskedRegressionMeter:
     ``torch.distributed`` group, so every worker then computes the same global figures.
     """
 
-    _FIELDS = ("n", "sse", "sum_y", "sum_y2", "win_loss", "windows", "sse_zero")
+    _FIELDS = ("n", "sse", "sum_y", "sum_y2", "win_loss", "windows", "sse_zero", "w", "wsse",
+               "w_y", "w_y2")
 
     def __init__(self) -> None:
         self.sums = torch.zeros(len(self._FIELDS), dtype=torch.float64)
@@ -40,9 +41,11 @@ class MaskedRegressionMeter:
         count = p.sum(dim=1).double()  # (B,)
         has = count > 0
         per_window = (sq.sum(dim=1) / count.clamp(min=1.0))[has]
+        w = weight.detach().double()[p] if weight is not None else torch.ones_like(y)
         batch = torch.stack([torch.tensor(float(y.numel()), dtype=torch.float64), r2.sum(),
                              y.sum(), (y ** 2).sum(), per_window.sum(),
-                             has.sum().double(), (y ** 2).sum()])
+                             has.sum().double(), (y ** 2).sum(), w.sum(), (w * r2).sum(),
+                             (w * y).sum(), (w * y ** 2).sum()])
         self.sums += batch.cpu()
 
     def all_reduce(self, device: torch.device | None = None) -> None:
@@ -57,7 +60,10 @@ class MaskedRegressionMeter:
             self.sums = sums.cpu()
 
     def compute(self) -> dict[str, float]:
-        """The figures: ``rmse``, ``r2``, ``loss``, ``rmse_zero``, ``n``.
+        """The figures: ``rmse``, ``r2``, ``r2_weighted``, ``loss``, ``rmse_zero``, ``n``.
+
+        ``r2_weighted`` is R^2 with the loss weights (equal to ``r2`` without weights): the
+        figure a weighted objective improves.
 
         ``loss`` is the (error-weighted, when weights were given) per-window RMSE that
         training minimises, ``rmse_zero`` the RMSE of predicting the window mean (0), ``n``
@@ -66,7 +72,10 @@ class MaskedRegressionMeter:
         s = dict(zip(self._FIELDS, self.sums.tolist(), strict=True))
         n = max(s["n"], 1.0)
         sst = s["sum_y2"] - s["sum_y"] ** 2 / n
+        w = max(s["w"], 1e-300)
+        wsst = s["w_y2"] - s["w_y"] ** 2 / w
         return {
+            "r2_weighted": float(1.0 - s["wsse"] / wsst) if wsst > 0 else float("nan"),
             "rmse": float(np.sqrt(s["sse"] / n)),
             "r2": float(1.0 - s["sse"] / sst) if sst > 0 else float("nan"),
             "loss": float(np.sqrt(s["win_loss"] / max(s["windows"], 1.0))),

@@ -56,9 +56,15 @@ def test_rrlyrae_csv_with_periods(real):
     files = sorted((real / "rrlyrae_stripe82" / "light-curves").glob("*.csv"))
     assert data.num_rows == len(files) == 309
     rows = _rows(data)
-    for path in files[:40]:
+    sentinels = 0
+    for path in files:
         raw = pd.read_csv(path).dropna()
+        # Stripe 82 flags missing points with mag 99.994 / error 99.999: dropped, counted.
+        flagged = (raw["mag"].abs() >= 90) | (raw["magerr"] >= 90)
+        sentinels += int(flagged.sum())
+        raw = raw[~flagged]
         rec = rows[path.stem]
+        assert rec["n_dropped"] == int(flagged.sum())
         order = np.argsort(raw["time"].to_numpy(), kind="stable")
         np.testing.assert_allclose(rec["time"], raw["time"].to_numpy()[order])
         np.testing.assert_allclose(rec["mag"], raw["mag"].to_numpy()[order], rtol=1e-6)
@@ -66,6 +72,8 @@ def test_rrlyrae_csv_with_periods(real):
         truth = periods.set_index("Num").loc[path.stem]
         assert rec["label"] == truth["Type"]
         assert json.loads(rec["meta"])["period"] == pytest.approx(truth["Per"])
+    assert sentinels == 35  # `grep -c 99\.99` over the files counts the same 35 lines
+    assert max(max(r["mag"]) for r in rows.values()) < 30
     assert set(Counter(b for r in rows.values() for b in r["band"])) == set("ugriz")
     assert Counter(r["label"] for r in rows.values()) == Counter(periods["Type"])
 

@@ -231,8 +231,9 @@ def test_official_preset_init_and_time_encoding():
     assert float(qkv.detach().abs().max()) <= np.sqrt(6.0 / (256 + 256)) + 1e-6
     # per projection (d -> d), not the bound of one d -> 3d layer
     assert float(qkv.detach().abs().max()) > 0.8 * np.sqrt(6.0 / (256 + 256))
+    # PyTorch's default init, kept as an option
     legacy = create_model("astromer-v1", init="torch")
-    assert float(legacy.input_proj.bias.detach().abs().max()) > 0.5  # PyTorch's default, kept as option
+    assert float(legacy.input_proj.bias.detach().abs().max()) > 0.5
 
 
 def test_name_lookup_converts_once_into_the_cache(tmp_path, monkeypatch):

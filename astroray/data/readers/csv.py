@@ -125,9 +125,17 @@ def read_csv(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict |
         survey = _survey_for(object_id, path, options)
         if survey == "ztf":
             band = np.array([ZTF_BAND_ALIASES.get(b, b) for b in band.tolist()], dtype=str)
-        cols, dropped = clean_light_curve(time, value, err, band)
+        # Magnitude catalogues flag missing points with sentinels (Stripe 82: mag 99.994,
+        # error 99.999); a real magnitude or its error is never that large.
+        invalid = None if is_flux else (np.abs(value) >= _MAG_SENTINEL) | (
+            err >= _MAG_SENTINEL)
+        cols, dropped = clean_light_curve(time, value, err, band, invalid=invalid)
         yield light_curve_record(object_id=object_id, survey=survey, source=path, cols=cols,
                                  n_dropped=dropped, is_flux=is_flux, meta=meta)
+
+
+#: |magnitude| or magnitude error at or above this is a survey's "no data" sentinel (99, 99.99).
+_MAG_SENTINEL = 90.0
 
 
 def _numeric(table: pa.Table, name: str) -> np.ndarray:

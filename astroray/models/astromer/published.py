@@ -27,7 +27,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-__all__ = ["PUBLISHED", "PublishedWeights", "cache_dir", "find_source", "resolve_published"]
+__all__ = ["PUBLISHED", "PublishedWeights", "available_published", "cache_dir", "find_source",
+           "resolve_published"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,3 +164,14 @@ def resolve_published(name: str, *, source: str | Path | None = None, download: 
             shutil.rmtree(tmp_root, ignore_errors=True)
     logger.info("published model %s converted from %s into %s", name, found, target)
     return target
+
+
+def available_published(name: str) -> Path | None:
+    """The converted folder of ``name`` when it is here (cached, or a local copy to convert).
+
+    Never downloads; None when neither the cache nor a local copy has it (a caller then falls
+    back, e.g. to pretraining on the spot).
+    """
+    if (cache_dir() / name / "model.safetensors").is_file() or find_source(name) is not None:
+        return resolve_published(name)
+    return None
