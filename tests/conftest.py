@@ -11,6 +11,15 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"
 
 
+def pytest_configure(config):
+    # Converted published weights go to a cache of this test session (subprocesses, jobs
+    # and Ray workers inherit it), never into the user's ~/.cache.
+    if "ASTRORAY_CACHE" not in os.environ:
+        import tempfile
+
+        os.environ["ASTRORAY_CACHE"] = tempfile.mkdtemp(prefix="astroray-test-cache-")
+
+
 @pytest.fixture(scope="session")
 def real() -> Path:
     """The real survey samples (../shared/data/real); skips when they are absent."""

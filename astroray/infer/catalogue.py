@@ -596,8 +596,10 @@ def ensure_model(config: InferConfig, out: str | Path) -> tuple[InferConfig, dic
     A model trained here is saved as ``out/train/model`` and reused when the run is resumed,
     so that a re-run infers with the same checkpoint.
     """
-    if config.model:
-        return config, {}
+    if config.model:  # a published name (astromer1-macho) becomes its converted folder
+        from astroray.models import resolve_model_path
+
+        return config.replace(model=resolve_model_path(config.model)), {}
     from astroray.train.classify import fit_classifier
 
     folder = Path(out).resolve() / "train"

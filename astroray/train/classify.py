@@ -243,7 +243,10 @@ class ClassifyConfig(Config):
             synthetic = d.synthetic.replace(n=min(d.synthetic.n, 180)) if d.synthetic else None
             datasets.append(d.replace(synthetic=synthetic))
         pretrain = self.pretrain.smoke() if self.pretrain is not None else None
-        encoder = self.encoder if self.encoder and Path(self.encoder).is_dir() else None
+        from astroray.models.astromer.published import PUBLISHED
+
+        encoder = (self.encoder if self.encoder and (Path(self.encoder).is_dir()
+                                                     or self.encoder in PUBLISHED) else None)
         return self.replace(encoder=encoder, pretrain=pretrain if encoder is None else None,
                             datasets=tuple(datasets), samples_per_class=(10,), folds=2,
                             head_steps=60, eval_every=10, gru_steps=10, gru_hidden=16,

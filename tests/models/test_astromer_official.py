@@ -249,6 +249,13 @@ def test_name_lookup_converts_once_into_the_cache(tmp_path, monkeypatch):
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     load_model("astromer1-macho")  # from the cache: not converted again
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+    # Bulk inference and embedding take the name too (`--model astromer1-macho`).
+    from astroray.infer.astromer import load_encoder
+    from astroray.infer.catalogue import InferConfig, ensure_model
+
+    assert ensure_model(InferConfig(model="astromer1-macho", paths=("x",)), tmp_path)[0].model \
+        == str(folder)
+    assert load_encoder("astromer1-macho").config.time_origin == "mean"
     # Neither a cache nor a local copy: a clear error, no download unless asked for.
     from astroray.models.astromer import published
 
@@ -312,3 +319,29 @@ def test_windows_with_the_official_convention_match_the_official_loader():
         np.testing.assert_allclose(w["values"][k][valid], ref["values"][i][valid], atol=1e-5)
         matched += 1
     assert matched == rr.size >= 20
+
+
+def test_folders_record_their_input_convention_and_old_folders_keep_working(tmp_path):
+    from astroray.data._io import numpy_batch
+    from astroray.data.synthetic import periodic_variables
+    from astroray.infer.astromer import AstromerEmbedder
+
+    table = periodic_variables(3, seed=2)
+    official = create_model("astromer-v1-official", num_heads=2, head_dim=8, ffn_dim=16)
+    official.save_pretrained(tmp_path / "official")
+    w = AstromerEmbedder(str(tmp_path / "official")).windows(numpy_batch(table))
+    valid = w["mask"]
+    # Window-mean centring: the times of every window average to zero.
+    np.testing.assert_allclose((w["times"] * valid).sum(1) / valid.sum(1), 0.0, atol=1e-3)
+    # A folder written before these fields existed: days since the first observation, padded
+    # keys excluded (the behaviour it was trained with).
+    old = create_model("astromer-tiny")
+    old.save_pretrained(tmp_path / "old")
+    cfg = json.loads((tmp_path / "old" / "config.json").read_text())
+    for key in ("time_origin", "attention_masking", "init", "head_norm"):
+        cfg.pop(key)
+    (tmp_path / "old" / "config.json").write_text(json.dumps(cfg))
+    loaded = load_model(tmp_path / "old")
+    assert (loaded.config.time_origin, loaded.config.attention_masking) == ("first", "exclude")
+    w = AstromerEmbedder(str(tmp_path / "old")).windows(numpy_batch(table))
+    assert np.all(w["times"][:, 0] == 0.0) and np.all(w["times"][w["mask"]] >= 0.0)
