@@ -74,6 +74,7 @@ def test_hsa_deterministic_pass_matches_a_direct_computation():
 def test_hsa_astromer_trains_its_centroids():
     torch.manual_seed(0)
     model = create_model("astromer-tiny", attention="hsa", hsa_centroids=4).train()
+    torch.nn.init.normal_(model.head.weight, std=0.1)  # a fresh head (zeros) passes no gradient
     times = torch.cumsum(torch.rand(3, 20), 1)
     values, mask = torch.randn(3, 20), torch.ones(3, 20, dtype=torch.bool)
     out = model(times, values, mask)
