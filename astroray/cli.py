@@ -197,7 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``astroray`` command."""
     parser = argparse.ArgumentParser(
         prog="astroray", description="Survey-scale astronomy machine learning on Ray.")
+    from astroray import __version__
+
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--version", action="version", version=f"astroray {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("formats", help="list the survey formats astroray reads")

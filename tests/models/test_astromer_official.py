@@ -345,3 +345,4 @@ def test_folders_record_their_input_convention_and_old_folders_keep_working(tmp_
     assert (loaded.config.time_origin, loaded.config.attention_masking) == ("first", "exclude")
     w = AstromerEmbedder(str(tmp_path / "old")).windows(numpy_batch(table))
     assert np.all(w["times"][:, 0] == 0.0) and np.all(w["times"][w["mask"]] >= 0.0)
+
