@@ -46,12 +46,12 @@ def _crc_table() -> np.ndarray:
     return table
 
 
-_CRC_TABLE = _crc_table()
+_CRC_TABLE: list[int] = _crc_table().tolist()
 
 
 def crc32c(data: bytes) -> int:
     """CRC-32C (Castagnoli) of ``data``, as LevelDB and TensorFlow compute it."""
-    table = _CRC_TABLE.tolist()
+    table = _CRC_TABLE
     crc = 0xFFFFFFFF
     for byte in data:
         crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
