@@ -73,7 +73,12 @@ def _cmd_render(args: argparse.Namespace) -> int:
         raise IngestError(f"astroray render draws light curves and spectra, not {kind}s")
     table, errors = read_files(args.paths, format=args.format, kind=kind,
                                labels=args.labels or None)
-    written = render_files_to_png(table, kind, args.out, limit=args.limit)
+    if args.human:  # plots for people: axes, units, legend, folded periodic variables
+        from astroray.render.human import render_human
+
+        written = render_human(table, kind, args.out, limit=args.limit, fold=args.fold)
+    else:  # the papers' model-input images
+        written = render_files_to_png(table, kind, args.out, limit=args.limit)
     print(f"render: {len(written)} {kind} PNG(s) -> {args.out}"
           + (f"; {errors.num_rows} object(s) could not be read" if errors.num_rows else ""))
     for row in errors.to_pylist()[:5]:
@@ -223,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=None, help="reader for every file (default: sniff)")
     p.add_argument("--labels", action="append", default=[], help="label table (repeatable)")
     p.add_argument("--limit", type=int, default=16, help="render the first N objects (16)")
+    p.add_argument("--human", action="store_true",
+                   help="plots for people (axes with units, band legend, error bars, periodic "
+                   "variables phase-folded) instead of the models' input images")
+    p.add_argument("--fold", default="auto", choices=["auto", "period", "lomb_scargle", "none"],
+                   help="with --human: fold at the catalogue period, else at a significant "
+                   "Lomb-Scargle period (auto); only the catalogue period; always; never")
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("pretrain", help="pretrain an Astromer encoder on Ray Train")
@@ -331,20 +342,106 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class ArgumentError(ValueError):
+    """A command-line argument is wrong; the message names it."""
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def _preflight(args: argparse.Namespace) -> None:
+    """Check paths, model folders, formats and resources before Ray starts.
+
+    In well under a second, so that a typo costs nothing; the message names the argument.
+
+    Raises:
+        ArgumentError: naming the argument and the value.
+    """
+    for path in getattr(args, "paths", None) or []:
+        if not _is_uri(path) and not os.path.exists(path):
+            raise ArgumentError(f"PATHS: {path}: no such file or folder")
+    for path in getattr(args, "labels", None) or []:
+        if not _is_uri(path) and not os.path.isfile(path):
+            raise ArgumentError(f"--labels {path}: no such file")
+    config = getattr(args, "config", None)
+    if config and not os.path.isfile(config):
+        raise ArgumentError(f"--config {config}: no such file")
+    fmt = getattr(args, "format", None)
+    if fmt:
+        from astroray.data.registry import list_formats
+
+        if fmt not in list_formats():
+            raise ArgumentError(f"--format {fmt}: unknown format; known: "
+                                f"{', '.join(list_formats())}")
+    num_cpus = getattr(args, "num_cpus", None)
+    if num_cpus is not None and num_cpus <= 0:
+        raise ArgumentError(f"--num-cpus {num_cpus}: must be a positive integer")
+    for name in ("epochs", "num_workers", "files_per_shard", "batch_size", "num_actors",
+                 "limit"):
+        value = getattr(args, name, None)
+        if value is not None and value <= 0:
+            raise ArgumentError(f"--{name.replace('_', '-')} {value}: must be a positive "
+                                "integer")
+    out = getattr(args, "out", None)
+    if out and os.path.exists(out) and not os.path.isdir(out) and args.command != "report":
+        raise ArgumentError(f"--out {out}: exists and is not a folder")
+    model = getattr(args, "model", None)
+    if model and args.command in ("infer", "embed"):
+        _check_model_argument("--model", model, allow_registry=args.command == "embed")
+    init_from = getattr(args, "init_from", None)
+    if init_from:
+        _check_model_argument("--init-from", init_from, allow_registry=False)
+    if args.command == "report" and not os.path.isdir(args.catalogue):
+        raise ArgumentError(f"CATALOGUE {args.catalogue}: no such folder")
+    if args.command == "convert" and not os.path.isdir(args.src):
+        raise ArgumentError(f"SRC {args.src}: no such folder")
+
+
+def _check_model_argument(flag: str, model: str, *, allow_registry: bool) -> None:
+    """A model argument: a saved folder, a published name (or a registry name)."""
+    if os.path.isdir(model):
+        if not os.path.isfile(os.path.join(model, "config.json")):
+            raise ArgumentError(f"{flag} {model}: not a saved model folder (no config.json)")
+        return
+    if os.sep in model or model.startswith("."):  # a path, not a name: no need for torch
+        raise ArgumentError(f"{flag} {model}: no such folder")
+    from astroray.models import list_models, list_published
+
+    names = list(list_published()) + (list(list_models()) if allow_registry else [])
+    if model not in names:
+        raise ArgumentError(f"{flag} {model}: no such folder (nor a published model: "
+                            f"{', '.join(list_published())})")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``astroray`` command; returns the exit status."""
     from astroray.config import ConfigError
-    from astroray.data.ingest import IngestError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    out = getattr(args, "out", None)
+    log_file = (os.path.join(out, "logs", "ray.log")
+                if out and args.command not in ("report", "convert", "render") else None)
     try:
+        _preflight(args)
+        from astroray.runtime import configure_console  # imports Ray: after the checks
+
+        configure_console(verbose=args.verbose, log_file=log_file)
         return int(args.func(args) or 0)
-    except (ConfigError, IngestError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"astroray {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        if type(exc).__name__ != "IngestError":  # (not imported here: it imports Ray)
+            raise
+        print(f"astroray {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"astroray {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

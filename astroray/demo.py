@@ -160,7 +160,12 @@ def _catalogue(config: DemoConfig, out: Path, lcs: list[str]) -> dict[str, Any]:
     summary = run_inference(infer, out / "catalogue")
     print(summary.line())
     report = write_report(out / "catalogue", out / "report.html")
-    return {**summary.to_dict(), "report": str(report),
+    from astroray.infer.catalogue import read_catalogue
+    from astroray.infer.scoring import score_catalogue
+
+    scored = score_catalogue(read_catalogue(out / "catalogue")[0], infer.model)
+    print(f"report: {scored.line()}")
+    return {**summary.to_dict(), "report": str(report), "held_out": scored.to_dict(),
             "classifier": {k: trained[k] for k in ("dir", "classes", "test_macro_f1",
                                                    "test_accuracy", "test", "encoder_source",
                                                    "encoder") if k in trained},

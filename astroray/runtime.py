@@ -6,13 +6,74 @@ import json
 import logging
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import ray
 
-__all__ = ["check_actor_pool", "init_ray", "write_results"]
+__all__ = ["check_actor_pool", "configure_console", "init_ray", "progress", "write_results"]
+
+#: What the terminal shows: astroray's own lines only (quiet, the default), or Ray's logs too
+#: (verbose). Set once per process by the CLI and the jobs (``--verbose``).
+_CONSOLE: dict[str, Any] = {"verbose": False, "log_file": None}
+_RAY_LOGGERS = ("ray", "ray.data", "ray.train", "ray.tune", "ray.serve")
+
+
+def configure_console(*, verbose: bool = False, log_file: str | Path | None = None) -> None:
+    """Choose where Ray's own logs go: the terminal (``verbose``) or ``log_file``.
+
+    Quiet (the default): Ray's loggers write to ``log_file`` (when given; Ray's session
+    folder keeps its own copies either way), workers' output is not forwarded to the driver,
+    and Ray Data shows one progress bar per dataset on a terminal (none otherwise). Applied
+    by :func:`init_ray`, and at once when Ray is already running.
+    """
+    _CONSOLE.update(verbose=bool(verbose),
+                    log_file=None if log_file is None else str(log_file))
+    if ray.is_initialized():
+        _route_ray_logs()
+
+
+def _route_ray_logs() -> None:
+    """Move the console handlers of Ray's loggers to the run's log file (quiet mode)."""
+    if _CONSOLE["verbose"]:
+        return
+    import ray.data  # configures its own handlers on import: replace them after
+
+    target: logging.Handler | None = None
+    if _CONSOLE["log_file"]:
+        path = Path(_CONSOLE["log_file"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        target = logging.FileHandler(path)
+        target.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in _RAY_LOGGERS:
+        log = logging.getLogger(name)
+        consoles = [h for h in log.handlers if type(h) is logging.StreamHandler
+                    or type(h).__name__ == "PlainRayHandler"]
+        for handler in consoles:
+            log.removeHandler(handler)
+        if target is not None and (consoles or not log.propagate):
+            log.addHandler(target)
+        if name in ("ray.train", "ray.tune"):  # they propagate to the root (our console)
+            log.propagate = False
+            if target is not None and target not in log.handlers:
+                log.addHandler(target)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_operator_progress_bars = False  # one bar per dataset, not one per stage
+    ctx.enable_progress_bars = sys.stderr.isatty()
+    ctx.print_on_execution_start = False
+
+
+def progress(total: int | None, desc: str, unit: str = " objects") -> Any:
+    """One tqdm progress bar on stderr (updates at most once a second).
+
+    Shown on a terminal only: in a log file a bar is a line of carriage returns.
+    """
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
+                mininterval=1.0, leave=True, disable=not sys.stderr.isatty())
 
 
 def init_ray(
@@ -30,8 +91,8 @@ def init_ray(
             ``RAY_ADDRESS`` environment variable, else a new local Ray.
         num_cpus: CPUs of a new local Ray (ignored when joining a cluster).
         object_store_memory: object store bytes of a new local Ray.
-        quiet: keep Ray core's INFO logging out of the terminal. Ray Data's progress (bars on
-            a terminal, periodic log lines otherwise) is kept.
+        quiet: keep Ray's logs out of the terminal (see :func:`configure_console`; the CLI's
+            ``--verbose`` turns it off).
         **kwargs: passed to ``ray.init``.
 
     Returns:
@@ -44,10 +105,15 @@ def init_ray(
     init_kwargs: dict[str, Any] = {"address": address, "include_dashboard": False, **kwargs}
     if local:
         init_kwargs.update(num_cpus=num_cpus, object_store_memory=object_store_memory)
-    if quiet:
+    if quiet and not _CONSOLE["verbose"]:
         init_kwargs.setdefault("logging_level", logging.WARNING)
-        init_kwargs.setdefault("log_to_driver", True)
+        # Workers' output (Train's placement-group chatter, actors' warnings) stays in Ray's
+        # session logs; what the user needs comes back as results or exceptions.
+        init_kwargs.setdefault("log_to_driver", False)
+        _route_ray_logs()  # before init: its own start-up warnings go to the file too
     ray.init(**{k: v for k, v in init_kwargs.items() if v is not None})
+    if quiet:
+        _route_ray_logs()
     return True
 
 

@@ -52,7 +52,7 @@ def _model(folder: Path, size: str) -> Path:
     from astroray.models.astromer import AstromerClassifier, AstromerClassifierConfig
 
     torch.manual_seed(0)
-    classes = ("Cep_0", "Cep_1", "EB", "LPV", "RRab", "RRc")
+    classes = ("DCEP_F", "DCEP_1O", "EB", "LPV", "RRab", "RRc")
     model = AstromerClassifier(AstromerClassifierConfig(
         encoder=get_config(size, dropout=0.0), labels=classes, min_points=5))
     return model.eval().save_pretrained(folder)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 ROUTE = "/v1/lightcurves/classify"
-CLASSES = ("Cep_0", "Cep_1", "EB", "LPV", "RRab", "RRc")
+CLASSES = ("DCEP_F", "DCEP_1O", "EB", "LPV", "RRab", "RRc")
 
 
 def _free_port() -> int:

@@ -6,9 +6,23 @@ import argparse
 from pathlib import Path
 
 
+class JobParser(argparse.ArgumentParser):
+    """The job's parser; parsing also sets where Ray's logs go (``--verbose`` or a file)."""
+
+    def parse_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201, D102
+        parsed = super().parse_args(args, namespace)
+        from astroray.runtime import configure_console
+
+        configure_console(verbose=parsed.verbose,
+                          log_file=Path(parsed.out) / "logs" / "ray.log")
+        return parsed
+
+
 def job_parser(description: str, default_config: Path) -> argparse.ArgumentParser:
     """Arguments every job takes."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = JobParser(description=description)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="Ray's own logs on the terminal (default: OUT/logs/ray.log)")
     parser.add_argument("--out", required=True, help="output folder; results.json goes here")
     parser.add_argument("--smoke", action="store_true",
                         help="the same configuration shrunk to run in minutes on 2 CPUs")

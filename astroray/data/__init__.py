@@ -1,40 +1,32 @@
-"""Survey data: canonical schemas, readers, Ray Data ingest, synthetic surveys."""
+"""Survey data: canonical schemas, readers, Ray Data ingest, synthetic surveys.
 
-from astroray.data.datasource import (
-    read_errors,
-    read_light_curves,
-    read_spectra,
-    read_stamps,
-    read_survey,
-)
-from astroray.data.ingest import IngestError, IngestSummary, ingest
-from astroray.data.registry import list_formats, plan_read, read_files, sniff_file
-from astroray.data.schema import (
-    ERROR_SCHEMA,
-    LIGHT_CURVE_SCHEMA,
-    SPECTRUM_SCHEMA,
-    STAMP_SCHEMA,
-    SchemaError,
-    validate_table,
-)
+The names below are imported when first used (PEP 562): ``import astroray.data`` stays cheap,
+and Ray is imported only by what needs it (the datasources, ingest), so that the CLI can
+check its arguments before paying for it.
+"""
 
-__all__ = [
-    "ERROR_SCHEMA",
-    "LIGHT_CURVE_SCHEMA",
-    "SPECTRUM_SCHEMA",
-    "STAMP_SCHEMA",
-    "IngestError",
-    "IngestSummary",
-    "SchemaError",
-    "ingest",
-    "list_formats",
-    "plan_read",
-    "read_errors",
-    "read_files",
-    "read_light_curves",
-    "read_spectra",
-    "read_stamps",
-    "read_survey",
-    "sniff_file",
-    "validate_table",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "read_errors": "datasource", "read_light_curves": "datasource",
+    "read_spectra": "datasource", "read_stamps": "datasource", "read_survey": "datasource",
+    "IngestError": "ingest", "IngestSummary": "ingest", "ingest": "ingest",
+    "list_formats": "registry", "plan_read": "registry", "read_files": "registry",
+    "sniff_file": "registry",
+    "ERROR_SCHEMA": "schema", "LIGHT_CURVE_SCHEMA": "schema", "SPECTRUM_SCHEMA": "schema",
+    "STAMP_SCHEMA": "schema", "SchemaError": "schema", "validate_table": "schema",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'astroray.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"astroray.data.{module}"), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value

@@ -35,12 +35,16 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from astropy.io import fits
 
+from astroray.data.readers._common import NJY_ZEROPOINT
+
 __all__ = [
     "write_alerce",
+    "write_atlas",
     "write_csv",
     "write_elasticc",
     "write_lamost",
     "write_macho",
+    "write_ogle",
     "write_parquet",
     "write_sdss",
     "write_ztf_avro",
@@ -49,7 +53,6 @@ __all__ = [
 Tables = pa.Table | Iterable[pa.Table]
 
 JD_OFFSET = 2400000.5
-NJY_ZEROPOINT = 31.4  # AB magnitude of 1 nJy
 SNANA_ZEROPOINT = 27.5  # FLUXCAL zero point
 _MAG_PER_LN = 2.5 / math.log(10.0)  # 1.0857: sigma_mag = 1.0857 sigma_flux / flux
 _ZTF_FID = {"g": 1, "r": 2, "i": 3, "G": 1, "R": 2, "I": 3}
@@ -74,6 +77,11 @@ def _safe_name(object_id: str) -> str:
 
 
 def _metas(table: pa.Table) -> list[dict[str, Any]]:
+    """Each row's ``meta``, with the ``period``/``ra``/``dec`` columns (where set) merged in.
+
+    The writers look these up in ``meta`` (where the synthetic generators also keep them); the
+    canonical columns win, so a table read from any reader writes its catalogue values.
+    """
     out = []
     for text in table.column("meta").to_pylist():
         try:
@@ -81,6 +89,11 @@ def _metas(table: pa.Table) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             value = {}
         out.append(value if isinstance(value, dict) else {})
+    for name in ("period", "ra", "dec"):
+        if name in table.column_names:
+            for meta, v in zip(out, table.column(name).to_pylist(), strict=True):
+                if v is not None:
+                    meta[name] = v
     return out
 
 
@@ -368,6 +381,210 @@ def write_macho(table: Tables, out_dir: str | Path) -> list[str]:
                            "synthetic_id": None if macho_id == oid else oid})
     written = _write_label_table(out / _LABELS, labels,
                                  ["object_id", "label", "period", "synthetic_id"])
+    return paths + ([written] if written else [])
+
+
+def _groups_by_object_band(c: _Curves, keep: np.ndarray) -> tuple[np.ndarray,
+                                                                    dict[int, list[tuple]]]:
+    """Point order grouped by (object, band), time order kept; and each object's groups.
+
+    Returns:
+        (order, groups): the indices of the kept points in that order, and per object the
+        ``(band_code, lo, hi)`` slices of ``order`` that hold one band.
+    """
+    row = c.row
+    order = np.lexsort((np.arange(row.size), c.band_codes, row))
+    order = order[keep[order]]
+    g_row, g_band = row[order], c.band_codes[order]
+    boundary = np.flatnonzero(np.r_[True, (g_row[1:] != g_row[:-1])
+                                    | (g_band[1:] != g_band[:-1]), True])
+    groups: dict[int, list[tuple]] = {}
+    if order.size:
+        for a, b in zip(boundary[:-1].tolist(), boundary[1:].tolist(), strict=True):
+            groups.setdefault(int(g_row[a]), []).append((int(g_band[a]), a, b))
+    return order, groups
+
+
+def _check_bands(c: _Curves, allowed: tuple[str, ...], writer: str, what: str) -> None:
+    used = {c.band_names[b] for b in np.unique(c.band_codes).tolist()}
+    bad = sorted(used - set(allowed))
+    if bad:
+        raise ValueError(f"{writer}: {what} has bands {list(allowed)} only; got {bad}")
+
+
+# --------------------------------------------------------------------------------------------
+# OGLE-III / OGLE-IV photometry
+# --------------------------------------------------------------------------------------------
+
+_OGLE_BANDS = ("I", "V")
+_OGLE_ID = re.compile(r"^OGLE-[A-Z0-9]+-[A-Z0-9]+-\d+$")
+#: Canonical class -> OGLE variability type (the id's third part) and ident.dat mode.
+_OGLE_CLASS = {"DCEP_F": ("CEP", "F"), "DCEP_1O": ("CEP", "1O"), "DCEP": ("CEP", ""),
+               "ACEP": ("ACEP", ""), "T2CEP": ("T2CEP", ""), "RRab": ("RRLYR", "RRab"),
+               "RRc": ("RRLYR", "RRc"), "RRd": ("RRLYR", "RRd"), "RRL": ("RRLYR", ""),
+               "EB": ("ECL", ""), "LPV": ("LPV", ""), "DSCT": ("DSCT", "")}
+_HJD2450000_TO_MJD = 2450000.0 - 2400000.5
+
+
+def write_ogle(table: Tables, out_dir: str | Path, *, field: str = "LMC") -> list[str]:
+    """OGLE-III/IV photometry: ``<ID>.I.dat`` and ``<ID>.V.dat`` per star, and catalogues.
+
+    Each file holds one observation per line, ``HJD-2450000 mag err`` (5, 3 and 3 decimals,
+    space separated), as the OGLE Collection of Variable Stars serves them; MJD become
+    HJD-2450000 (``MJD - 49999.5``; the heliocentric correction is not modelled). Ids of the
+    form ``OGLE-<FIELD>-<TYPE>-<N>`` are kept; others become ``OGLE-<field>-<TYPE>-<NNNNN>``
+    with the OGLE variability type of the label (``CEP`` for ``DCEP_F``, ``RRLYR`` for
+    ``RRab``, ``ECL`` for ``EB``, ``VAR`` for classes OGLE has no type for). ``ident.dat``
+    lists ``ID Mode RA Dec`` (OGLE's catalogue layout: mode ``F``/``1O`` for Cepheids, the
+    RR Lyrae subtype, blank otherwise; sexagesimal J2000 positions from ``ra``/``dec`` or a
+    deterministic LMC position), and ``labels.csv`` (``object_id,label,period,synthetic_id``)
+    the labels, periods and original ids. Light curves in nJy are written as AB magnitudes.
+    Read back by the ``ogle`` reader (:mod:`astroray.data.readers.ogle`), which merges the
+    band files of a star; the catalogues join through :mod:`astroray.data.labels`.
+
+    Raises:
+        ValueError: for bands other than I and V.
+
+    Returns:
+        The paths written (light curves, then ``ident.dat`` and ``labels.csv``).
+    """
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
+    out = _folder(out_dir)
+    paths: list[str] = []
+    labels: list[dict[str, Any]] = []
+    idents: list[tuple[str, str, float, float]] = []
+    used = _UniqueIds("write_ogle")
+    first_row = 0
+    for chunk in _tables(table):
+        c = _curves(chunk)
+        _check_bands(c, _OGLE_BANDS, "write_ogle", "OGLE photometry")
+        mag, err, usable = _as_magnitudes(c)
+        numbers = _id_numbers(c.ids, first_row)
+        first_row += len(c.ids)
+        order, groups = _groups_by_object_band(c, usable)
+        data, starts = _csv_lines({"t": _fixed(c.time[order] - _HJD2450000_TO_MJD, 5),
+                                   "m": _fixed(mag[order], 3), "e": _fixed(err[order], 3)},
+                                  delimiter=" ")
+        for i, oid in enumerate(c.ids):
+            vartype, mode = _OGLE_CLASS.get(c.labels[i] or "", ("VAR", ""))
+            ogle_id = (oid if _OGLE_ID.match(oid)
+                       else f"OGLE-{field}-{vartype}-{int(numbers[i]):05d}")
+            used.add(ogle_id, oid)
+            for bc, a, b in groups.get(i, []):
+                path = out / f"{ogle_id}.{c.band_names[bc]}.dat"
+                path.write_bytes(data[int(starts[a]):int(starts[b])])
+                paths.append(str(path))
+            ra, dec = _sky_position(int(numbers[i]), c.metas[i])
+            idents.append((ogle_id, mode, ra, dec))
+            labels.append({"object_id": ogle_id, "label": c.labels[i],
+                           "period": c.metas[i].get("period"),
+                           "synthetic_id": None if ogle_id == oid else oid})
+    if idents:
+        ra_text = Angle([r for _, _, r, _ in idents], unit=u.deg).to_string(
+            unit=u.hour, sep=":", precision=2, pad=True)
+        dec_text = Angle([d for _, _, _, d in idents], unit=u.deg).to_string(
+            unit=u.deg, sep=":", precision=1, pad=True, alwayssign=True)
+        lines = [f"{oid:<20s} {mode:<5s} {r} {d}\n"
+                 for (oid, mode, _, _), r, d in zip(idents, ra_text, dec_text, strict=True)]
+        ident = out / "ident.dat"
+        ident.write_text("".join(lines), encoding="ascii")
+        paths.append(str(ident))
+    written = _write_label_table(out / _LABELS, labels,
+                                 ["object_id", "label", "period", "synthetic_id"])
+    return paths + ([written] if written else [])
+
+
+# --------------------------------------------------------------------------------------------
+# ATLAS forced photometry
+# --------------------------------------------------------------------------------------------
+
+_ATLAS_BANDS = ("c", "o")
+_ATLAS_HEADER = ("###MJD          m      dm   uJy   duJy F err chi/N     RA       Dec        x"
+                 "        y     maj   min   phi  apfit mag5sig Sky   Obs\n")
+_ATLAS_UJY_ZEROPOINT = 23.9  # AB magnitude of 1 uJy
+
+
+def write_atlas(table: Tables, out_dir: str | Path, *, seed: int = 0) -> list[str]:
+    """ATLAS forced photometry as the ATLAS server returns it: one text file per object.
+
+    ``<out_dir>/<object_id>.txt`` starts with the server's ``###MJD m dm uJy duJy F err chi/N
+    RA Dec x y maj min phi apfit mag5sig Sky Obs`` header, then one row per exposure: MJD (6
+    decimals), AB magnitude ``m = 23.9 - 2.5 log10(|uJy|)`` (negative for negative fluxes, as
+    the server writes them) and ``dm``, flux ``uJy`` and ``duJy`` rounded to whole microjansky
+    (as the server prints them), filter ``c``/``o``, error code 0, the forced RA/Dec (the
+    object's ``ra``/``dec`` or a deterministic position) and plausible values for the PSF,
+    sky and ``Obs`` columns (drawn from ``seed``). Light curves in magnitudes are taken as AB.
+    ``labels.csv`` (``object_id,label,redshift,period``, plus ``synthetic_id`` when a name had
+    to be changed to be a file name) holds the labels. Read back by the ``atlas`` reader
+    (:mod:`astroray.data.readers.atlas`).
+
+    Raises:
+        ValueError: for bands other than c and o.
+
+    Returns:
+        The paths written (light curves, then the label table).
+    """
+    out = _folder(out_dir)
+    rng = np.random.default_rng(seed)
+    paths: list[str] = []
+    labels: list[dict[str, Any]] = []
+    used = _UniqueIds("write_atlas")
+    first_row = 0
+    for chunk in _tables(table):
+        c = _curves(chunk)
+        _check_bands(c, _ATLAS_BANDS, "write_atlas", "ATLAS photometry")
+        numbers = _id_numbers(c.ids, first_row)
+        first_row += len(c.ids)
+        flux, err = _as_fluxes(c)
+        ujy, dujy = flux / 1000.0, err / 1000.0
+        n_pts, row = ujy.size, c.row
+        positions = np.array([_sky_position(int(numbers[i]), m, "sky")
+                              for i, m in enumerate(c.metas)]).reshape(-1, 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            absf = np.abs(ujy)
+            m = np.where(absf > 0, _ATLAS_UJY_ZEROPOINT - 2.5 * np.log10(absf), 99.999)
+            m = np.where(ujy < 0, -m, m)
+            dm = np.minimum(np.where(absf > 0, _MAG_PER_LN * dujy / absf, 99.999), 99.999)
+            mag5 = np.where(dujy > 0, _ATLAS_UJY_ZEROPOINT - 2.5 * np.log10(5.0 * dujy), 99.99)
+        camera = np.array(["01a", "02a", "03a", "04a"])[rng.integers(0, 4, n_pts)]
+        mjd_night = np.floor(c.time).astype(np.int64)
+        seq = rng.integers(1, 1400, n_pts)
+        obs = [f"{cam}{night}o{s:04d}{band}" for cam, night, s, band
+               in zip(camera.tolist(), mjd_night.tolist(), seq.tolist(), c.band.tolist(),
+                      strict=True)]
+        data, starts = _csv_lines({
+            "MJD": _fixed(c.time, 6), "m": _fixed(m, 3), "dm": _fixed(dm, 3),
+            "uJy": pa.array(np.rint(ujy).astype(np.int64)),
+            "duJy": pa.array(np.rint(dujy).astype(np.int64)),
+            "F": pa.array(c.band.tolist(), type=pa.string()),
+            "err": pa.array(np.zeros(n_pts, dtype=np.int64)),
+            "chi": _fixed(rng.gamma(8.0, 1.0 / 8.0, n_pts), 2),
+            "RA": _fixed(positions[row, 0] if n_pts else np.zeros(0), 5),
+            "Dec": _fixed(positions[row, 1] if n_pts else np.zeros(0), 5),
+            "x": _fixed(rng.uniform(10.0, 10550.0, n_pts), 2),
+            "y": _fixed(rng.uniform(10.0, 10550.0, n_pts), 2),
+            "maj": _fixed(rng.uniform(1.9, 2.8, n_pts), 2),
+            "min": _fixed(rng.uniform(1.7, 2.4, n_pts), 2),
+            "phi": _fixed(rng.uniform(-90.0, 90.0, n_pts), 1),
+            "apfit": _fixed(rng.normal(-0.4, 0.03, n_pts), 3),
+            "mag5sig": _fixed(mag5, 2),
+            "Sky": _fixed(rng.uniform(19.0, 21.0, n_pts), 2),
+            "Obs": pa.array(obs, type=pa.string()),
+        }, delimiter=" ")
+        for i, oid in enumerate(c.ids):
+            name = _safe_name(oid)
+            used.add(name, oid)
+            path = out / f"{name}.txt"
+            lo, hi = int(starts[c.offsets[i]]), int(starts[c.offsets[i + 1]])
+            path.write_bytes(_ATLAS_HEADER.encode("ascii") + data[lo:hi])
+            paths.append(str(path))
+            labels.append({"object_id": name, "label": c.labels[i], "redshift": c.redshift[i],
+                           "period": c.metas[i].get("period"),
+                           "synthetic_id": None if name == oid else oid})
+    written = _write_label_table(out / _LABELS, labels, ["object_id", "label", "redshift",
+                                                          "period", "synthetic_id"])
     return paths + ([written] if written else [])
 
 

@@ -5,7 +5,11 @@ Output layout of ``OUT``::
     OUT/data/        canonical Parquet (light curves or spectra)
     OUT/stamps/      canonical stamp Parquet (alert packets only)
     OUT/errors/      Parquet errors tables: source, object_id, stage, error
-    OUT/manifest.json  what was read, counts, timing
+    OUT/manifest.json  what was read, counts, labels, timing
+
+Labels are canonical class names (:mod:`astroray.data.taxonomy`, applied by every reader at the
+ingest boundary); the summary counts them per class, and counts apart the labels the taxonomy
+does not know (kept as given in the data), so that a new spelling is seen, not lost.
 
 Everything is first written under a hidden staging folder inside ``OUT`` and moved into place
 when the run has finished, so a reader of ``OUT`` never sees a half-written dataset.
@@ -23,14 +27,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from astroray.config import IngestConfig
 from astroray.data.datasource import read_errors, read_survey, write_errors
 from astroray.data.registry import ReadPlan, plan_read
 from astroray.data.schema import error_table
+from astroray.data.taxonomy import count_unknown
 
-__all__ = ["IngestError", "IngestSummary", "ingest", "prepare_inputs", "primary_kind"]
+__all__ = ["IngestError", "IngestSummary", "count_labels", "ingest", "prepare_inputs",
+           "primary_kind"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +61,8 @@ class IngestSummary:
     formats: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     inputs: list[str] = field(default_factory=list)
+    labels: dict[str, int] = field(default_factory=dict)
+    unknown_labels: dict[str, int] = field(default_factory=dict)
 
     @property
     def read(self) -> int:
@@ -67,6 +77,10 @@ class IngestSummary:
                 f"written {self.written}, failed {self.failed}")
         if self.stamps_written or self.stamps_failed:
             text += f"; stamps written {self.stamps_written}, failed {self.stamps_failed}"
+        if self.unknown_labels:
+            n_unknown = sum(self.unknown_labels.values())
+            shown = ", ".join(f"{k!r} {v}" for k, v in list(self.unknown_labels.items())[:3])
+            text += f"; {n_unknown} unknown label(s) kept as given ({shown})"
         return text + f" ({self.files} files, {self.seconds:.1f} s, {rate:.0f}/s) -> {self.out}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,6 +123,32 @@ def _count_rows(folder: str) -> int:
                for f in os.listdir(folder) if f.endswith(".parquet"))
 
 
+def count_labels(folders: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """Label counts of written canonical Parquet, and the labels the taxonomy does not know.
+
+    Reads only the ``label`` column.
+
+    Returns:
+        (labels, unknown): ``{label: objects}`` (nulls left out), most common first, and the
+        part of it whose labels are not canonical names.
+    """
+    columns = []
+    for folder in folders:
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".parquet"):
+                columns.append(pq.read_table(os.path.join(folder, name),
+                                             columns=["label"]).column("label"))
+    if not columns:
+        return {}, {}
+    labels = pa.chunked_array([c for col in columns for c in col.chunks], type=pa.string())
+    counts = {c["values"]: int(c["counts"]) for c in pc.value_counts(labels).to_pylist()
+              if c["values"] is not None}
+    ordered = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return ordered, count_unknown(labels)
+
+
 def ingest(config: IngestConfig, out: str | Path) -> IngestSummary:
     """Read every input of ``config`` on Ray and write the canonical dataset to ``out``.
 
@@ -145,6 +185,7 @@ def ingest(config: IngestConfig, out: str | Path) -> IngestSummary:
                                  survey=config.survey, num_cpus=config.read_cpus)
             stamps.write_parquet(os.path.join(stage, "stamps"))
         error_kinds = read_errors(errors_dir).column("kind").to_pylist()
+        labels, unknown = count_labels([os.path.join(stage, "data")])
         summary = IngestSummary(
             out=out, kind=kind,
             written=_count_rows(os.path.join(stage, "data")),
@@ -153,6 +194,7 @@ def ingest(config: IngestConfig, out: str | Path) -> IngestSummary:
             stamps_failed=sum(1 for k in error_kinds if k == "stamp"),
             files=sum(len(u.paths) for u in plan.units) + len(plan.errors),
             formats=dict(plan.formats), inputs=[str(p) for p in config.paths],
+            labels=labels, unknown_labels=unknown,
         )
         for name in ("data", "stamps", "errors"):
             target = os.path.join(out, name)

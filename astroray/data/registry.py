@@ -9,6 +9,11 @@ tables are told apart from data, files are grouped into read units and each unit
 tables that sit beside it. A unit is then read anywhere (a Ray task or this process) with
 :func:`read_unit`, which returns the good records as one canonical table and the failures as an
 errors table: a record that cannot be read is never dropped silently.
+
+Every record passes through :func:`read_records`, which joins the label tables (label,
+redshift, period, position), maps the label to its canonical name
+(:mod:`astroray.data.taxonomy`; the source's spelling goes to ``label_raw``) and validates the
+record, whatever reader produced it: this is the single ingest boundary for labels.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from astroray.data.schema import (
     table_from_records,
     validate_record,
 )
+from astroray.data.taxonomy import resolve_label
 
 __all__ = [
     "LABELS",
@@ -353,32 +359,41 @@ def plan_read(
 
 
 def _join_labels(record: Record, unit: ReadUnit) -> None:
+    """Fill a record from the label tables of its unit.
+
+    Rows are looked up by the most specific key first (a stamp's own ``stamp_id`` before its
+    object's id) across all tables, nearest table first; each field takes the first value
+    found, so that ``ident.dat`` can give the position and ``cepF.dat`` the period of one star.
+    Values the reader found in the file itself are kept unless the tables were given
+    explicitly (``--labels``), which override them.
+    """
     if not unit.labels:
         return
     tables = [load_label_table(path) for path in unit.labels]
-    # The most specific key first across all tables: a stamp's own label (by candid) wins over
-    # its object's class, whichever table happens to sort first.
-    row = None
-    for key in (record.get("stamp_id"), record.get("object_id")):
-        if key is None:
-            continue
-        row = next((r for r in (t.get(key) for t in tables) if r is not None), None)
-        if row is not None:
-            break
-    if row is None:
+    rows = [row for key in (record.get("stamp_id"), record.get("object_id")) if key is not None
+            for row in (t.get(key) for t in tables) if row is not None]
+    if not rows:
         return
     overwrite = unit.explicit_labels
     fields = _record_kind_fields(record)
-    if row.label is not None and (overwrite or record.get("label") is None):
-        record["label"] = row.label
+    label = next((r.label for r in rows if r.label is not None), None)
+    if label is not None and (overwrite or record.get("label") is None):
+        record["label"] = label
+        record["label_raw"] = None  # a new raw label: resolved again by _resolve_label
     z_field = "z" if "z" in fields else "redshift" if "redshift" in fields else None
-    if z_field and row.redshift is not None and (overwrite or record.get(z_field) is None):
-        record[z_field] = row.redshift
-    if row.meta:
-        meta = dict(record.get("meta") or {})
+    values = {z_field: next((r.redshift for r in rows if r.redshift is not None), None),
+              "period": next((r.period for r in rows if r.period is not None), None),
+              "ra": next((r.ra for r in rows if r.ra is not None and r.dec is not None), None),
+              "dec": next((r.dec for r in rows if r.ra is not None and r.dec is not None), None)}
+    for name, value in values.items():
+        if name in fields and value is not None and (overwrite or record.get(name) is None):
+            record[name] = value
+    meta = dict(record.get("meta") or {})
+    for row in rows:
         for key, value in row.meta.items():
             if overwrite or key not in meta:
                 meta[key] = value
+    if meta:
         record["meta"] = meta
 
 
@@ -388,6 +403,21 @@ def _record_kind_fields(record: Record) -> set[str]:
     if "science" in record:
         return set(KINDS["stamp"].names)
     return set(KINDS["lightcurve"].names)
+
+
+def _resolve_label(record: Record) -> None:
+    """Canonical name in ``label``, the source's spelling in ``label_raw`` (kept when set).
+
+    A record read back from canonical Parquet already carries both, and canonical names map to
+    themselves, so it passes unchanged.
+    """
+    label = record.get("label")
+    if label is None:
+        return
+    if record.get("label_raw") is None:
+        record["label_raw"] = str(label)
+    resolved, _ = resolve_label(label, record.get("survey"))
+    record["label"] = resolved
 
 
 def read_records(
@@ -412,6 +442,7 @@ def read_records(
                 continue
             try:
                 _join_labels(item, unit)
+                _resolve_label(item)
                 validate_record(item, kind)
             except SchemaError as exc:
                 # The file being read, even when the record names an earlier provenance (a

@@ -14,6 +14,15 @@ Every reader turns its survey's own format into one of these schemas, and every 
   :data:`MASK_NONFINITE` bit; they are counted in ``n_bad``.
 * stamps: three cutouts of equal shape, stored row-major as flat float32 lists with ``height``
   and ``width``.
+* ``label`` holds the canonical class name of :mod:`astroray.data.taxonomy` (labels it does not
+  know are kept as given) and ``label_raw`` the label as the source spelled it.
+* ``ra``/``dec`` (degrees, ICRS) and, for light curves, ``period`` (days, a catalogue period)
+  are filled where the format or a label table beside it gives them, else null. Readers may
+  keep the same values in ``meta`` too.
+* every field's unit (an astropy unit string: ``d``, ``mag``, ``nJy``, ``Angstrom``, ``deg``)
+  and description are in the Arrow field metadata (``unit``, ``description``; see
+  :func:`field_unit`); type checks ignore the metadata, so tables read back from Parquet
+  without it still validate.
 * ``meta`` is a JSON object encoded as a string, so that datasets from different surveys share
   one Arrow schema and can be concatenated, written and read back without schema unification.
 
@@ -41,6 +50,7 @@ __all__ = [
     "conform",
     "empty_table",
     "error_table",
+    "field_unit",
     "schema_for",
     "table_from_records",
     "validate_record",
@@ -51,56 +61,88 @@ __all__ = [
 #: by the SDSS and LAMOST and_mask/or_mask definitions).
 MASK_NONFINITE = 1 << 30
 
+def _field(name: str, type_: pa.DataType, *, unit: str | None = None, doc: str | None = None,
+           nullable: bool = True) -> pa.Field:
+    """A schema field whose Arrow metadata records its unit (an astropy unit string) and role.
+
+    Readers of our Parquet (pyarrow, Ray Data, astropy via :mod:`astroray.data.astropy_io`)
+    see the unit beside the column; the metadata does not take part in type checks.
+    """
+    metadata = {}
+    if unit is not None:
+        metadata["unit"] = unit
+    if doc is not None:
+        metadata["description"] = doc
+    return pa.field(name, type_, nullable=nullable, metadata=metadata or None)
+
+
 _common = [
-    pa.field("object_id", pa.string(), nullable=False),
-    pa.field("survey", pa.string(), nullable=False),
-    pa.field("source", pa.string()),
+    _field("object_id", pa.string(), nullable=False, doc="the survey's object identifier"),
+    _field("survey", pa.string(), nullable=False, doc="survey (or data set) name"),
+    _field("source", pa.string(), doc="file the record was read from"),
+]
+
+_LABELS = [
+    _field("label", pa.string(), doc="canonical class name (astroray/data/taxonomy.yaml); "
+                                     "unknown labels kept as given"),
+    _field("label_raw", pa.string(), doc="the label as the source spelled it"),
+]
+
+#: ICRS position in degrees, filled where the format (or a label table) gives one.
+_POSITION = [
+    _field("ra", pa.float64(), unit="deg", doc="right ascension (ICRS)"),
+    _field("dec", pa.float64(), unit="deg", doc="declination (ICRS)"),
 ]
 
 LIGHT_CURVE_SCHEMA = pa.schema(
     [
         *_common,
-        pa.field("time", pa.list_(pa.float64())),
-        pa.field("band", pa.list_(pa.string())),
-        pa.field("mag", pa.list_(pa.float32())),
-        pa.field("flux", pa.list_(pa.float32())),
-        pa.field("err", pa.list_(pa.float32())),
-        pa.field("label", pa.string()),
-        pa.field("redshift", pa.float64()),
-        pa.field("n_dropped", pa.int32()),
-        pa.field("meta", pa.string()),
+        _field("time", pa.list_(pa.float64()), unit="d", doc="MJD (time scale as the survey's)"),
+        _field("band", pa.list_(pa.string()), doc="band (filter) name per point"),
+        _field("mag", pa.list_(pa.float32()), unit="mag", doc="magnitude (system in meta)"),
+        _field("flux", pa.list_(pa.float32()), unit="nJy", doc="flux density (AB zp 31.4)"),
+        _field("err", pa.list_(pa.float32()),
+               doc="1-sigma uncertainty in the unit of mag or flux, whichever is filled"),
+        *_LABELS,
+        _field("redshift", pa.float64(), unit="", doc="redshift"),
+        _field("period", pa.float64(), unit="d", doc="catalogue period"),
+        *_POSITION,
+        _field("n_dropped", pa.int32(), doc="points dropped as non-finite or flagged"),
+        _field("meta", pa.string(), doc="JSON object of survey-specific fields"),
     ]
 )
 
 SPECTRUM_SCHEMA = pa.schema(
     [
         *_common,
-        pa.field("wavelength", pa.list_(pa.float32())),
-        pa.field("flux", pa.list_(pa.float32())),
-        pa.field("ivar", pa.list_(pa.float32())),
-        pa.field("mask", pa.list_(pa.int32())),
-        pa.field("z", pa.float64()),
-        pa.field("z_err", pa.float64()),
-        pa.field("label", pa.string()),
-        pa.field("subclass", pa.string()),
-        pa.field("n_bad", pa.int32()),
-        pa.field("meta", pa.string()),
+        _field("wavelength", pa.list_(pa.float32()), unit="Angstrom", doc="vacuum wavelength"),
+        _field("flux", pa.list_(pa.float32()), doc="flux density, unit in meta.flux_unit"),
+        _field("ivar", pa.list_(pa.float32()), doc="inverse variance of flux (unit flux^-2)"),
+        _field("mask", pa.list_(pa.int32()), doc="bit mask, 0 = good"),
+        _field("z", pa.float64(), unit="", doc="redshift"),
+        _field("z_err", pa.float64(), unit="", doc="redshift uncertainty"),
+        *_LABELS,
+        _field("subclass", pa.string(), doc="the survey's subclass"),
+        *_POSITION,
+        _field("n_bad", pa.int32(), doc="pixels flagged as non-finite"),
+        _field("meta", pa.string(), doc="JSON object of survey-specific fields"),
     ]
 )
 
 STAMP_SCHEMA = pa.schema(
     [
         *_common,
-        pa.field("stamp_id", pa.string()),
-        pa.field("height", pa.int32()),
-        pa.field("width", pa.int32()),
-        pa.field("science", pa.list_(pa.float32())),
-        pa.field("reference", pa.list_(pa.float32())),
-        pa.field("difference", pa.list_(pa.float32())),
-        pa.field("label", pa.string()),
-        pa.field("rb", pa.float32()),
-        pa.field("drb", pa.float32()),
-        pa.field("meta", pa.string()),
+        _field("stamp_id", pa.string(), doc="alert (candidate) id"),
+        _field("height", pa.int32(), unit="pix", doc="cutout rows"),
+        _field("width", pa.int32(), unit="pix", doc="cutout columns"),
+        _field("science", pa.list_(pa.float32()), doc="row-major science cutout"),
+        _field("reference", pa.list_(pa.float32()), doc="row-major reference cutout"),
+        _field("difference", pa.list_(pa.float32()), doc="row-major difference cutout"),
+        *_LABELS,
+        _field("rb", pa.float32(), doc="real/bogus score of the survey"),
+        _field("drb", pa.float32(), doc="deep real/bogus score of the survey"),
+        *_POSITION,
+        _field("meta", pa.string(), doc="JSON object of survey-specific fields"),
     ]
 )
 
@@ -148,6 +190,16 @@ def schema_for(kind: str) -> pa.Schema:
         return KINDS[kind]
     except KeyError:
         raise ValueError(f"unknown record kind {kind!r}; expected one of {sorted(KINDS)}") from None
+
+
+def field_unit(kind: str, name: str) -> str | None:
+    """The unit of a canonical column (an astropy unit string; "" = dimensionless), or None.
+
+    Columns without a fixed unit (``err``, spectrum ``flux``/``ivar``) give None.
+    """
+    metadata = schema_for(kind).field(name).metadata or {}
+    unit = metadata.get(b"unit")
+    return None if unit is None else unit.decode()
 
 
 def empty_table(kind: str) -> pa.Table:
@@ -226,6 +278,23 @@ def validate_record(record: Mapping[str, Any], kind: str) -> None:
         _validate_spectrum(record, oid)
     else:
         _validate_stamp(record, oid)
+    _validate_scalars(record, oid)
+
+
+def _validate_scalars(record: Mapping[str, Any], oid: str) -> None:
+    """Position in range, period positive: a reader that fills them must fill them right."""
+    for name, lo, hi in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
+        value = record.get(name)
+        if value is None:
+            continue
+        value = float(value)
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise SchemaError(f"{value} is outside [{lo:g}, {hi:g}] degrees", object_id=oid,
+                              field=name)
+    period = record.get("period")
+    if period is not None and not (math.isfinite(float(period)) and float(period) > 0):
+        raise SchemaError(f"must be a positive number of days, got {period}", object_id=oid,
+                          field="period")
 
 
 def _arr(record: Mapping[str, Any], name: str, oid: str) -> np.ndarray:

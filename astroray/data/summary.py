@@ -1,4 +1,9 @@
-"""Per-survey summaries of canonical datasets (the demo's table, manifests, reports)."""
+"""Per-survey summaries of canonical datasets (the demo's table, manifests, reports).
+
+Labels are shown as the tables hold them: canonical class names (:mod:`astroray.data.taxonomy`);
+a label the taxonomy does not know is counted in ``unknown_labels`` and marked with ``?`` in
+the text table.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from astroray.data.taxonomy import is_canonical
+
 __all__ = ["format_table", "summarise"]
 
 _LENGTH_COLUMN = {"lightcurve": "time", "spectrum": "wavelength", "stamp": "science"}
@@ -16,6 +23,9 @@ _LENGTH_COLUMN = {"lightcurve": "time", "spectrum": "wavelength", "stamp": "scie
 
 def summarise(table: pa.Table, kind: str) -> list[dict[str, Any]]:
     """One row per survey: objects, median points (or pixels), bands, labels, redshifts.
+
+    ``labels`` holds the four most common labels; ``unknown_labels`` the number of objects
+    whose label is not a canonical class name.
 
     Args:
         table: a canonical table of ``kind``.
@@ -33,6 +43,7 @@ def summarise(table: pa.Table, kind: str) -> list[dict[str, Any]]:
             "median_length": float(np.median(lengths)) if lengths.size else 0.0,
             "labelled": sum(labels.values()),
             "labels": dict(labels.most_common(4)),
+            "unknown_labels": sum(n for v, n in labels.items() if not is_canonical(v)),
         }
         if kind == "lightcurve":
             bands = pc.unique(pc.list_flatten(sub.column("band"))).to_pylist()
@@ -54,7 +65,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     header = ["kind", "survey", "objects", "median pts", "bands", "z", "labels (top 4)"]
     lines = []
     for r in rows:
-        labels = ", ".join(f"{k} {v}" for k, v in r["labels"].items()) or "-"
+        labels = ", ".join(f"{k}{'' if is_canonical(k) else '?'} {v}"
+                           for k, v in r["labels"].items()) or "-"
         lines.append([r["kind"], r["survey"], str(r["objects"]), f"{r['median_length']:.0f}",
                       r.get("bands", "-"), str(r.get("with_redshift", "-")), labels])
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)

@@ -4,9 +4,9 @@ Each generator returns a :mod:`pyarrow` table in the canonical schema of
 :mod:`astroray.data.schema`, realistic enough to train and test the methods of the design
 notes when no real release is at hand:
 
-* :func:`periodic_variables`: MACHO/OGLE-like light curves of Cepheids (fundamental and first
-  overtone), RR Lyrae (ab and c), eclipsing binaries and long-period variables, with survey
-  cadences (seasons, nightly jitter, band drop-outs) and magnitude-dependent errors;
+* :func:`periodic_variables`: MACHO/OGLE/ATLAS-like light curves of Cepheids (fundamental and
+  first overtone), RR Lyrae (ab and c), eclipsing binaries and long-period variables, with
+  survey cadences (seasons, nightly jitter, band drop-outs) and magnitude-dependent errors;
 * :func:`transients`: multi-band SN Ia / II / Ibc light curves in nJy at cosmological distances;
 * :func:`spectra`: SDSS-like STAR / GALAXY / QSO spectra with lines, sky and masks;
 * :func:`stamps`: real/bogus science, reference and difference cutouts from two surveys whose
@@ -16,6 +16,10 @@ notes when no real release is at hand:
 :func:`make_survey` generates a kind in chunks and writes it in a real survey format with the
 writers of :mod:`astroray.data._writers`, so that a synthetic catalogue is ingested exactly like
 a real one. The same ``seed`` (and ``start``) always gives the same table.
+
+Labels are the canonical class names of :mod:`astroray.data.taxonomy` (``DCEP_F``, ``RRab``,
+``SNIa``, ``GALAXY``, ``real``), written to ``label`` and ``label_raw`` alike: the generator is
+the source, and it spells its classes canonically.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from astroray.config import Config, check
+from astroray.data.readers._common import NJY_ZEROPOINT as _NJY_ZEROPOINT
 from astroray.data.schema import LIGHT_CURVE_SCHEMA, SPECTRUM_SCHEMA, STAMP_SCHEMA
 
 __all__ = [
@@ -46,14 +51,14 @@ __all__ = [
     "transients",
 ]
 
-PERIODIC_CLASSES = ("Cep_0", "Cep_1", "RRab", "RRc", "EB", "LPV")
+PERIODIC_CLASSES = ("DCEP_F", "DCEP_1O", "RRab", "RRc", "EB", "LPV")
 TRANSIENT_CLASSES = ("SNIa", "SNII", "SNIbc")
 SPECTRUM_CLASSES = ("STAR", "GALAXY", "QSO")
 
 #: Formats (reader names) each synthetic kind can be written in.
 SURVEY_FORMATS: dict[str, tuple[str, ...]] = {
-    "periodic": ("csv", "macho", "alerce", "elasticc", "ztf_avro", "parquet"),
-    "transients": ("csv", "alerce", "elasticc", "ztf_avro", "parquet"),
+    "periodic": ("csv", "macho", "ogle", "atlas", "alerce", "elasticc", "ztf_avro", "parquet"),
+    "transients": ("csv", "atlas", "alerce", "elasticc", "ztf_avro", "parquet"),
     "spectra": ("sdss", "lamost", "parquet"),
     "sn_series": ("sdss", "lamost", "parquet"),
     "stamps": ("ztf_avro", "parquet"),
@@ -61,7 +66,6 @@ SURVEY_FORMATS: dict[str, tuple[str, ...]] = {
 
 _C_KMS = 299792.458
 _C_AA = 2.99792458e18  # speed of light in Angstrom / s
-_NJY_ZEROPOINT = 31.4  # AB magnitude of 1 nJy
 _SDSS_FLUX_UNIT = "1e-17 erg / (s cm2 Angstrom)"
 _SDSS_LOGLAM0 = 3.5797
 _SDSS_DLOGLAM = 1e-4
@@ -150,7 +154,7 @@ def _light_curve_table(
     object_ids: Sequence[str], survey: str, counts: np.ndarray, time: np.ndarray,
     band_codes: np.ndarray, band_names: Sequence[str], values: np.ndarray, err: np.ndarray, *,
     is_flux: bool, labels: Sequence[str | None], redshift: np.ndarray | None,
-    metas: Sequence[Mapping[str, Any]],
+    metas: Sequence[Mapping[str, Any]], period: np.ndarray | None = None,
 ) -> pa.Table:
     """A canonical light-curve table from flat per-point arrays (object-major, time-sorted)."""
     n = len(object_ids)
@@ -170,12 +174,21 @@ def _light_curve_table(
         "flux": value_list if is_flux else null_list,
         "err": _list(err.astype(np.float32), offsets, pa.float32()),
         "label": pa.array(list(labels), type=pa.string()),
+        "label_raw": pa.array(list(labels), type=pa.string()),
         "redshift": (pa.nulls(n, type=pa.float64()) if redshift is None
                      else pa.array(redshift, type=pa.float64())),
+        "period": (pa.nulls(n, type=pa.float64()) if period is None
+                   else pa.array(period, type=pa.float64())),
         "n_dropped": pa.array(np.zeros(n, dtype=np.int32)),
         "meta": _meta_column(metas),
     }
-    return pa.Table.from_arrays(list(columns.values()), schema=LIGHT_CURVE_SCHEMA)
+    return _table(columns, LIGHT_CURVE_SCHEMA, n)
+
+
+def _table(columns: Mapping[str, pa.Array], schema: pa.Schema, n: int) -> pa.Table:
+    """A canonical table from named columns; the schema's other (optional) columns are null."""
+    return pa.Table.from_arrays([columns[f.name] if f.name in columns else pa.nulls(n, f.type)
+                                 for f in schema], schema=schema)
 
 
 def _spectrum_table(
@@ -198,11 +211,12 @@ def _spectrum_table(
         "z": pa.array(np.asarray(z, dtype=np.float64)),
         "z_err": pa.array(np.asarray(z_err, dtype=np.float64)),
         "label": pa.array(list(labels), type=pa.string()),
+        "label_raw": pa.array(list(labels), type=pa.string()),
         "subclass": pa.array(list(subclasses), type=pa.string()),
         "n_bad": pa.array(np.zeros(n, dtype=np.int32)),
         "meta": _meta_column(metas),
     }
-    return pa.Table.from_arrays(list(columns.values()), schema=SPECTRUM_SCHEMA)
+    return _table(columns, SPECTRUM_SCHEMA, n)
 
 
 def _chunked(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -238,9 +252,9 @@ def _smooth_noise(rng: np.random.Generator, n: int, length: int, width: float) -
 # differences phi_k1 (radians), B-V colour at mean light, and the power of the
 # amplitude-wavelength law A(lambda) ~ lambda^-alpha.
 _PULSATORS: dict[str, dict[str, Any]] = {
-    "Cep_0": dict(period=(2.0, 50.0), amp=(0.3, 1.0), nharm=5, rise=(0.25, 0.4),
+    "DCEP_F": dict(period=(2.0, 50.0), amp=(0.3, 1.0), nharm=5, rise=(0.25, 0.4),
                   ratio_scatter=0.15, phase_scatter=0.25, colour=(0.5, 0.9), alpha=(0.9, 1.3)),
-    "Cep_1": dict(period=(0.5, 6.0), amp=(0.1, 0.45), nharm=3, rise=(0.4, 0.5),
+    "DCEP_1O": dict(period=(0.5, 6.0), amp=(0.1, 0.45), nharm=3, rise=(0.4, 0.5),
                   ratio_scatter=0.3, phase_scatter=0.4, colour=(0.4, 0.7), alpha=(0.9, 1.3)),
     "RRab": dict(period=(0.45, 0.9), amp=(0.5, 1.2), nharm=6, rise=(0.12, 0.22),
                  ratio_scatter=0.1, phase_scatter=0.15, colour=(0.25, 0.45), alpha=(0.8, 1.2)),
@@ -268,6 +282,12 @@ _PERIODIC_SURVEYS: dict[str, dict[str, Any]] = {
                 season=(180.0, 270.0), start=(58200.0, 58700.0), night=0.3,
                 simultaneous=False, keep={"g": 0.45, "r": 0.5, "i": 0.05}, floor=0.01,
                 m0=20.5, sigma_m0=0.2),
+    # ATLAS: all-sky field stars to ~19 mag every other night in cyan or orange (Tonry et al.
+    # 2018), on 0.5-m telescopes, so brighter errors at a given magnitude than ZTF.
+    "atlas": dict(distance=(12.0, 18.0), mag_offset=0.0, n_points=(100, 800),
+                  baseline=(2.0, 6.0), season=(200.0, 280.0), start=(57300.0, 58300.0),
+                  night=0.4, simultaneous=False, keep={"c": 0.35, "o": 0.65}, floor=0.01,
+                  m0=19.0, sigma_m0=0.15),
 }
 _GENERIC_PERIODIC = dict(distance=(13.0, 19.0), mag_offset=0.0, n_points=(100, 500),
                          baseline=(2.0, 6.0), season=(180.0, 240.0), start=(55000.0, 56000.0),
@@ -287,9 +307,9 @@ def _colour_coefficient(wave: np.ndarray) -> np.ndarray:
 
 def _absolute_v(rng: np.random.Generator, cls: str, period: np.ndarray) -> np.ndarray:
     n = period.size
-    if cls in ("Cep_0", "Cep_1"):
+    if cls in ("DCEP_F", "DCEP_1O"):
         # Period-luminosity relation; first-overtone periods are fundamentalised (P1/P0 ~ 0.71).
-        p0 = period / 0.71 if cls == "Cep_1" else period
+        p0 = period / 0.71 if cls == "DCEP_1O" else period
         return -2.43 * (np.log10(p0) - 1.0) - 4.05 + rng.normal(0.0, 0.12, n)
     if cls in ("RRab", "RRc"):
         return rng.normal(0.6, 0.12, n)
@@ -322,7 +342,7 @@ def _pulsator_shape(rng: np.random.Generator, cls: str, period: np.ndarray) -> d
     phase_k1 = phase - harmonics[None, :] * phase[:, :1]
     phase_k1 = phase_k1 + rng.normal(0.0, p["phase_scatter"], (n, nharm))
     ratio[:, 0], phase_k1[:, 0] = 1.0, 0.0
-    if cls == "Cep_0" and nharm > 1:
+    if cls == "DCEP_F" and nharm > 1:
         # Hertzsprung progression: the second harmonic almost vanishes near P = 10 d.
         ratio[:, 1] *= 1.0 - 0.7 * np.exp(-0.5 * ((np.log10(period) - 1.0) / 0.08) ** 2)
     # (n, G, K): each harmonic of each object on the phase grid, to measure the peak-to-peak.
@@ -369,8 +389,9 @@ def periodic_variables(
 ) -> pa.Table:
     """Light curves of periodic variables (magnitudes), labelled with the MACHO/OGLE classes.
 
-    Classes: ``Cep_0`` (classical Cepheids, fundamental mode, P 2-50 d, sawtooth), ``Cep_1``
-    (first overtone, P 0.5-6 d, near-sinusoidal), ``RRab`` (P 0.45-0.9 d, fast rise), ``RRc``
+    Classes (canonical names; MACHO's ``Cep_0``/``Cep_1``): ``DCEP_F`` (classical Cepheids,
+    fundamental mode, P 2-50 d, sawtooth), ``DCEP_1O`` (first overtone, P 0.5-6 d,
+    near-sinusoidal), ``RRab`` (P 0.45-0.9 d, fast rise), ``RRc``
     (P 0.2-0.45 d, near-sinusoidal), ``EB`` (eclipsing binaries, P 0.3-10 d, two eclipses of
     different depths, flat or ellipsoidal outside eclipse) and ``LPV`` (P 80-1000 d, 1-5 mag,
     cycle-to-cycle changes and red noise). Shapes are Fourier series with class-dependent
@@ -384,7 +405,8 @@ def periodic_variables(
         seed: random seed.
         bands: band names (effective wavelengths from a built-in table).
         survey: ``macho`` (LMC, instrumental magnitudes ~ V - 24), ``ogle`` (LMC, I and V),
-            ``ztf`` (field stars, g and r) or any other name (field stars, generic cadence).
+            ``ztf`` (field stars, g and r), ``atlas`` (field stars, c and o) or any other name
+            (field stars, generic cadence).
         class_fractions: relative class weights (default balanced; exact counts).
         n_points: (min, max) observation epochs per object, drawn log-uniformly; default from
             the survey preset (100-1000 for MACHO).
@@ -577,7 +599,8 @@ def _periodic_chunk(rng: np.random.Generator, cls_idx: np.ndarray, ids: list[str
         metas.append(meta)
     return _light_curve_table(
         ids, survey, point_counts, t[obj, ep], bd, bands, obs[obj, ep, bd], err[obj, ep, bd],
-        is_flux=False, labels=list(names), redshift=None, metas=metas)
+        is_flux=False, labels=list(names), redshift=None, metas=metas,
+        period=np.array([m["period"] for m in metas], dtype=np.float64))
 
 
 # --------------------------------------------------------------------------------------------
@@ -594,6 +617,11 @@ _TRANSIENT_SURVEYS: dict[str, dict[str, Any]] = {
                  z={"SNIa": (0.05, 0.9), "SNII": (0.02, 0.35), "SNIbc": (0.02, 0.4)}),
 }
 _TRANSIENT_SURVEYS["elasticc"] = _TRANSIENT_SURVEYS["lsst"]
+# ATLAS: ~19.5 mag limits in c and o, a visit every ~2 nights (Tonry et al. 2018).
+_TRANSIENT_SURVEYS["atlas"] = dict(
+    limits={"c": 19.7, "o": 19.4}, band_prob={"c": 0.4, "o": 0.7}, cadence=(1.5, 2.5),
+    start=(57500.0, 60300.0),
+    z={"SNIa": (0.01, 0.1), "SNII": (0.003, 0.03), "SNIbc": (0.003, 0.04)})
 
 
 def _volume_redshift(rng: np.random.Generator, lo: float, hi: float, n: int) -> np.ndarray:
@@ -643,7 +671,8 @@ def transients(
         n: number of objects.
         seed: random seed.
         bands: band names.
-        survey: ``ztf``, ``lsst``/``elasticc`` or another name (ZTF-like defaults).
+        survey: ``ztf``, ``lsst``/``elasticc``, ``atlas`` or another name (ZTF-like
+            defaults).
         class_fractions: relative weights of ``SNIa``, ``SNII``, ``SNIbc`` (default balanced).
         start: index of the first object (ids and random stream), for chunked generation.
 
@@ -1393,11 +1422,12 @@ def _stamp_chunk(rng: np.random.Generator, is_real: np.ndarray, ids: list[str],
         "reference": images(ref_img),
         "difference": images(diff),
         "label": pa.array(np.where(is_real, "real", "bogus").tolist(), type=pa.string()),
+        "label_raw": pa.array(np.where(is_real, "real", "bogus").tolist(), type=pa.string()),
         "rb": pa.nulls(n, type=pa.float32()),
         "drb": pa.nulls(n, type=pa.float32()),
         "meta": _meta_column(metas),
     }
-    return pa.Table.from_arrays(list(columns.values()), schema=STAMP_SCHEMA)
+    return _table(columns, STAMP_SCHEMA, n)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1430,6 +1460,7 @@ _SN_LINES: dict[str, tuple[tuple[float, float, float, float, float, float], ...]
     ),
 }
 _SN_TYPES = ("Ia", "II")
+_SN_LABELS = {"Ia": "SNIa", "II": "SNII"}  # canonical class names (astroray.data.taxonomy)
 
 
 def sn_spectral_series(
@@ -1470,8 +1501,9 @@ def sn_spectral_series(
         start: index of the first supernova (ids and random stream), for chunked generation.
 
     Returns:
-        A canonical spectrum table, ``object_id`` ``syn-sn-NNNN-eEEE``, ``label`` the type,
-        ``meta`` with ``sn_id``, ``type``, ``mjd``, ``phase`` (rest-frame days from peak),
+        A canonical spectrum table, ``object_id`` ``syn-sn-NNNN-eEEE``, ``label`` the
+        canonical class (``SNIa``, ``SNII``), ``meta`` with ``sn_id``, ``type`` (``Ia``,
+        ``II``), ``mjd``, ``phase`` (rest-frame days from peak),
         ``temperature``, ``velocity`` and ``flux_unit``.
     """
     _check_n(n, start)
@@ -1592,7 +1624,7 @@ def _sn_chunk(sn: np.ndarray, epoch: np.ndarray, p_obs: np.ndarray, p_rest: np.n
     return _spectrum_table(
         ids, "synthetic-sn", counts, np.tile(wave, e), model.reshape(-1),
         (1.0 / sigma ** 2).reshape(-1), np.zeros(e * wave.size, dtype=np.int32), z=zz,
-        z_err=np.full(e, 1e-4), labels=typ.tolist(),
+        z_err=np.full(e, 1e-4), labels=[_SN_LABELS[t] for t in typ.tolist()],
         subclasses=["Ia-norm" if t == "Ia" else "IIP" for t in typ], metas=metas)
 
 
@@ -1654,20 +1686,20 @@ class SyntheticSurveyConfig(Config):
               "a positive integer")
 
 
-_DEFAULT_BANDS = {"macho": ("B", "R"), "ogle": ("I", "V"), "ztf": ("g", "r", "i"),
-                  "lsst": tuple("ugrizY"), "elasticc": tuple("ugrizY")}
+_DEFAULT_BANDS = {"macho": ("B", "R"), "ogle": ("I", "V"), "atlas": ("c", "o"),
+                  "ztf": ("g", "r", "i"), "lsst": tuple("ugrizY"), "elasticc": tuple("ugrizY")}
 
 
 def _survey_defaults(config: SyntheticSurveyConfig) -> tuple[str, tuple[str, ...] | None]:
     fmt = config.format
     if config.kind == "periodic":
-        survey = config.survey or {"alerce": "ztf", "ztf_avro": "ztf",
-                                   "elasticc": "lsst"}.get(fmt, "macho")
+        survey = config.survey or {"alerce": "ztf", "ztf_avro": "ztf", "elasticc": "lsst",
+                                   "ogle": "ogle", "atlas": "atlas"}.get(fmt, "macho")
         bands = _DEFAULT_BANDS.get(survey, ("B", "R"))
         if survey == "ztf":
             bands = ("g", "r")
     elif config.kind == "transients":
-        survey = config.survey or ("lsst" if fmt == "elasticc" else "ztf")
+        survey = config.survey or {"elasticc": "lsst", "atlas": "atlas"}.get(fmt, "ztf")
         bands = _DEFAULT_BANDS.get(survey, ("g", "r", "i"))
     elif config.kind == "stamps":
         survey = config.survey or ("B" if fmt == "ztf_avro" else "A")
@@ -1728,7 +1760,7 @@ def make_survey(config: SyntheticSurveyConfig, out_dir: str | Path) -> list[str]
             cutouts = _generate(config, "B", None, kind="stamps", stream=1, real_fraction=1.0)
         return w.write_ztf_avro(lcs, cutouts, out_dir, seed=config.seed)
     chunks = _generate(config, survey, bands)
-    writer = {"csv": w.write_csv, "macho": w.write_macho, "alerce": w.write_alerce,
-              "elasticc": w.write_elasticc, "sdss": w.write_sdss, "lamost": w.write_lamost,
-              "parquet": w.write_parquet}[fmt]
+    writer = {"csv": w.write_csv, "macho": w.write_macho, "ogle": w.write_ogle,
+              "atlas": w.write_atlas, "alerce": w.write_alerce, "elasticc": w.write_elasticc,
+              "sdss": w.write_sdss, "lamost": w.write_lamost, "parquet": w.write_parquet}[fmt]
     return writer(chunks, out_dir)

@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -48,6 +47,10 @@ __all__ = ["InferConfig", "InferSummary", "ensure_model", "read_catalogue", "run
 logger = logging.getLogger(__name__)
 
 _META = ("_shard", "_error", "_stage")
+#: Input columns carried into the catalogue when the inputs have them: the known label (and
+#: its original spelling), the position (deg, ICRS) and the catalogue period (days).
+CARRIED = (("label", pa.string()), ("label_raw", pa.string()), ("ra", pa.float64()),
+           ("dec", pa.float64()), ("period", pa.float64()))
 
 
 @dataclasses.dataclass
@@ -265,16 +268,17 @@ class PredictBatch:
     costs only itself.
     """
 
-    def __init__(self, model: str, *, embedding: bool, model_hash: str, out: str,
+    def __init__(self, model: str, *, embedding: bool, model_hash: str, out: str | None,
                  fail_objects: tuple[str, ...] = (), crash_after_batches: int | None = None,
-                 device: str | None = None):
+                 device: str | None = None, predictor: Any = None):
         from astroray.infer.predictors import get_predictor
 
-        self.predictor = get_predictor(model, embedding=embedding, device=device)
+        # ``predictor``: one already loaded (astroray.predict in process); else the folder's.
+        self.predictor = predictor or get_predictor(model, embedding=embedding, device=device)
         self.model_name, self.model_hash = Path(model).name, model_hash
         self.fail_objects = set(fail_objects)
         self.crash_after = crash_after_batches
-        self.crash_marker = Path(out) / "_state" / "crashed-once"
+        self.crash_marker = Path(out or ".") / "_state" / "crashed-once"
         self.batches = 0
 
     def _predict(self, batch: dict[str, np.ndarray], ids: np.ndarray
@@ -346,8 +350,9 @@ def _output(parts: list[pa.Table], failures: dict[str, str], batch: dict[str, np
         cols = {"object_id": pa.array(ids[done], pa.string()),
                 "survey": pa.array(batch["survey"].astype(str)).take(take),
                 "source": pa.array(list(batch["source"]), type=pa.string()).take(take)}
-        if "label" in batch:
-            cols["label"] = pa.array(list(batch["label"]), type=pa.string()).take(take)
+        for name, type_ in CARRIED:  # what the inputs say of the object, kept beside
+            if name in batch:
+                cols[name] = pa.array(list(batch[name]), type=type_, from_pandas=True).take(take)
         cols.update({"model": pa.array([stage.model_name] * n, pa.string()),
                      "model_hash": pa.array([stage.model_hash] * n, pa.string()),
                      **{c: rows.column(c) for c in rows.column_names if c != "object_id"},
@@ -561,10 +566,9 @@ def _progress(enabled: bool):
     """A progress bar with objects/s (tqdm on stderr), or a no-op."""
     if not enabled:
         return lambda n, close=False: None
-    from tqdm import tqdm
+    from astroray.runtime import progress
 
-    bar = tqdm(unit=" objects", file=sys.stderr, dynamic_ncols=True, desc="infer",
-               mininterval=1.0)
+    bar = progress(None, "infer")
 
     def update(n: int, close: bool = False) -> None:
         bar.update(n)
@@ -615,12 +619,16 @@ def ensure_model(config: InferConfig, out: str | Path) -> tuple[InferConfig, dic
 def run_job(config: InferConfig, out: str | Path, *, smoke: bool, started: float,
             progress: bool = True) -> InferSummary:
     """``astroray infer`` / ``jobs/bulk_infer.py``: model, inference, summary, results.json."""
+    from astroray.infer.scoring import score_catalogue
     from astroray.runtime import write_results
 
     config, trained = ensure_model(config, out)
     summary = run_inference(config, out, progress=progress)
     print(summary.line())
     cat, err = read_catalogue(out)
+    scored = score_catalogue(cat, config.model)
+    if scored.classes and scored.line():
+        print(f"infer: {scored.line()}")
     classes = {}
     if "predicted_class" in cat.column_names:
         values, counts = np.unique(cat.column("predicted_class").to_numpy(zero_copy_only=False),
@@ -629,6 +637,7 @@ def run_job(config: InferConfig, out: str | Path, *, smoke: bool, started: float
     write_results(out, "bulk_infer",
                   metrics={**summary.to_dict(), "catalogue_rows": cat.num_rows,
                            "error_rows": err.num_rows, "predicted_classes": classes,
+                           "held_out": scored.to_dict(),
                            "trained": {k: v for k, v in trained.items() if k != "data"}},
                   data={"paths": json.loads((Path(out) / "_state" / "manifest.json")
                                             .read_text())["paths"],

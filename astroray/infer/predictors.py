@@ -21,9 +21,10 @@ import pyarrow as pa
 import torch
 
 from astroray.models._pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config_json
+from astroray.models.card import DomainCheck, read_model_card
 
-__all__ = ["Prediction", "Predictor", "get_predictor", "model_hash", "predictor_kind",
-           "predictor_task", "prob_column", "register_predictor"]
+__all__ = ["DomainChecked", "Prediction", "Predictor", "get_predictor", "model_hash",
+           "predictor_kind", "predictor_task", "prob_column", "register_predictor"]
 
 
 class Prediction(Protocol):
@@ -83,7 +84,48 @@ def get_predictor(model_dir: str | Path, *, embedding: bool = False,
     if model_type not in _PREDICTORS:
         raise ValueError(f"{path}: no predictor for model_type {model_type!r}; "
                          f"known: {sorted(_PREDICTORS)}")
-    return _PREDICTORS[model_type](str(path), embedding=embedding, device=device)
+    predictor = _PREDICTORS[model_type](str(path), embedding=embedding, device=device)
+    card = read_model_card(path)
+    if card and card.get("domain"):
+        bands = getattr(getattr(predictor, "config", None), "bands", None)
+        return DomainChecked(predictor, DomainCheck(card["domain"], model_bands=bands))
+    return predictor
+
+
+class DomainChecked:
+    """A predictor whose rows also say whether each object lies in the model's domain.
+
+    Adds ``in_domain`` (bool), ``ood_score`` (``1 - predicted_prob`` for classifiers) and
+    ``ood_reason`` (null inside) from the model card's ``domain`` section
+    (:class:`astroray.models.card.DomainCheck`); every other attribute is the wrapped
+    predictor's.
+    """
+
+    def __init__(self, predictor: Predictor, check: DomainCheck):
+        self.predictor, self.check = predictor, check
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "predictor":  # not set yet (unpickling): never recurse
+            raise AttributeError(name)
+        return getattr(self.predictor, name)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> _Prediction:
+        """The wrapped predictor's rows plus the domain columns."""
+        pred = self.predictor(batch)
+        table = pred.table
+        if table.num_rows == 0:
+            return pred
+        # Rows are keyed by the batch's object ids (bulk inference and Serve pass positions).
+        position = {str(oid): i for i, oid in enumerate(np.asarray(batch["object_id"]))}
+        rows = np.array([position[str(oid)] for oid in table.column("object_id").to_pylist()],
+                        dtype=np.int64)
+        prob = (table.column("predicted_prob").to_numpy(zero_copy_only=False)
+                if "predicted_prob" in table.column_names else None)
+        ok, score, reasons = self.check(batch, rows, prob)
+        table = (table.append_column("in_domain", pa.array(ok, pa.bool_()))
+                 .append_column("ood_score", pa.array(score.astype(np.float32)))
+                 .append_column("ood_reason", pa.array(reasons, pa.string())))
+        return _Prediction(table, pred.failures)
 
 
 def predictor_kind(model_dir: str | Path) -> str:

@@ -23,6 +23,7 @@ from astroray.render.gallery import (
     write_gallery,
     write_png,
 )
+from astroray.render.human import plot_object, render_human
 from astroray.render.lightcurves import RenderLightCurves, render_light_curves
 from astroray.render.spectra import RenderSpectra, render_spectra, spectra_valid_mask
 
@@ -34,7 +35,9 @@ __all__ = [
     "SpectrumRenderConfig",
     "encode_png",
     "parse_color",
+    "plot_object",
     "render_files_to_png",
+    "render_human",
     "render_light_curves",
     "render_spectra",
     "render_table",

@@ -1,13 +1,12 @@
 """Writing rendered images as PNG files: a gallery of objects, named by their ids.
 
-PNGs are written with a small encoder on top of :mod:`zlib` (no imaging library needed).
+PNGs are encoded by Pillow.
 """
 
 from __future__ import annotations
 
+import io
 import re
-import struct
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,39 +24,30 @@ _KINDS = {
 }
 
 
-def _chunk(tag: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + tag + data
-            + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
-
-
 def encode_png(image: Any, compress_level: int = 6) -> bytes:
-    """Encode an 8-bit grey (H, W) or RGB/RGBA (H, W, 3 or 4) image as PNG bytes.
+    """Encode an 8-bit grey (H, W) or RGB/RGBA (H, W, 3 or 4) image as PNG bytes (Pillow).
 
     Args:
-        image: uint8 array or tensor.
+        image: uint8 array or tensor; (H, W, 1) is written as grey.
         compress_level: zlib level (0-9).
 
     Returns:
         The PNG file's bytes.
     """
+    from PIL import Image
+
     arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if arr.dtype != np.uint8:
         raise ValueError(f"PNG images must be uint8, got {arr.dtype}")
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
-    if arr.ndim == 2:
-        color_type, channels = 0, 1
-    elif arr.ndim == 3 and arr.shape[2] in (3, 4):
-        color_type, channels = (2, 3) if arr.shape[2] == 3 else (6, 4)
-    else:
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
         raise ValueError(f"expected (H, W) or (H, W, 3|4), got shape {arr.shape}")
-    height, width = arr.shape[:2]
-    rows = np.ascontiguousarray(arr).reshape(height, width * channels)
-    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], 1)  # filter type 0 per row
-    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
-            + _chunk(b"IDAT", zlib.compress(raw.tobytes(), compress_level))
-            + _chunk(b"IEND", b""))
+    buf = io.BytesIO()
+    # fromarray picks the mode from the shape: L (grey), RGB or RGBA.
+    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG",
+                                                    compress_level=compress_level)
+    return buf.getvalue()
 
 
 def write_png(path: str | Path, image: Any) -> str:

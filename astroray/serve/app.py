@@ -84,6 +84,9 @@ def model_results(table: Any, failures: dict[str, str], labels: tuple[str, ...] 
         if row.get("anomaly_score") is not None:
             out["anomaly_score"] = float(row["anomaly_score"])
             out["nearest_class"] = row.get("anomaly_nearest_class")
+        if row.get("in_domain") is not None:  # models with a card: the catalogue's flag
+            out["in_domain"] = bool(row["in_domain"])
+            out["ood_reason"] = row.get("ood_reason")
         results.append(out)
     return results, errors
 
@@ -365,8 +368,8 @@ def run(cfg: ServeConfig, *, blocking: bool = True) -> None:
     serve.run(build_app(cfg.to_dict()), name=cfg.app_name, route_prefix="/")
     if not blocking:
         return
-    logger.warning("astroray serve: http://%s:%d (docs at /docs); Ctrl-C stops",
-                   cfg.host, cfg.port)
+    print(f"astroray serve: http://{cfg.host}:{cfg.port} (docs at /docs); Ctrl-C stops",
+          flush=True)
     try:
         while True:
             time.sleep(3600)

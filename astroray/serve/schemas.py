@@ -146,6 +146,10 @@ class ObjectResult(BaseModel):
     anomaly_score: float | None = Field(None, description="distance to the nearest inlier "
                                         "centre over the median training score (~1: inlier)")
     nearest_class: str | None = Field(None, description="inlier class of the nearest centre")
+    in_domain: bool | None = Field(None, description="inside what the model was trained on "
+                                   "(its model card: survey, bands, cadence, confidence); "
+                                   "null for models without a card")
+    ood_reason: str | None = Field(None, description="why the object is out of domain")
     scores: dict[str, float] = Field(default_factory=dict,
                                      description="further numeric outputs (e.g. uncertainty)")
 

@@ -71,7 +71,9 @@ def load_labelled(ds_cfg: ClassifyDataset, workdir: Path) -> tuple[pa.Table | No
             Path(p).exists() for p in ds_cfg.optional_paths):
         return None, {"skipped": f"none of {list(ds_cfg.optional_paths)} is present"}
     info = prepare_light_curves(ds_cfg.paths, ds_cfg.optional_paths, ds_cfg.synthetic, workdir)
-    table = pa.concat_tables([pq.read_table(p, columns=LC_COLUMNS) for p in info["parquet"]])
+    # survey and source name each object in the model card's split (reports, domain).
+    columns = [*LC_COLUMNS, "survey", "source"]
+    table = pa.concat_tables([pq.read_table(p, columns=columns) for p in info["parquet"]])
     labels = [ds_cfg.label_map.get(v, v) if v is not None else None
               for v in table.column("label").to_pylist()]
     keep = np.array([v is not None and (ds_cfg.classes is None or v in ds_cfg.classes)

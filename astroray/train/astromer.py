@@ -315,7 +315,7 @@ def _train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
     from astroray.models import create_model, load_model
     from astroray.models.astromer import error_weights, mask_inputs, masked_rmse
     from astroray.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
-    from astroray.train.trainer import autocast, in_lockstep
+    from astroray.train.trainer import autocast, in_lockstep, mark_progress
 
     cfg = PretrainConfig.from_dict(loop_config["config"])
     ctx = ray.train.get_context()
@@ -405,6 +405,9 @@ def _train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
                                 step=state["step"], attempts=state["attempts"],
                                 pretrain_config=cfg.to_dict())
                 ray.train.report(record, checkpoint=Checkpoint.from_directory(tmp))
+            if loop_config.get("progress_file"):
+                mark_progress(loop_config["progress_file"], epoch + 1, cfg.epochs,
+                              val_r2=round(float(val["r2"]), 4))
         else:
             ray.train.report(record, checkpoint=None)
     return {"history": state["history"], "initial": state["initial"],
@@ -440,7 +443,7 @@ def pretrain(config: PretrainConfig, out: str | Path) -> dict[str, Any]:
         folder, and how the run started (epoch it resumed from, attempts).
     """
     from astroray.runtime import init_ray
-    from astroray.train.trainer import gpu_available, make_torch_trainer
+    from astroray.train.trainer import fit_with_progress, gpu_available, make_torch_trainer
 
     init_ray()
     if config.init_from:  # a published name becomes its (converted) folder, once, here
@@ -474,12 +477,15 @@ def pretrain(config: PretrainConfig, out: str | Path) -> dict[str, Any]:
     storage = out / "ray"
     storage.mkdir(parents=True, exist_ok=True)
     marker = storage / f".{config.name}.failure-injected"
+    progress_file = storage / f".{config.name}.progress.json"
     trainer = make_torch_trainer(
-        _train_loop, {"config": config.to_dict(), "fail_marker": str(marker)},
+        _train_loop, {"config": config.to_dict(), "fail_marker": str(marker),
+                      "progress_file": str(progress_file)},
         datasets={"train": train_ds, "val": val_ds}, num_workers=config.num_workers,
         use_gpu=use_gpu, cpus_per_worker=config.cpus_per_worker, storage_path=str(storage),
         name=config.name, max_failures=config.max_failures)
-    result = trainer.fit()
+    result = fit_with_progress(trainer, progress_file, config.epochs,
+                               f"pretrain {config.model}")
     if result.error is not None:
         raise result.error
     value = result.return_value or {}

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -818,7 +819,6 @@ def fit_classifier(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
     """
     from astroray.runtime import init_ray
     from astroray.train.astromer import pretrain
-    from astroray.train.metrics import macro_f1
 
     init_ray()
     out = Path(out).resolve()
@@ -863,10 +863,63 @@ def fit_classifier(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
         pred = head(torch.from_numpy(feats[test])).argmax(1).numpy()
     path = save_classifier(encoder, head, classes, out / "model", min_points=ds_cfg.min_points,
                            embedding=config.embedding)
+    with torch.no_grad():
+        val_prob = torch.softmax(head(torch.from_numpy(feats[val])), 1).max(1).values.numpy()
+    metrics = held_out_metrics(y[test], pred, classes)
+    _write_card(path, table, classes, {"train": train, "validation": val, "test": test}, y,
+                metrics, val_prob, ds_cfg=ds_cfg, encoder=encoder, source=source,
+                embedding=config.embedding)
     return {"dir": str(path), "classes": classes, "train": int(len(train)),
             "encoder_source": source,
             "validation": int(len(val)), "test": int(len(test)),
-            "test_macro_f1": round(macro_f1(y[test], pred), 4),
-            "test_accuracy": round(float((pred == y[test]).mean()), 4), "encoder": encoder,
+            "test_macro_f1": metrics["macro_f1"],
+            "test_accuracy": metrics["accuracy"], "encoder": encoder,
             "data": info,
             "pretrain": pretrained and {k: pretrained[k] for k in ("metrics", "resume")}}
+
+
+def held_out_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]
+                     ) -> dict[str, Any]:
+    """Accuracy, macro F1, per-class F1 and the confusion matrix of a held-out split."""
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    labels = list(range(len(classes)))
+    per_class = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    return {"objects": int(len(y_true)),
+            "accuracy": round(float(np.mean(y_true == y_pred)), 4) if len(y_true) else None,
+            "macro_f1": round(float(np.mean(per_class)), 4),
+            "f1": {c: round(float(f), 4) for c, f in zip(classes, per_class, strict=True)},
+            "confusion": {"labels": classes,
+                          "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()}}
+
+
+def _write_card(folder: Path, table: pa.Table, classes: list[str],
+                splits: dict[str, np.ndarray], y: np.ndarray, metrics: dict[str, Any],
+                val_prob: np.ndarray, *, ds_cfg: ClassifyDataset, encoder: str, source: str,
+                embedding: str) -> None:
+    """``model_card.json`` + ``split.parquet`` of a classifier trained by fit_classifier."""
+    from astroray.models.card import CONFIDENCE_QUANTILE, light_curve_domain, write_model_card
+
+    seen = np.concatenate([splits["train"], splits["validation"]])
+    domain = light_curve_domain(table.take(pa.array(seen)))
+    domain["confidence"] = {
+        "score": "1 - predicted_prob", "quantile": CONFIDENCE_QUANTILE,
+        "threshold": (round(float(np.quantile(1.0 - val_prob, CONFIDENCE_QUANTILE)), 4)
+                      if len(val_prob) else None),
+        "on": f"{len(val_prob)} validation objects"}
+    surveys = np.asarray(table.column("survey").to_pylist(), dtype=object)
+    ids = np.asarray(table.column("object_id").to_pylist(), dtype=object)
+    card = {
+        "model_type": "astromer-classifier", "task": "classification", "classes": classes,
+        "encoder": {"path": encoder, "source": source, "embedding": embedding},
+        "training_data": {
+            "dataset": ds_cfg.name, "paths": [*ds_cfg.paths, *ds_cfg.optional_paths],
+            "surveys": dict(sorted(Counter(surveys[seen].tolist()).items())),
+            "bands": domain["bands"],
+            "class_counts": {name: {c: int((y[idx] == k).sum()) for k, c in enumerate(classes)}
+                             for name, idx in splits.items()}},
+        "held_out": {"split": "test", **metrics},
+        "domain": domain,
+    }
+    write_model_card(folder, card, {name: list(zip(surveys[idx], ids[idx], strict=True))
+                                    for name, idx in splits.items()})

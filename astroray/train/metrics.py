@@ -1,4 +1,7 @@
-"""Metrics of training runs: masked-regression sums that reduce across workers, macro F1."""
+"""Metrics of training runs: masked-regression sums that reduce across workers, macro F1.
+
+:func:`macro_f1` is :func:`astroray.metrics.macro_f1`, re-exported.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from astroray.metrics import macro_f1
 
 __all__ = ["MaskedRegressionMeter", "macro_f1", "mean_spread"]
 
@@ -82,13 +87,6 @@ class MaskedRegressionMeter:
             "rmse_zero": float(np.sqrt(s["sse_zero"] / n)),
             "n": int(s["n"]),
         }
-
-
-def macro_f1(y_true: Sequence[Any], y_pred: Sequence[Any]) -> float:
-    """Macro-averaged F1 (scikit-learn), over the classes present in either array."""
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(y_true, y_pred, average="macro"))
 
 
 def mean_spread(values: Sequence[float]) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from ray.tune import Callback
+
 from astroray.config import Config, check, check_positive_ints
 
 __all__ = ["SweepSettings", "asha_sweep", "check_sweep_settings", "load_base"]
@@ -91,7 +93,8 @@ def asha_sweep(trainable: Any, param_space: Mapping[str, Any], settings: SweepSe
             metric=metric, mode=mode, scheduler=scheduler, num_samples=settings.num_samples,
             time_budget_s=settings.time_budget_s, max_concurrent_trials=settings.max_concurrent,
             search_alg=BasicVariantGenerator(random_state=settings.seed)),
-        run_config=tune.RunConfig(storage_path=str(storage), name=name, verbose=0))
+        run_config=tune.RunConfig(storage_path=str(storage), name=name, verbose=0,
+                                  callbacks=[_TrialBar(settings.num_samples, f"sweep {name}")]))
     rows = []
     for result in tuner.fit():
         m = result.metrics or {}
@@ -102,3 +105,33 @@ def asha_sweep(trainable: Any, param_space: Mapping[str, Any], settings: SweepSe
                      **{k: m.get(k) for k in metrics},
                      "error": None if result.error is None else str(result.error)[:500]})
     return rows
+
+
+class _TrialBar(Callback):
+    """One progress bar of finished trials (Tune calls its callbacks in the driver)."""
+
+    def __init__(self, total: int, desc: str):
+        self.total, self.desc, self.bar = total, desc, None
+
+    def setup(self, **info: Any) -> None:  # noqa: D102 - Tune's hook
+        from astroray.runtime import progress
+
+        self.bar = progress(self.total, self.desc, unit=" trials")
+
+    def _step(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if self.bar.n >= self.total:
+                self.bar.close()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any
+                          ) -> None:  # noqa: D102 - Tune's hook
+        self._step()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any
+                       ) -> None:  # noqa: D102 - Tune's hook
+        self._step()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:  # noqa: D102
+        if self.bar is not None and not self.bar.disable:
+            self.bar.close()

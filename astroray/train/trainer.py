@@ -9,13 +9,18 @@ Ray Train restarts after a failure (``max_failures``).
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import ray
 import torch
 
-__all__ = ["autocast", "gpu_available", "in_lockstep", "make_torch_trainer", "worker_device"]
+__all__ = ["autocast", "fit_with_progress", "gpu_available", "in_lockstep", "make_torch_trainer",
+           "mark_progress", "worker_device"]
 
 
 def gpu_available(num_workers: int = 1) -> bool:
@@ -110,3 +115,54 @@ def in_lockstep(batches: Iterable[Any], device: torch.device | None = None) -> I
         elif batch is None:
             return
         yield batch
+
+
+def mark_progress(path: str | Path, done: int, total: int, **figures: Any) -> None:
+    """Record that ``done`` of ``total`` epochs are finished (rank 0, after its report).
+
+    The driver's :func:`fit_with_progress` reads it: Ray Train reports reach the controller,
+    not the driver, and the run's storage folder is what both see.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"done": done, "total": total, **figures}, default=float))
+    os.replace(tmp, path)
+
+
+def fit_with_progress(trainer: Any, progress_file: str | Path, total: int, desc: str) -> Any:
+    """``trainer.fit()`` with one progress bar of epochs, fed by :func:`mark_progress`."""
+    from astroray.runtime import progress
+
+    path = Path(progress_file)
+    bar = progress(total, desc, unit=" epochs")
+    stop = threading.Event()
+
+    def poll() -> None:
+        shown = 0
+        while not stop.wait(1.0):
+            try:
+                state = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            done = int(state.get("done", 0))
+            if done > shown:
+                bar.update(done - shown)
+                shown = done
+                figures = {k: v for k, v in state.items() if k not in ("done", "total")}
+                if figures:
+                    bar.set_postfix({k: f"{v:.4g}" if isinstance(v, float) else v
+                                     for k, v in figures.items()}, refresh=False)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        return trainer.fit()
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        try:
+            state = json.loads(path.read_text())
+            bar.update(max(0, int(state.get("done", 0)) - bar.n))
+        except (OSError, ValueError):
+            pass
+        bar.close()

@@ -9,6 +9,9 @@ uncertainty, so that each can rank objects for misclassification detection direc
 * ``bald``: mutual information between the prediction and the model (BALD),
   ``H[mean_t p] - mean_t H[p_t]``;
 * ``entropy``: predictive entropy ``H[mean_t p]``.
+
+Calibration (:func:`reliability_curve`, :func:`expected_calibration_error`) and the macro F1
+come from :mod:`astroray.metrics`; the first two are re-exported here.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from astroray.metrics import expected_calibration_error, macro_f1, reliability_curve
 
 __all__ = [
     "SCORES",
@@ -93,45 +98,6 @@ def misclassification_auroc(y_true: Sequence[int], probs: Any,
     return {name: float(roc_auc_score(wrong, scores[name])) for name in SCORES}
 
 
-def reliability_curve(y_true: Sequence[int], probs: Any, n_bins: int = 15
-                      ) -> dict[str, np.ndarray]:
-    """Confidence bins of the mean prediction: count, mean confidence and accuracy per bin.
-
-    Bins are equal-width on the confidence (max mean probability) in [0, 1]; the last bin
-    includes 1.
-
-    Returns:
-        ``{"edges": (n_bins + 1,), "count", "confidence", "accuracy": (n_bins,)}`` (NaN in empty
-        bins).
-    """
-    if not isinstance(n_bins, int) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer; got {n_bins!r}")
-    mean = _as_samples(probs).mean(axis=0)
-    conf = mean.max(axis=1)
-    correct = (mean.argmax(axis=1) == np.asarray(y_true)).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, n_bins - 1)
-    count = np.bincount(which, minlength=n_bins).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        confidence = np.bincount(which, conf, minlength=n_bins) / count
-        accuracy = np.bincount(which, correct, minlength=n_bins) / count
-    return {"edges": edges, "count": count, "confidence": confidence, "accuracy": accuracy}
-
-
-def expected_calibration_error(y_true: Sequence[int], probs: Any, n_bins: int = 15) -> float:
-    """Expected calibration error: ``sum_m |B_m| / n * |acc(B_m) - conf(B_m)|``.
-
-    Args:
-        y_true: (B,) true class indices.
-        probs: ``(T, B, C)`` sampled probabilities; the mean prediction is scored.
-        n_bins: equal-width confidence bins.
-    """
-    curve = reliability_curve(y_true, probs, n_bins)
-    used = curve["count"] > 0
-    gap = np.abs(curve["accuracy"][used] - curve["confidence"][used])
-    return float((curve["count"][used] * gap).sum() / curve["count"].sum())
-
-
 def uncertainty_metrics(y_true: Sequence[int], probs: Any, n_bins: int = 15) -> dict[str, float]:
     """How good and how trustworthy sampled predictions are, for a results table.
 
@@ -144,15 +110,13 @@ def uncertainty_metrics(y_true: Sequence[int], probs: Any, n_bins: int = 15) -> 
         ``macro_f1``, ``accuracy`` and ``nll`` of the mean prediction, its ``ece``, and
         ``auroc_<score>`` (misclassification ROC-AUC) of each score in :data:`SCORES`.
     """
-    from sklearn.metrics import f1_score
-
     y = np.asarray(y_true)
     scores = uncertainty_scores(probs)
     mean = scores["mean"]  # (B, C)
     pred = mean.argmax(1)
     nll = -np.log(np.clip(mean[np.arange(len(y)), y], _EPS, 1.0)).mean()
     auc = misclassification_auroc(y, probs, scores)
-    return {"macro_f1": float(f1_score(y, pred, average="macro")),
+    return {"macro_f1": macro_f1(y, pred),
             "accuracy": float((pred == y).mean()), "nll": float(nll),
             "ece": expected_calibration_error(y, probs, n_bins),
             **{f"auroc_{k}": v for k, v in auc.items()}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,6 +14,9 @@ from astropy.io import fits
 from astroray.cli import main
 from astroray.data.datasource import read_errors, read_light_curves, read_spectra
 from astroray.data.schema import ERROR_SCHEMA, validate_table
+from astroray.data.taxonomy import is_canonical
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 # folder -> (kind, objects, stamps)
 REAL_FOLDERS = {
@@ -55,6 +59,18 @@ def test_ingest_each_real_folder(ray_session, real, tmp_path, capsys, folder):
         assert data.column("label").null_count == 0  # labels joined from the table beside
     if folder == "ztf_bts_snia":
         assert data.column("redshift").null_count == 0
+    # Canonical class names only (the taxonomy), the survey's spelling kept in label_raw.
+    labels = [v for v in data.column("label").to_pylist() if v is not None]
+    assert all(is_canonical(v) for v in labels), set(labels)
+    assert manifest["labels"] == dict(Counter(labels)) and manifest["unknown_labels"] == {}
+    raw = set(data.column("label_raw").to_pylist())
+    expected_raw = {"rrlyrae_stripe82": {"ab", "c"}, "ztf_bts_snia": {"SN Ia", "SN Ia-91T"},
+                    "alerce_sne": {"SNIa", "SNIbc", "SNII", "SLSN"}}.get(folder, set())
+    assert expected_raw <= raw
+    if folder == "rrlyrae_stripe82":
+        assert set(labels) == {"RRab", "RRc"} and data.column("period").null_count == 0
+    if folder != "rrlyrae_stripe82" and folder != "elasticc":
+        assert data.column("ra").null_count == 0 and data.column("dec").null_count == 0
     assert not list(tmp_path.glob(".staging-*"))
 
 
@@ -181,3 +197,25 @@ def test_nothing_readable_still_writes_the_errors_table(ray_session, tmp_path, c
     errors = {Path(r["source"]).name: r["error"]
               for r in read_errors(str(tmp_path / "out" / "errors")).to_pylist()}
     assert "unrecognised format" in errors["notes.bin"] and "file is empty" in errors["empty.dat"]
+
+
+def test_ingest_ogle_and_atlas_and_count_unknown_labels(ray_session, tmp_path, capsys):
+    folder = tmp_path / "in"
+    shutil.copytree(FIXTURES / "ogle", folder / "ogle")
+    shutil.copytree(FIXTURES / "atlas", folder / "atlas")
+    # A label the taxonomy does not know is kept as given and counted, never dropped.
+    (folder / "atlas" / "labels.csv").write_text("object_id,label\nSN2019abc,Weird Class\n")
+    code, out = _ingest(capsys, str(folder), "--out", str(tmp_path / "out"))
+    assert code == 0, out
+    assert "written 2, failed 0" in out
+    assert "1 unknown label(s) kept as given ('Weird Class' 1)" in out
+    data = pq.read_table(tmp_path / "out" / "data")
+    validate_table(data, "lightcurve")
+    rows = {r["object_id"]: r for r in data.to_pylist()}
+    assert rows["SN2019abc"]["label"] == rows["SN2019abc"]["label_raw"] == "Weird Class"
+    assert rows["OGLE-LMC-CEP-0002"]["label"] == "DCEP_F"
+    assert rows["OGLE-LMC-CEP-0002"]["period"] > 3.0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["unknown_labels"] == {"Weird Class": 1}
+    assert manifest["labels"] == {"DCEP_F": 1, "Weird Class": 1}
+    assert manifest["formats"] == {"atlas": 1, "ogle": 2}

@@ -13,6 +13,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from astropy import units as u
+from astropy.coordinates import SkyCoord
 from astropy.io import fits
 
 from astroray.data.registry import LABELS, read_files, sniff_file
@@ -70,12 +72,16 @@ def test_rrlyrae_csv_with_periods(real):
         np.testing.assert_allclose(rec["mag"], raw["mag"].to_numpy()[order], rtol=1e-6)
         assert rec["band"] == raw["band"].to_numpy()[order].tolist()
         truth = periods.set_index("Num").loc[path.stem]
-        assert rec["label"] == truth["Type"]
+        # Sesar et al.'s Type "ab"/"c" become the canonical RRab/RRc; the original is kept.
+        assert rec["label"] == {"ab": "RRab", "c": "RRc"}[truth["Type"]]
+        assert rec["label_raw"] == truth["Type"]
+        assert rec["period"] == pytest.approx(truth["Per"])
         assert json.loads(rec["meta"])["period"] == pytest.approx(truth["Per"])
+        assert rec["ra"] is None and rec["dec"] is None  # periods.csv has no positions
     assert sentinels == 35  # `grep -c 99\.99` over the files counts the same 35 lines
     assert max(max(r["mag"]) for r in rows.values()) < 30
     assert set(Counter(b for r in rows.values() for b in r["band"])) == set("ugriz")
-    assert Counter(r["label"] for r in rows.values()) == Counter(periods["Type"])
+    assert Counter(r["label_raw"] for r in rows.values()) == Counter(periods["Type"])
 
 
 def test_ztf_bts_csv_labels_redshifts_and_ztf_bands(real):
@@ -88,8 +94,13 @@ def test_ztf_bts_csv_labels_redshifts_and_ztf_bands(real):
     for oid, rec in list(rows.items())[:100]:
         assert rec["survey"] == "ztf"
         assert set(rec["band"]) <= {"g", "r"}  # BTS spells ZTF r as "R"
-        assert rec["label"] == bts.loc[oid, "type"]
+        assert rec["label"] == "SNIa"  # SN Ia, SN Ia-91T, SN Iax, ...: one canonical class
+        assert rec["label_raw"] == bts.loc[oid, "type"]
         assert rec["redshift"] == pytest.approx(float(bts.loc[oid, "redshift"]))
+        # Sexagesimal RA (hours) / Dec (degrees) in bts.csv become degrees.
+        where = SkyCoord(bts.loc[oid, "RA"], bts.loc[oid, "Dec"], unit=(u.hourangle, u.deg))
+        assert rec["ra"] == pytest.approx(where.ra.deg, abs=1e-9)
+        assert rec["dec"] == pytest.approx(where.dec.deg, abs=1e-9)
         raw = pd.read_csv(real / "ztf_bts_snia" / "light-curves" / f"{oid}.csv")
         assert len(rec["time"]) + rec["n_dropped"] == len(raw)
 
@@ -107,7 +118,9 @@ def test_alerce_detections_use_corrected_magnitudes(real):
     assert n_points == len(det)
     for oid, group in det.groupby("objectId"):
         rec = rows[oid]
-        assert rec["label"] == labels[oid]
+        assert rec["label"] == rec["label_raw"] == labels[oid]  # ALeRCE's names are canonical
+        assert rec["ra"] == pytest.approx(group["ra"].mean(), abs=1e-9)
+        assert rec["dec"] == pytest.approx(group["dec"].mean(), abs=1e-9)
         group = group.sort_values("mjd", kind="stable")
         fid_band = {1: "g", 2: "r", 3: "i"}
         corrected = group["corrected"].astype(bool).all()
@@ -159,6 +172,7 @@ def test_macho_b_and_r_merged(real):
     assert np.all(np.diff(rec["time"]) >= 0)
     meta = json.loads(rec["meta"])
     assert meta["ra"] == pytest.approx(5.02878 * 15)
+    assert rec["ra"] == pytest.approx(5.02878 * 15) and rec["dec"] == pytest.approx(meta["dec"])
 
 
 def test_ztf_alerts_light_curves_and_stamps(real):
@@ -177,9 +191,11 @@ def test_ztf_alerts_light_curves_and_stamps(real):
         cand = alert["candidate"]
         detections = [p for p in alert["prv_candidates"] or [] if p["magpsf"] is not None]
         rec = lc_rows[cand["candid"]]
+        assert (rec["ra"], rec["dec"]) == (cand["ra"], cand["dec"])
         assert len(rec["time"]) == len(detections) + 1
         assert rec["time"][-1] == pytest.approx(cand["jd"] - 2400000.5)
         stamp = stamp_rows[str(alert["candid"])]
+        assert (stamp["ra"], stamp["dec"]) == (cand["ra"], cand["dec"])
         assert stamp["rb"] == pytest.approx(cand["rb"])
         assert (stamp["drb"] is None) == (cand.get("drb") is None)
         sci = fits.getdata(io.BytesIO(gzip.decompress(alert["cutoutScience"]["stampData"])))
@@ -200,6 +216,9 @@ def test_sdss_spectrum(real):
                                    rtol=1e-6)
         np.testing.assert_allclose(rec["flux"], coadd["flux"], rtol=1e-6)
         assert rec["z"] == pytest.approx(float(specobj["Z"][0]))
+        # The fibre's position, not the plate centre of the primary header.
+        assert rec["ra"] == pytest.approx(float(specobj["PLUG_RA"][0]))
+        assert rec["dec"] == pytest.approx(float(specobj["PLUG_DEC"][0]))
     assert rec["object_id"] == "0522-52024-0396"
     assert rec["label"] == "GALAXY" and rec["subclass"] == "AGN BROADLINE"
     assert rec["z"] == pytest.approx(0.003025, abs=1e-6)
@@ -218,6 +237,8 @@ def test_lamost_spectra_gzipped_and_plain(real):
         np.testing.assert_allclose(rec["flux"], arr[0], rtol=1e-6)
         assert rec["label"] == header["CLASS"] == "STAR"
         assert rec["z"] == pytest.approx(header["Z"])
+        assert rec["ra"] == pytest.approx(header["RA"])
+        assert rec["dec"] == pytest.approx(header["DEC"])
 
 
 def test_lamost_dr8_table_layout_and_air_wavelengths(real, tmp_path):

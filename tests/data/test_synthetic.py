@@ -24,6 +24,7 @@ from astroray.data import _writers as w
 from astroray.data import synthetic as syn
 from astroray.data.registry import read_files
 from astroray.data.schema import validate_table
+from astroray.data.taxonomy import is_canonical
 
 REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real"
 JD_OFFSET = 2400000.5
@@ -82,7 +83,11 @@ GENERATORS = {
                  "lightcurve"),
     "periodic_ogle": (lambda seed: syn.periodic_variables(6, seed=seed, survey="ogle",
                                                           bands=("I", "V")), "lightcurve"),
+    "periodic_atlas": (lambda seed: syn.periodic_variables(6, seed=seed, survey="atlas",
+                                                           bands=("c", "o")), "lightcurve"),
     "transients": (lambda seed: syn.transients(8, seed=seed), "lightcurve"),
+    "transients_atlas": (lambda seed: syn.transients(6, seed=seed, survey="atlas",
+                                                     bands=("c", "o")), "lightcurve"),
     "transients_lsst": (lambda seed: syn.transients(6, seed=seed, survey="lsst",
                                                     bands=tuple("ugrizY")), "lightcurve"),
     "spectra": (lambda seed: syn.spectra(6, seed=seed), "spectrum"),
@@ -97,6 +102,9 @@ def test_generators_are_valid_and_deterministic(name):
     make, kind = GENERATORS[name]
     first, again, other = make(3), make(3), make(4)
     validate_table(first, kind)
+    # Generators spell their classes canonically (astroray.data.taxonomy), raw = canonical.
+    assert all(is_canonical(v) for v in first.column("label").to_pylist())
+    assert first.column("label_raw").equals(first.column("label"))
     assert first.equals(again), "the same seed must give the same table"
     assert not first.equals(other), "another seed must give another table"
     assert len(set(first.column("object_id").to_pylist())) == first.num_rows
@@ -137,7 +145,7 @@ def _period_found(best: float, true: float, tol: float = 0.01) -> bool:
 
 
 def test_periods_are_recoverable_with_lomb_scargle():
-    table = syn.periodic_variables(24, seed=11, class_fractions={"RRab": 1, "Cep_0": 1},
+    table = syn.periodic_variables(24, seed=11, class_fractions={"RRab": 1, "DCEP_F": 1},
                                    n_points=(200, 400))
     found, exact = [], []
     for row in table.to_pylist():
@@ -158,6 +166,9 @@ def test_periods_are_recoverable_with_lomb_scargle():
 def test_periodic_cadence_bands_and_errors(periodic):
     rows = periodic.to_pylist()
     assert set(periodic.column("label").to_pylist()) == set(syn.PERIODIC_CLASSES)
+    # The period is a column (days) and stays in meta for the writers and older readers.
+    assert periodic.column("period").to_pylist() == [_meta(r)["period"] for r in
+                                                     periodic.to_pylist()]
     b_counts, r_counts, corr = [], [], []
     for row in rows:
         t, band = np.array(row["time"]), np.array(row["band"])
@@ -183,7 +194,7 @@ def test_periodic_cadence_bands_and_errors(periodic):
     per = {r["label"]: [] for r in rows}
     for r in rows:
         per[r["label"]].append(_meta(r)["period"])
-    assert all(2.0 <= p <= 50.0 for p in per["Cep_0"])
+    assert all(2.0 <= p <= 50.0 for p in per["DCEP_F"])
     assert all(0.45 <= p <= 0.9 for p in per["RRab"])
     assert all(80.0 <= p <= 1000.0 for p in per["LPV"])
     amp = {lab: np.mean([_meta(r)["amplitudes"]["B"] for r in rows if r["label"] == lab])
@@ -405,10 +416,11 @@ def test_sn_series_is_physical_and_evolves(sn_series):
     for row in rows:
         meta = _meta(row)
         assert re.match(r"^syn-sn-\d{4}-e\d{3}$", row["object_id"])
-        assert row["object_id"].startswith(meta["sn_id"]) and row["label"] == meta["type"]
+        assert row["object_id"].startswith(meta["sn_id"])
+        assert row["label"] == row["label_raw"] == "SN" + meta["type"]  # canonical SNIa / SNII
         assert np.all(np.array(row["flux"]) > 0)
         by_sn.setdefault(meta["sn_id"], []).append(row)
-    assert {r["label"] for r in rows} == {"Ia", "II"}
+    assert {r["label"] for r in rows} == {"SNIa", "SNII"}
     for epochs in by_sn.values():
         metas = [_meta(r) for r in epochs]
         phases = [m["phase"] for m in metas]
@@ -416,7 +428,7 @@ def test_sn_series_is_physical_and_evolves(sn_series):
         assert metas[0]["temperature"] > metas[-1]["temperature"]
         assert metas[0]["velocity"] > metas[-1]["velocity"]
         mags = np.array([m["app_mag_b"] for m in metas])
-        if epochs[0]["label"] == "Ia":
+        if epochs[0]["label"] == "SNIa":
             peak = epochs[int(np.argmin(np.abs(phases)))]
             m = _meta(peak)
             # Distance modulus of z ~ 0.005-0.05 is 33-37: a -19.3 peak appears at 14-18.
@@ -784,7 +796,8 @@ def test_round_trip_parquet_and_sn_series_as_sdss(tmp_path, sn_series, stamps_a)
     ("periodic", "macho", "lightcurve"), ("transients", "alerce", "lightcurve"),
     ("stamps", "ztf_avro", "stamp"), ("spectra", "sdss", "spectrum"),
     ("periodic", "elasticc", "lightcurve"), ("sn_series", "lamost", "spectrum"),
-    ("periodic", "ztf_avro", "lightcurve"),
+    ("periodic", "ztf_avro", "lightcurve"), ("periodic", "ogle", "lightcurve"),
+    ("periodic", "atlas", "lightcurve"), ("transients", "atlas", "lightcurve"),
 ])
 def test_make_survey_writes_every_object_in_chunks(tmp_path, kind, fmt, read_kind):
     config = syn.SyntheticSurveyConfig(kind=kind, n=7, format=fmt, seed=2, chunk_size=3)

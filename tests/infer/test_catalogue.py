@@ -23,7 +23,7 @@ from astroray.infer.predictors import get_predictor, prob_column
 from astroray.models.astromer import ASTROMER_TINY, AstromerClassifier, AstromerClassifierConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-CLASSES = ("Cep_0", "Cep_1", "EB", "LPV", "RRab", "RRc")
+CLASSES = ("DCEP_F", "DCEP_1O", "EB", "LPV", "RRab", "RRc")
 
 
 @pytest.fixture(scope="module")
@@ -174,16 +174,19 @@ def test_report_is_a_self_contained_page(ray_session, classifier_dir, survey, tm
     from astroray.infer.report import write_report
 
     folder, _ = survey
-    run_inference(InferConfig(model=str(classifier_dir), paths=(str(folder),), batch_size=64,
+    model_dir = Path(shutil.copytree(classifier_dir, tmp_path / "clf"))
+    _card_for(model_dir, read_files(folder)[0], set(), set())  # a card: nothing trained on
+    run_inference(InferConfig(model=str(model_dir), paths=(str(folder),), batch_size=64,
                               actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
     page = write_report(tmp_path / "run", tmp_path / "report.html", gallery=3).read_text()
     for section in ("Predicted classes", "Confidence", "Reliability", "most confident",
-                    "least confident", "Errors"):
+                    "least confident", "Errors", "Held-out scores", "Domain"):
         assert section in page, section
     assert "Uncertainty" not in page and "least certain" not in page  # no uncertainty head
-    # Figures and gallery images are embedded (3 most + 3 least confident, plus 3 plots: the
-    # synthetic survey is labelled, so the reliability diagram is drawn).
-    assert page.count("data:image/png;base64,") == 3 + 6
+    # Figures and gallery images are embedded (3 most + 3 least confident, plus 4 figures:
+    # classes, confidence, the confusion matrix and the reliability diagram of the labelled,
+    # held-out synthetic objects).
+    assert page.count("data:image/png;base64,") == 4 + 6
     assert "src=\"http" not in page and "href=" not in page
     assert "broken.csv" in page  # the read error is listed
     with pytest.raises(FileNotFoundError, match="not a catalogue run folder"):
@@ -238,6 +241,7 @@ def test_uncertainty_head_adds_scores(ray_session, classifier_dir, survey, tmp_p
     mc = AstromerClassifier(cfg)
     mc.load_state_dict(base.state_dict())
     mc_dir = mc.save_pretrained(tmp_path / "mc")
+    _card_for(mc_dir, data, set(), set())
     run_inference(InferConfig(model=str(mc_dir), paths=(str(folder),), batch_size=32,
                               actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
     cat, _ = read_catalogue(tmp_path / "run")
@@ -273,3 +277,112 @@ def test_actor_pools_that_would_starve_the_reads_are_refused(ray_session, classi
     with pytest.raises(ValueError, match=r"EmbedConfig: num_actors x actor_cpus = 2 CPUs"):
         embed(EmbedConfig(model="astromer-tiny", paths=(str(folder),), num_actors=1,
                           actor_cpus=2.0), tmp_path / "emb")
+
+
+def _card_for(model_dir: Path, data, trained: set[str], validation: set[str]) -> None:
+    """A model card whose train / validation splits are the given object ids."""
+    from astroray.models.card import light_curve_domain, write_model_card
+
+    surveys = dict(zip(data.column("object_id").to_pylist(), data.column("survey").to_pylist(),
+                       strict=True))
+    domain = light_curve_domain(data)
+    domain["confidence"] = {"threshold": 0.99}
+    write_model_card(model_dir, {"classes": list(CLASSES), "domain": domain,
+                                 "held_out": {"objects": 3, "macro_f1": 0.5, "accuracy": 0.5}},
+                     {"train": [(surveys[i], i) for i in sorted(trained)],
+                      "validation": [(surveys[i], i) for i in sorted(validation)]})
+
+
+def test_report_scores_held_out_objects_only(ray_session, classifier_dir, survey, tmp_path):
+    """Objects of the model card's train / validation splits are never scored.
+
+    The 'trained' objects are exactly those the model gets right, so scoring any of them
+    would raise the accuracy above the independent held-out figure.
+    """
+    from astroray.infer.report import write_report
+
+    folder, _ = survey
+    model_dir = Path(shutil.copytree(classifier_dir, tmp_path / "clf"))
+    data, _ = read_files(folder)
+    pred = get_predictor(model_dir, device="cpu")(numpy_batch(data)).table
+    labels = dict(zip(data.column("object_id").to_pylist(), data.column("label").to_pylist(),
+                      strict=True))
+    rows = {r["object_id"]: r["predicted_class"] for r in pred.to_pylist()}
+    right = {k for k, c in rows.items() if c == labels[k]}
+    wrong = sorted(set(rows) - right)
+    validation = set(wrong[:5])
+    _card_for(model_dir, data, right, validation)
+    run_inference(InferConfig(model=str(model_dir), paths=(str(folder),), batch_size=64,
+                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+    cat, _ = read_catalogue(tmp_path / "run")
+    assert "in_domain" in cat.column_names and "ood_reason" in cat.column_names
+    page = write_report(tmp_path / "run", tmp_path / "report.html", gallery=0).read_text()
+    figures = json.loads((tmp_path / "report.json").read_text())
+    held = [r for r in cat.to_pylist() if r["object_id"] not in right | validation]
+    assert held and right  # both sides are non-empty, or the test proves nothing
+    accuracy = np.mean([r["predicted_class"] == r["label"] for r in held])
+    overall = figures["metrics"]["all"]
+    assert overall["objects"] == len(held)
+    assert overall["accuracy"] == pytest.approx(accuracy, abs=1e-4)
+    assert accuracy < 0.05  # every held-out object is one the model gets wrong
+    assert figures["left_out"] == {"trained on (train split)": len(right),
+                                   "used for early stopping (validation split)": 5}
+    assert (tmp_path / "report_confusion.png").is_file()
+    for section in ("Held-out scores", "Confusion matrix", "Domain", "Reliability"):
+        assert section in page, section
+    # A catalogue row whose survey the model never saw is out of its domain, with the reason.
+    from astroray.infer.predictors import DomainChecked
+
+    predictor = get_predictor(model_dir, device="cpu")
+    assert isinstance(predictor, DomainChecked)
+    batch = numpy_batch(data.slice(0, 4))
+    batch["survey"] = np.array(["ztf", "ztf", batch["survey"][2], "api"], dtype=object)
+    table = predictor(batch).table
+    flags = dict(zip(table.column("object_id").to_pylist(),
+                     zip(table.column("in_domain").to_pylist(),
+                         table.column("ood_reason").to_pylist(), strict=True), strict=True))
+    first, last = batch["object_id"][0], batch["object_id"][3]
+    assert flags[first][0] is False and "survey ztf not in training" in flags[first][1]
+    assert flags[last][1] is None or "survey" not in flags[last][1]  # Serve's "api": unknown
+
+
+def test_report_without_a_model_card_scores_nothing(ray_session, classifier_dir, survey,
+                                                    tmp_path):
+    from astroray.infer.report import write_report
+
+    folder, _ = survey
+    run_inference(InferConfig(model=str(classifier_dir), paths=(str(folder),), batch_size=64,
+                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+    page = write_report(tmp_path / "run", tmp_path / "report.html", gallery=0).read_text()
+    figures = json.loads((tmp_path / "report.json").read_text())
+    assert figures["scored"] is False and "no model card" in figures["why_not"]
+    assert "Reliability" not in page and "Catalogue objects are not scored" in page
+
+
+def test_predict_in_process_agrees_with_bulk_inference(ray_session, classifier_dir, real,
+                                                       tmp_path):
+    import astroray
+
+    rr = real / "rrlyrae_stripe82"
+    model = astroray.load_model(classifier_dir)
+    rows, errors = astroray.predict(model, rr, return_errors=True, batch_size=100)
+    run_inference(InferConfig(model=str(classifier_dir), paths=(str(rr),), batch_size=64,
+                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+    cat, err = read_catalogue(tmp_path / "run")
+    assert len(rows) == cat.num_rows == 309 and len(errors) == err.num_rows == 0
+    cat = cat.to_pandas().sort_values("object_id").reset_index(drop=True)
+    rows = rows.sort_values("object_id").reset_index(drop=True)
+    assert list(rows.columns) == list(cat.columns)
+    assert (rows["object_id"] == cat["object_id"]).all()
+    assert (rows["predicted_class"] == cat["predicted_class"]).all()
+    for c in CLASSES:
+        np.testing.assert_allclose(rows[prob_column(c)], cat[prob_column(c)], rtol=1e-4,
+                                   atol=1e-6)
+    # A DataFrame of canonical rows works too, and bad input is a clear error.
+    data, _ = read_files(rr / "light-curves" / "1013184.csv")
+    one = astroray.predict(model, data.to_pandas())
+    assert one["object_id"].tolist() == ["1013184"]
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        astroray.predict(model, tmp_path / "nope")
+    with pytest.raises(TypeError, match="canonical Arrow table"):
+        astroray.predict(model, 42)

@@ -7,6 +7,7 @@ would run them on a cluster.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -86,8 +87,12 @@ def _check_pretrain_astromer(out: Path, results: dict) -> None:
     assert m["epochs"] == 2 and [h["epoch"] for h in m["history"]] == [0, 1]
     synthetic = results["data"]["inputs"][0]["synthetic"]
     assert synthetic["n"] == 300  # the config's synthetic survey, shrunk
-    # Even two tiny epochs beat the untrained model on the same validation masks.
-    assert 0 < m["val_rmse"] < m["val_rmse_initial"]
+    # The head starts at zero: the untrained model predicts the window mean (R^2 0). Two
+    # tiny epochs (~40 steps) may or may not get past it (learning itself is tested
+    # deterministically in tests/train/test_astromer_protocol.py); they must not run away.
+    assert abs(m["val_r2_initial"]) < 1e-3
+    assert 0 < m["val_rmse"] < 1.2 * m["val_rmse_initial"]
+    assert isinstance(m["learned"], bool) and m["learned"] == (m["val_r2"] > 0)
     assert results["model"]["name"] == "astromer-tiny"
     model = load_model(out / "model")
     assert model.config.num_layers == 2
@@ -319,7 +324,7 @@ def _check_anomaly(out: Path, results: dict) -> None:
     assert results["job"] == "anomaly"
     tables = results["metrics"]["tables"]
     assert set(tables) == {"synthetic_variables", "synthetic_transients"}
-    classes = {"synthetic_variables": {"Cep_0", "Cep_1", "RRab", "RRc", "EB", "LPV"},
+    classes = {"synthetic_variables": {"DCEP_F", "DCEP_1O", "RRab", "RRc", "EB", "LPV"},
                "synthetic_transients": {"SNIa", "SNII", "SNIbc"}}
     for name, table in tables.items():
         assert {r["held_out"] for r in table[:-1]} == classes[name] and table[-1]["held_out"] \
@@ -418,8 +423,13 @@ def test_console_script_pretrain_then_embed_real_rr_lyrae(tmp_path, ray_address,
                  str(tmp_path / "p")], ray_address)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "p" / "results.json").read_text())
-    assert results["metrics"]["epochs"] == 1
-    assert results["metrics"]["val_rmse"] < results["metrics"]["val_rmse_initial"]
+    m = results["metrics"]
+    assert m["epochs"] == 1
+    # The head starts at zero, so the untrained model is the window mean exactly (R^2 0).
+    # One smoke epoch (~20 steps) may or may not get past it (that learning is tested
+    # deterministically in tests/train/test_astromer_protocol.py); it must not run away.
+    assert abs(m["val_r2_initial"]) < 1e-3
+    assert math.isfinite(m["val_rmse"]) and m["val_rmse"] < 1.2 * m["val_rmse_initial"]
     proc = _run([exe, "embed", rr, "--model", str(tmp_path / "p" / "model"), "--out",
                  str(tmp_path / "e")], ray_address)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -88,7 +88,7 @@ def test_anomaly_scores_match_the_predictor_and_bad_input_is_4xx(server, detecto
     assert [r["object_id"] for r in body["results"]] == [o["object_id"] for o in objs]
     for r in body["results"]:
         assert r["anomaly_score"] == pytest.approx(want[r["object_id"]], rel=1e-5)
-        assert r["nearest_class"] in {"Cep_0", "Cep_1", "EB", "LPV", "RRab", "RRc"}
+        assert r["nearest_class"] in {"DCEP_F", "DCEP_1O", "EB", "LPV", "RRab", "RRc"}
         assert r["probabilities"] is None
     assert body["errors"] == [{"object_id": "short", "error": pred.failures["short"]}]
     assert "valid points in bands ['B', 'R']" in body["errors"][0]["error"]
@@ -111,5 +111,5 @@ def test_anomaly_scores_match_the_predictor_and_bad_input_is_4xx(server, detecto
     info = listed["models"][0]
     assert (info["route"], info["task"], info["bands"]) == ("/v1/lightcurves/anomaly",
                                                              "anomaly", list(BANDS))
-    assert set(info["labels"]) == {"Cep_0", "Cep_1", "EB", "LPV", "RRab", "RRc"}
+    assert set(info["labels"]) == {"DCEP_F", "DCEP_1O", "EB", "LPV", "RRab", "RRc"}
     assert _call(server + "/v1/lightcurves/classify", {"objects": objs[:1]})[0] == 404

@@ -8,14 +8,15 @@ import warnings
 from typing import Any
 
 import numpy as np
+from astropy import units as u
 from astropy.io import fits
 
 from astroray.data.schema import MASK_NONFINITE
 
 #: JD - MJD.
 JD_OFFSET = 2400000.5
-#: AB magnitude of 1 nJy: m = 31.4 - 2.5 log10(f / nJy).
-NJY_ZEROPOINT = 31.4
+#: AB magnitude of 1 nJy (31.4, from astropy's AB definition): m = 31.4 - 2.5 log10(f / nJy).
+NJY_ZEROPOINT = float((1 * u.nJy).to(u.ABmag).value)
 #: ZTF filter ids as used in alert packets and broker tables.
 ZTF_FID_BANDS = {1: "g", 2: "r", 3: "i"}
 #: Spellings of the ZTF bands seen in public ZTF products (BTS uses "R" for ZTF r).
@@ -182,15 +183,24 @@ def open_fits(data: bytes) -> fits.HDUList:
     return hdul
 
 
-def parse_fits_cards(head: bytes) -> dict[str, str]:
-    """Parse the 80-character cards of a FITS header from a file's first bytes (no astropy)."""
-    cards: dict[str, str] = {}
-    for i in range(0, len(head) - 79, 80):
-        card = head[i:i + 80].decode("ascii", "replace")
-        key = card[:8].strip()
-        if key == "END":
-            break
-        if card[8:10] == "= ":
-            value = card[10:].split("/", 1)[0].strip().strip("'").strip()
-            cards.setdefault(key, value)
+def fits_header(head: bytes) -> dict[str, Any]:
+    """The cards of a FITS file's primary header from its first bytes, as far as they reach.
+
+    Sniffers see only the start of a file: the whole 80-character cards in it are parsed by
+    astropy (up to ``END``; values typed, the first of repeated keywords kept). Cards astropy
+    cannot parse are skipped quietly, since a sniffer must answer, not raise or warn.
+    """
+    whole = head[: len(head) // 80 * 80]
+    cards: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # non-standard or damaged cards
+        try:
+            header = fits.Header.fromstring(whole)
+        except (ValueError, UnicodeDecodeError):
+            return cards
+        for card in header.cards:
+            try:
+                cards.setdefault(card.keyword, card.value)
+            except (ValueError, fits.VerifyError):
+                continue
     return cards

@@ -6,7 +6,8 @@ ALeRCE could correct them to apparent magnitudes, ``magpsf_corr`` with ``sigmaps
 magnitudes; otherwise every point of that object uses the difference magnitude ``magpsf``, so
 that one light curve never mixes the two (``meta.mag_type`` says which). ALeRCE's sentinel 100
 for undefined corrected errors is dropped and counted. Labels come from a ``classALeRCE`` table
-beside the detections.
+beside the detections. When the table has ``ra``/``dec`` columns (degrees, per detection), the
+object's position is their mean (``ra`` averaged on the circle, so that 359.9 and 0.1 give 0).
 """
 
 from __future__ import annotations
@@ -73,6 +74,22 @@ def read_alerce(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dic
                 sign = pd.to_numeric(rows["isdiffpos"].replace({"t": 1, "f": -1}),
                                      errors="coerce")
                 meta["n_negative_difference"] = int((sign < 0).sum())
-            yield light_curve_record(object_id=str(object_id), survey=options.survey or "ztf",
-                                     source=path, cols=cols, n_dropped=dropped, is_flux=False,
-                                     meta=meta)
+            record = light_curve_record(object_id=str(object_id), survey=options.survey or "ztf",
+                                        source=path, cols=cols, n_dropped=dropped,
+                                        is_flux=False, meta=meta)
+            if "ra" in rows.columns and "dec" in rows.columns:
+                record["ra"], record["dec"] = mean_position(rows["ra"], rows["dec"])
+            yield record
+
+
+def mean_position(ra: pd.Series, dec: pd.Series) -> tuple[float | None, float | None]:
+    """Mean RA/Dec (degrees) of detections; RA averaged as a direction (wraps at 0/360)."""
+    ra_deg = pd.to_numeric(ra, errors="coerce").to_numpy(float)
+    dec_deg = pd.to_numeric(dec, errors="coerce").to_numpy(float)
+    ok = (np.isfinite(ra_deg) & np.isfinite(dec_deg) & (ra_deg >= 0) & (ra_deg <= 360)
+          & (np.abs(dec_deg) <= 90))
+    if not ok.any():
+        return None, None
+    angle = np.deg2rad(ra_deg[ok])
+    mean_ra = np.rad2deg(np.arctan2(np.sin(angle).mean(), np.cos(angle).mean())) % 360.0
+    return float(mean_ra), float(dec_deg[ok].mean())

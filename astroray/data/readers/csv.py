@@ -6,6 +6,9 @@ id is the file name. Times named ``jd``/``hjd``/``bjd`` (or any time column whos
 Julian dates) are converted to MJD. Fluxes are taken to be nJy. The survey is ``ztf`` for ZTF
 object ids (whose band spellings ``R``/``zr``/``ztfr`` become ``r``) and otherwise the name of
 the data set's folder (the folder above ``light-curves/``), unless given in the read options.
+Labels, redshifts, periods and positions come from the label table beside the files
+(``periods.csv``: ``Type``, ``Per``; ``bts.csv``: ``type``, ``redshift``, sexagesimal
+``RA``/``Dec``).
 """
 
 from __future__ import annotations

@@ -4,8 +4,11 @@ The light-curve chunk has index ``SNID`` and columns ``MJD``, ``BAND``, ``FLUXCA
 ``FLUXCALERR``.
 ``FLUXCAL`` has the SNANA zero point 27.5; it is converted to nJy (zero point 31.4). The
 metadata table beside the light curves (``*_metadata_chunk.parquet``, index ``SNID``) is joined
-as a label table: ``REDSHIFT_HELIO`` becomes ``redshift`` (-9 means unknown), every other
-column goes into ``meta``.
+as a label table: ``REDSHIFT_HELIO`` becomes ``redshift`` (-9 means unknown), ``RA`` and
+``DEC``/``DECL`` (when the release has them; the sample here does not) ``ra``/``dec``, a
+``TRUE_CLASS``/``SNTYPE`` column the label (ELAsTiCC's numeric classId such as 2222 map to
+canonical names through the taxonomy's ``elasticc`` survey spellings), and every other column
+goes into ``meta``.
 """
 
 from __future__ import annotations

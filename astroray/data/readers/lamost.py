@@ -21,10 +21,10 @@ from astroray.data import _io
 from astroray.data.readers._common import (
     air_to_vacuum,
     clean_spectrum,
+    fits_header,
     header_value,
     nonfinite_to_none,
     open_fits,
-    parse_fits_cards,
 )
 from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
 
@@ -34,7 +34,7 @@ _SENTINEL = -9000.0
 def _sniff(fh: FileHead) -> bool:
     if not fh.head.startswith(b"SIMPLE  ="):
         return False
-    return parse_fits_cards(fh.head).get("TELESCOP", "").upper().startswith("LAMOST")
+    return str(fits_header(fh.head).get("TELESCOP", "")).upper().startswith("LAMOST")
 
 
 def _arrays(hdul: fits.HDUList) -> tuple[np.ndarray, ...]:
@@ -97,5 +97,6 @@ def read_lamost(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dic
             "z_err": None if z_err is None or z_err <= _SENTINEL else z_err,
             "label": header_value(header, "CLASS"),
             "subclass": header_value(header, "SUBCLASS"),
+            "ra": meta["ra"], "dec": meta["dec"],
             "n_bad": n_bad, "meta": meta,
         }

@@ -7,7 +7,8 @@ observation per line.
 Files ``lc_<field>.<tile>.<seq>.<band>.mjd`` of the same star (bands B and R) are read together
 and merged into one multi-band light curve with object id ``<field>.<tile>.<seq>``. Magnitudes
 are MACHO instrumental magnitudes. Points with the archive's missing-value sentinels (magnitude
-<= -99 or uncertainty <= 0 or >= 9.99) are dropped and counted.
+<= -99 or uncertainty <= 0 or >= 9.99) are dropped and counted. The header's RA (hours) and
+Dec (degrees) give ``ra``/``dec`` in degrees (also kept in ``meta``).
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def read_macho(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict
     band = np.concatenate([np.full(len(d), b) for b, d in parts])
     invalid = (mag <= -99.0) | (err <= 0.0) | (err >= 9.99)
     cols, dropped = clean_light_curve(time, mag, err, band, invalid=invalid)
-    yield light_curve_record(object_id=object_id, survey=options.survey or "macho",
-                             source=unit.paths[0], cols=cols, n_dropped=dropped, is_flux=False,
-                             meta=meta)
+    record = light_curve_record(object_id=object_id, survey=options.survey or "macho",
+                                source=unit.paths[0], cols=cols, n_dropped=dropped,
+                                is_flux=False, meta=meta)
+    record["ra"], record["dec"] = meta.get("ra"), meta.get("dec")
+    yield record

@@ -15,9 +15,9 @@ from astroray.data import _io
 from astroray.data.readers._common import (
     clean_spectrum,
     fits_column,
+    fits_header,
     nonfinite_to_none,
     open_fits,
-    parse_fits_cards,
 )
 from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
 
@@ -27,12 +27,13 @@ FLUX_UNIT = "1e-17 erg / (s cm2 Angstrom)"
 def _sniff(fh: FileHead) -> bool:
     if not fh.head.startswith(b"SIMPLE  ="):
         return False
-    telescope = parse_fits_cards(fh.head).get("TELESCOP", "")
+    header = fits_header(fh.head)
+    telescope = str(header.get("TELESCOP", ""))
     if telescope.upper().startswith("SDSS"):
         return True
     # Files re-written by other tools may lose TELESCOP; the SDSS file name is then the clue.
     return fh.stem.startswith("spec-") and "LAMOST" not in telescope.upper() and (
-        parse_fits_cards(fh.head).get("NAXIS") == "0")
+        header.get("NAXIS") == 0)
 
 
 def _text(value: object) -> str | None:
@@ -78,8 +79,11 @@ def read_sdss(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict 
             "zwarning": int(row["ZWARNING"]) if "ZWARNING" in cols else None,
             "specobjid": _text(row["SPECOBJID"]) if "SPECOBJID" in cols else None,
             "program": _text(row["SURVEY"]) if "SURVEY" in cols else None,
-            "ra": nonfinite_to_none(header.get("PLUG_RA", header.get("RA"))),
-            "dec": nonfinite_to_none(header.get("PLUG_DEC", header.get("DEC"))),
+            # The fibre's position (SPECOBJ PLUG_RA/DEC), not the plate centre (header RA/DEC).
+            "ra": nonfinite_to_none(row["PLUG_RA"] if "PLUG_RA" in cols
+                                    else header.get("PLUG_RA", header.get("RA"))),
+            "dec": nonfinite_to_none(row["PLUG_DEC"] if "PLUG_DEC" in cols
+                                     else header.get("PLUG_DEC", header.get("DEC"))),
         }
         yield {
             "object_id": object_id, "survey": options.survey or "sdss", "source": path,
@@ -88,5 +92,6 @@ def read_sdss(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict 
             "z_err": nonfinite_to_none(row["Z_ERR"]) if "Z_ERR" in cols else None,
             "label": _text(row["CLASS"]) if "CLASS" in cols else None,
             "subclass": _text(row["SUBCLASS"]) if "SUBCLASS" in cols else None,
+            "ra": meta["ra"], "dec": meta["dec"],
             "n_bad": n_bad, "meta": meta,
         }

@@ -72,8 +72,10 @@ def _light_curve(alert: dict[str, Any], path: str, options: ReadOptions) -> dict
         "n_upper_limits": n_limits,
         "isdiffpos": ["t" if s in ("t", "1") else "f" for s in kept_sign.tolist()],
     }
-    return light_curve_record(object_id=str(alert["objectId"]), survey=options.survey or "ztf",
-                              source=path, cols=cols, n_dropped=dropped, is_flux=False, meta=meta)
+    return {**light_curve_record(object_id=str(alert["objectId"]),
+                                 survey=options.survey or "ztf", source=path, cols=cols,
+                                 n_dropped=dropped, is_flux=False, meta=meta),
+            "ra": cand.get("ra"), "dec": cand.get("dec")}
 
 
 def _cutout(alert: dict[str, Any], key: str) -> np.ndarray:
@@ -107,7 +109,8 @@ def _stamp(alert: dict[str, Any], path: str, options: ReadOptions) -> dict[str, 
         "object_id": str(alert["objectId"]), "survey": options.survey or "ztf", "source": path,
         "stamp_id": str(alert.get("candid") or cand.get("candid")),
         "height": height, "width": width, **padded,
-        "rb": cand.get("rb"), "drb": cand.get("drb"),
+        "rb": cand.get("rb"), "drb": cand.get("drb"), "ra": cand.get("ra"),
+        "dec": cand.get("dec"),
         "meta": {"fid": cand.get("fid"), "band": ZTF_FID_BANDS.get(cand.get("fid")),
                  "mjd": cand["jd"] - JD_OFFSET, "magpsf": cand.get("magpsf"),
                  "isdiffpos": cand.get("isdiffpos"), "ra": cand.get("ra"),
