@@ -243,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML/JSON PretrainConfig "
                    "(e.g. jobs/pretrain_astromer.yaml)")
     p.add_argument("--model", default=None, help="astromer-v1, astromer-v2, ...")
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="passes over the training objects (default: the config's, 5)")
     p.add_argument("--num-workers", type=int, default=None, help="Ray Train workers")
     p.add_argument("--init-from", default=None, help="a saved model folder (or a published "
                    "model, astromer1-macho) to continue from")
@@ -276,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "results.json); re-running with the same folder resumes")
     p.add_argument("--format", default=None, help="reader for every file (default: sniff)")
     p.add_argument("--labels", action="append", default=[], help="label table (repeatable)")
-    p.add_argument("--files-per-shard", type=int, default=None)
+    p.add_argument("--files-per-shard", type=int, default=None,
+                   help="input files per shard, the unit of resumption (default 256)")
     p.add_argument("--batch-size", type=int, default=None, help="objects per model call")
     p.add_argument("--num-actors", type=int, default=None, help="model actors (one per GPU)")
     p.add_argument("--embedding", action="store_true", help="add the embedding column")
