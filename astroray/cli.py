@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 __all__ = ["main"]
@@ -39,6 +41,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {
         "paths": tuple(args.paths) or None, "format": args.format,
         "labels": tuple(args.labels) or None, "survey": args.survey,
+        "overwrite": args.overwrite or None,
     }.items() if v is not None}
     config = config.replace(**overrides) if config else IngestConfig(**overrides)
     config = prepare_inputs(config, os.path.join(args.out, "input"))
@@ -186,7 +189,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from astroray.serve.app import run
 
     init_ray(args.address, num_cpus=args.num_cpus)
-    run(config)
+    try:
+        run(config)  # until Ctrl-C or SIGTERM (main turns it into KeyboardInterrupt)
+    finally:
+        _shutdown_ray()  # leave no Serve replica and, for a local Ray, no Ray process
+    print("astroray serve: stopped", file=sys.stderr)
     return 0
 
 
@@ -218,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", action="append", default=[],
                    help="label table to join by object id (repeatable)")
     p.add_argument("--survey", default=None, help="override the survey name")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace what stands in the way in OUT (files astroray did not write); "
+                   "without it such an output folder is refused")
     p.add_argument("--config", default=None, help="YAML/JSON IngestConfig")
     _add_ray_args(p)
     p.set_defaults(func=_cmd_ingest)
@@ -386,8 +396,10 @@ def _preflight(args: argparse.Namespace) -> None:
             raise ArgumentError(f"--{name.replace('_', '-')} {value}: must be a positive "
                                 "integer")
     out = getattr(args, "out", None)
-    if out and os.path.exists(out) and not os.path.isdir(out) and args.command != "report":
-        raise ArgumentError(f"--out {out}: exists and is not a folder")
+    if out and args.command != "report":
+        _check_out_folder(out)
+    elif out:  # report: an HTML file in a folder that can exist
+        _check_out_folder(os.path.dirname(os.path.abspath(out)))
     model = getattr(args, "model", None)
     if model and args.command in ("infer", "embed"):
         _check_model_argument("--model", model, allow_registry=args.command == "embed")
@@ -400,11 +412,34 @@ def _preflight(args: argparse.Namespace) -> None:
         raise ArgumentError(f"SRC {args.src}: no such folder")
 
 
+def _check_out_folder(out: str) -> None:
+    """``--out`` is a folder, or can become one under a writable folder (not a file)."""
+    if _is_uri(out):
+        return
+    if os.path.exists(out):
+        if not os.path.isdir(out):
+            raise ArgumentError(f"--out {out}: exists and is not a folder")
+        return
+    parent = os.path.dirname(os.path.abspath(out))
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ArgumentError(f"--out {out}: cannot be created ({parent} is not a folder)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ArgumentError(f"--out {out}: cannot be created ({parent} is not writable)")
+
+
 def _check_model_argument(flag: str, model: str, *, allow_registry: bool) -> None:
     """A model argument: a saved folder, a published name (or a registry name)."""
     if os.path.isdir(model):
         if not os.path.isfile(os.path.join(model, "config.json")):
             raise ArgumentError(f"{flag} {model}: not a saved model folder (no config.json)")
+        from astroray.models import check_model_folder
+
+        try:  # config parses, known family, weights complete and of the config's shapes
+            check_model_folder(model)
+        except (FileNotFoundError, ValueError) as exc:
+            raise ArgumentError(f"{flag} {model}: {exc}") from None
         return
     if os.sep in model or model.startswith("."):  # a path, not a name: no need for torch
         raise ArgumentError(f"{flag} {model}: no such folder")
@@ -414,6 +449,44 @@ def _check_model_argument(flag: str, model: str, *, allow_registry: bool) -> Non
     if model not in names:
         raise ArgumentError(f"{flag} {model}: no such folder (nor a published model: "
                             f"{', '.join(list_published())})")
+
+
+#: What an interrupted command leaves behind, said in its one last line.
+_KEPT = {
+    "ingest": "the output folder keeps its previous complete result (if any); staging is "
+              "cleaned up by the next run",
+    "infer": "finished shards are kept; the same command resumes",
+    "pretrain": "checkpoints are kept under OUT/ray; the same command resumes",
+    "embed": "nothing was published; run it again",
+    "serve": "Serve and the local Ray were shut down",
+    "demo": "finished steps are kept; the same command resumes",
+}
+_SIGNAL: dict[str, int] = {}
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # SIGTERM (a scheduler, `kill`) stops a command the way Ctrl-C does: one line, Ray shut
+    # down, no process left behind.
+    _SIGNAL["received"] = signum
+    raise KeyboardInterrupt
+
+
+def _shutdown_ray() -> None:
+    """Stop Serve and Ray if this process started or joined them (quietly)."""
+    if "ray" not in sys.modules:
+        return
+    import ray
+
+    if not ray.is_initialized():
+        return
+    try:
+        if "ray.serve" in sys.modules:
+            from ray import serve
+
+            serve.shutdown()
+    except Exception:  # noqa: BLE001 - shutting down after an interruption: best effort
+        pass
+    ray.shutdown()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -427,24 +500,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = getattr(args, "out", None)
     log_file = (os.path.join(out, "logs", "ray.log")
                 if out and args.command not in ("report", "convert", "render") else None)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         _preflight(args)
         from astroray.runtime import configure_console  # imports Ray: after the checks
 
         configure_console(verbose=args.verbose, log_file=log_file)
         return int(args.func(args) or 0)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"astroray {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except (ConfigError, OSError, ValueError) as exc:  # FileNotFoundError is an OSError
+        return _user_error(args, exc)
     except RuntimeError as exc:
         if type(exc).__name__ != "IngestError":  # (not imported here: it imports Ray)
             raise
-        print(f"astroray {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _user_error(args, exc)
     except KeyboardInterrupt:
-        print(f"astroray {args.command}: interrupted", file=sys.stderr)
-        return 130
+        code = 143 if _SIGNAL.pop("received", None) == signal.SIGTERM else 130
+        kept = _KEPT.get(args.command, "")
+        print(f"astroray {args.command}: interrupted{'; ' + kept if kept else ''}",
+              file=sys.stderr)
+        _shutdown_ray()
+        return code
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
+
+def _user_error(args: argparse.Namespace, exc: BaseException) -> int:
+    """One line naming what is wrong (the traceback too with --verbose); exit status 2."""
+    if args.verbose:
+        import traceback
+
+        traceback.print_exception(exc)
+    message = str(exc)
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
+        message = f"{exc.filename}: {message}"
+    print(f"astroray {args.command}: error: {message}", file=sys.stderr)
+    return 2
 
 if __name__ == "__main__":
     sys.exit(main())

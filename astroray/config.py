@@ -60,7 +60,14 @@ def check_inputs(cfg: Any) -> None:
     """
     from astroray.data.synthetic import SyntheticSurveyConfig
 
-    cfg.paths, cfg.optional_paths = tuple(cfg.paths), tuple(cfg.optional_paths)
+    for name in ("paths", "optional_paths"):  # a string or a list of strings, nothing else
+        value = getattr(cfg, name)
+        if isinstance(value, str | Path):
+            value = (str(value),)
+        check(isinstance(value, list | tuple)
+              and all(isinstance(v, str | Path) for v in value), cfg, name, value,
+              "a path or a list of paths")
+        setattr(cfg, name, tuple(str(v) for v in value))
     if isinstance(cfg.synthetic, dict):
         cfg.synthetic = SyntheticSurveyConfig.from_dict(cfg.synthetic)
     check(cfg.synthetic is None or isinstance(cfg.synthetic, SyntheticSurveyConfig), cfg,
@@ -91,27 +98,90 @@ def check_training(cfg: Any) -> None:
           cfg.name, "a non-empty name without '/'")
 
 
+def _type_name(annotation: Any) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             dict: "a mapping"}
+    if annotation in names:
+        return names[annotation]
+    origin = typing.get_origin(annotation)
+    if origin in (tuple, list):
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a)
+                           for a in typing.get_args(annotation))
+    return getattr(annotation, "__name__", str(annotation))
+
+
 def _convert(value: Any, annotation: Any, where: str) -> Any:
-    """Convert a YAML/JSON value to the annotated type (nested configs, tuples, lists)."""
+    """Convert a YAML/JSON value to the annotated type, checking it on the way.
+
+    Nested configs come from mappings, tuples and lists from lists (a lone string where a list
+    of strings is expected is a list of one: ``paths: survey/``), integers are accepted as
+    floats; anything else of the wrong type is a :class:`ConfigError` naming the field, the
+    value and what was expected (a string is never split into characters, a number is never a
+    path, true is not 1).
+    """
+    if annotation is Any or annotation is typing.Any:
+        return value
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         others = [a for a in args if a is not type(None)]
-        return _convert(value, others[0], where) if len(others) == 1 else value
+        for option in others:
+            try:
+                return _convert(value, option, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where} = {value!r} is invalid: expected "
+                          f"{_type_name(annotation)}")
     if isinstance(annotation, type) and issubclass(annotation, Config):
         if isinstance(value, annotation):
             return value
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+            raise ConfigError(f"{where} = {value!r} is invalid: expected a mapping of "
+                              f"{annotation.__name__} fields")
         return annotation.from_dict(value)
-    if origin in (tuple, list) and isinstance(value, list | tuple):
+    if origin in (tuple, list):
         inner = args[0] if args else Any
-        items = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, str) and inner is str:
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} = {value!r} is invalid: expected a list")
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis or origin is list:
+            items = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        elif origin is tuple and args:
+            if len(value) != len(args):
+                raise ConfigError(f"{where} = {value!r} is invalid: expected {len(args)} "
+                                  "items")
+            items = [_convert(v, a, f"{where}[{i}]")
+                     for i, (v, a) in enumerate(zip(value, args, strict=True))]
+        else:
+            items = list(value)
         return tuple(items) if origin is tuple else items
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} = {value!r} is invalid: expected a mapping")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} = {value!r} is invalid: expected true or false")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} = {value!r} is invalid: expected an integer")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} = {value!r} is invalid: expected a number")
         return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} = {value!r} is invalid: expected a string")
+        return value
     return value
 
 
@@ -121,7 +191,10 @@ class Config:
 
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
-        """Build from a mapping; unknown keys are an error naming them."""
+        """Build from a mapping; unknown keys and values of the wrong type are errors."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{cls.__name__}: expected a mapping of fields, got "
+                              f"{type(data).__name__} {data!r:.80}")
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(fields))
         if unknown:
@@ -133,10 +206,39 @@ class Config:
 
     @classmethod
     def from_file(cls: type[C], path: str | Path) -> C:
-        """Load from a ``.yaml``/``.yml`` or ``.json`` file."""
-        text = Path(path).read_text()
-        data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
-        return cls.from_dict(data or {})
+        """Load from a ``.yaml``/``.yml`` or ``.json`` file.
+
+        Raises:
+            FileNotFoundError: naming the file.
+            ConfigError: a syntax error (with the file, line and column), a file that is not a
+                mapping, or a field that is wrong (naming the file and the field).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such config file")
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot be read as text ({exc})") from None
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: "
+                              f"{exc.msg}") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of {cls.__name__} fields, got "
+                              f"{type(data).__name__} {data!r:.80}")
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping (tuples become lists) that :meth:`from_dict` reads back."""
@@ -167,6 +269,12 @@ class IngestConfig(Config):
             generated as input when ``paths`` is empty.
         read_cpus: CPUs per read task (fractional values let more tasks share a core).
         num_blocks: number of read tasks; None lets Ray decide.
+        overwrite: replace what stands in the way in the output folder (``data/``,
+            ``errors/``, ``stamps/``, ``manifest.json`` and ``_ingest/`` that astroray did
+            not write); without it such a folder is refused (``--overwrite`` on the CLI).
+        max_depth: folder levels the walk of ``paths`` may enter below an input folder
+            before it stops with an error.
+        max_files: files the walk of ``paths`` may find before it stops with an error.
     """
 
     paths: tuple[str, ...] = ()
@@ -177,13 +285,19 @@ class IngestConfig(Config):
     synthetic: Any = None
     read_cpus: float = 1.0
     num_blocks: int | None = None
+    overwrite: bool = False
+    max_depth: int = 32
+    max_files: int = 10_000_000
 
     def __post_init__(self) -> None:
-        if isinstance(self.paths, str):
-            self.paths = (self.paths,)
-        if isinstance(self.labels, str):
-            self.labels = (self.labels,)
-        self.paths, self.labels = tuple(self.paths), tuple(self.labels)
+        for name in ("paths", "labels"):  # a string or a list of strings, nothing else
+            value = getattr(self, name)
+            if isinstance(value, str | Path):
+                value = (str(value),)
+            check(isinstance(value, list | tuple)
+                  and all(isinstance(v, str | Path) for v in value), self, name, value,
+                  "a path or a list of paths")
+            setattr(self, name, tuple(str(v) for v in value))
         if self.synthetic is not None:
             from astroray.data.synthetic import SyntheticSurveyConfig
 
@@ -203,3 +317,9 @@ class IngestConfig(Config):
         check(self.num_blocks is None or (isinstance(self.num_blocks, int)
                                           and self.num_blocks > 0),
               self, "num_blocks", self.num_blocks, "a positive integer or null")
+        check(isinstance(self.overwrite, bool), self, "overwrite", self.overwrite,
+              "true or false")
+        check(isinstance(self.max_depth, int) and not isinstance(self.max_depth, bool)
+              and self.max_depth >= 0, self, "max_depth", self.max_depth,
+              "a non-negative integer")
+        check_positive_ints(self, "max_files")

@@ -16,7 +16,8 @@ from safetensors.torch import load_file, save_file
 
 from astroray.config import Config
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "PretrainedMixin", "read_config_json"]
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "PretrainedMixin", "read_config_json",
+           "read_safetensors_header"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -25,8 +26,77 @@ M = TypeVar("M", bound="PretrainedMixin")
 
 
 def read_config_json(path: str | Path) -> dict[str, Any]:
-    """The raw mapping in ``path/config.json`` (``model_type`` included)."""
-    return json.loads((Path(path) / CONFIG_NAME).read_text())
+    """The raw mapping in ``path/config.json`` (``model_type`` included).
+
+    Raises:
+        FileNotFoundError: when the folder has no ``config.json``.
+        ValueError: when it is not a JSON object (naming the file, line and column).
+    """
+    file = Path(path) / CONFIG_NAME
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{file}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{file}: not a text file") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+#: Bytes per element of the safetensors dtypes.
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
+                "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def read_safetensors_header(file: str | Path) -> dict[str, dict[str, Any]]:
+    """The tensor table of a ``.safetensors`` file, checked against the file's size.
+
+    The format is an 8-byte little-endian header length, a JSON header mapping tensor names
+    to ``dtype``, ``shape`` and ``data_offsets``, then the data. Reading the header and the
+    file size is enough to catch a truncated, padded or garbage file without loading it.
+
+    Raises:
+        FileNotFoundError: when the file is missing.
+        ValueError: naming the file and what is wrong with it.
+    """
+    file = Path(file)
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: no such file (not a saved model folder)")
+    size = file.stat().st_size
+    with open(file, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{file}: truncated ({size} bytes; not a safetensors file)")
+        n = int.from_bytes(head, "little")
+        if n <= 1 or 8 + n > size:
+            raise ValueError(f"{file}: not a safetensors file or truncated (header of {n} "
+                             f"bytes, file of {size})")
+        try:
+            header = json.loads(fh.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError(f"{file}: not a safetensors file (unreadable header)") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{file}: not a safetensors file (header is not a mapping)")
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    end = 0
+    for name, info in tensors.items():
+        try:
+            start, stop = (int(x) for x in info["data_offsets"])
+            count = 1
+            for dim in info["shape"]:
+                count *= int(dim)
+            width = _DTYPE_BYTES.get(info["dtype"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{file}: tensor {name!r} has a malformed header entry") from None
+        if width is not None and stop - start != count * width:
+            raise ValueError(f"{file}: tensor {name!r} has {stop - start} bytes for shape "
+                             f"{info['shape']} {info['dtype']}")
+        end = max(end, stop)
+    if 8 + n + end != size:
+        raise ValueError(f"{file}: truncated or padded ({size} bytes; the header describes "
+                         f"{8 + n + end})")
+    return tensors
 
 
 class PretrainedMixin:

@@ -14,12 +14,12 @@ from typing import Any
 
 from torch import nn
 
-from astroray.config import Config
-from astroray.models._pretrained import read_config_json
+from astroray.config import Config, ConfigError
+from astroray.models._pretrained import WEIGHTS_NAME, read_config_json, read_safetensors_header
 
-__all__ = ["ModelEntry", "create_model", "get_config", "list_models", "list_published",
-           "load_model", "register_family", "register_model", "register_published",
-           "resolve_model_path", "tiny_overrides"]
+__all__ = ["ModelEntry", "check_model_folder", "create_model", "get_config", "list_models",
+           "list_published", "load_model", "register_family", "register_model",
+           "register_published", "resolve_model_path", "tiny_overrides"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,3 +160,59 @@ def load_model(path: str | Path, **overrides: Any) -> nn.Module:
     if model_type in families:
         return families[model_type].from_pretrained(path, **overrides)  # type: ignore[attr-defined]
     raise ValueError(f"{path}: unknown model_type {model_type!r}")
+
+
+def check_model_folder(path: str | Path) -> dict[str, Any]:
+    """Check a saved model folder without loading its weights; returns its raw config.
+
+    Checks that ``config.json`` parses, names a known ``model_type`` and is a valid config of
+    that family, and that ``model.safetensors`` is complete and holds exactly the tensors, of
+    the shapes, that the config's model has (built on the ``meta`` device: no memory).
+
+    Raises:
+        FileNotFoundError: when the folder or one of its files is missing.
+        ValueError: naming the file and what is wrong.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such model folder")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path}: not a saved model folder (no config.json)")
+    raw = read_config_json(path)
+    _ensure_builtin()
+    model_type = raw.get("model_type")
+    families = {getattr(e.model_cls, "model_type", None): e.model_cls for e in _REGISTRY.values()}
+    families.update(_FAMILIES)
+    if model_type not in families:
+        raise ValueError(f"{path / 'config.json'}: unknown model_type {model_type!r}; known: "
+                         f"{sorted(k for k in families if k)}")
+    tensors = read_safetensors_header(path / WEIGHTS_NAME)
+    cls = families[model_type]
+    fields = {k: v for k, v in raw.items() if k != "model_type"}
+    try:
+        config = cls.config_class.from_dict(fields)  # type: ignore[attr-defined]
+    except ConfigError as exc:
+        raise ValueError(f"{path / 'config.json'}: {exc}") from None
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
+    except Exception:  # noqa: BLE001 - a family that cannot be built on meta: header only
+        return raw
+    got = {k: tuple(int(d) for d in v["shape"]) for k, v in tensors.items()}
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}")
+        if wrong:
+            parts.append("shape " + ", ".join(f"{k} {got[k]} (config says {expected[k]})"
+                                              for k in wrong[:3]))
+        raise ValueError(f"{path / WEIGHTS_NAME}: does not match {path / 'config.json'}: "
+                         + "; ".join(parts))
+    return raw

@@ -207,17 +207,56 @@ def _location(loc: tuple) -> str:
     return out or "body"
 
 
+#: Validation errors listed in a 422 answer; the rest are counted. A 3 MB body of bad numbers
+#: must not get a 27 MB answer.
+MAX_ERRORS_SHOWN = 20
+
+
 def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 whose message names each field and its problem (no echo of the input)."""
-    detail = [{"loc": list(e.get("loc", ())), "field": _location(tuple(e.get("loc", ()))),
-               "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+    """422 naming the first fields and their problem (no echo of the input), and the count."""
+    errors = exc.errors()
+    detail = [{"loc": list(e.get("loc", ()))[:8],
+               "field": _location(tuple(e.get("loc", ())))[:200],
+               "msg": str(e.get("msg", ""))[:300], "type": e.get("type", "")}
+              for e in errors[:MAX_ERRORS_SHOWN]]
     message = "; ".join(f"{d['field']}: {d['msg']}" for d in detail[:10])
-    return JSONResponse(status_code=422, content={"detail": detail, "message": message})
+    if len(errors) > len(detail):
+        message += f"; and {len(errors) - len(detail)} more error(s)"
+    return JSONResponse(status_code=422, content={"detail": detail, "message": message,
+                                                  "errors": len(errors)})
 
 
-api = FastAPI(title="astroray", version="1",
+api = FastAPI(title="astroray", version="1", docs_url=None, redoc_url=None,
               description="Classes, redshifts and scores of light curves and spectra.")
 api.add_exception_handler(RequestValidationError, _validation_error)
+
+
+@api.middleware("http")
+async def _token_first(request: Request, call_next: Any) -> Any:
+    """Check the bearer token of /v1/* before the body is read or parsed.
+
+    A caller without the token learns nothing (not even that its body is malformed), and an
+    unauthenticated client cannot make the server parse a large body.
+    """
+    token = os.environ.get(_ACTIVE_TOKEN, "")
+    if token and request.url.path.startswith("/v1/"):
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                                 token.encode()):
+            return JSONResponse(status_code=401, content={"detail": "missing or wrong bearer "
+                                                          "token"},
+                                headers={"WWW-Authenticate": "Bearer"})
+    return await call_next(request)
+
+
+@api.get("/docs", include_in_schema=False)
+async def _docs() -> Any:
+    """The API reference as one self-contained page (no CDN: it works offline)."""
+    from fastapi.responses import HTMLResponse
+
+    from astroray.serve.docs import render_docs
+
+    return HTMLResponse(render_docs(api.openapi()))
 _bearer = HTTPBearer(auto_error=False)
 #: Where an ingress replica keeps its bearer token ("": no authentication). A process-wide
 #: variable: Serve ships the ingress class and its endpoint functions by value, so they do not

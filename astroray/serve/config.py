@@ -175,7 +175,7 @@ def read_token(token_file: str | None) -> str | None:
 def check_models(cfg: ServeConfig) -> dict[str, list[dict[str, Any]]]:
     """Check that each route's folders are saved models of the right kind and output.
 
-    Reads only ``config.json`` (and ``render.json``), not the weights.
+    Reads ``config.json`` (and ``render.json``) and the weights' header, not the weights.
 
     Returns:
         route field -> one ``{"dir", "name", "kind"}`` per model folder.
@@ -184,6 +184,7 @@ def check_models(cfg: ServeConfig) -> dict[str, list[dict[str, Any]]]:
         ConfigError: naming the field and the folder that is not a fitting model.
     """
     from astroray.infer.predictors import predictor_kind, predictor_task
+    from astroray.models import check_model_folder
     from astroray.models._pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config_json
 
     out: dict[str, list[dict[str, Any]]] = {}
@@ -194,6 +195,7 @@ def check_models(cfg: ServeConfig) -> dict[str, list[dict[str, Any]]]:
             missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not (Path(d) / n).is_file()]
             check(not missing, cfg, field, d, f"a saved model folder (missing {missing})")
             try:
+                check_model_folder(d)  # complete weights of the config's shapes
                 got = predictor_kind(d)
             except (ValueError, FileNotFoundError, KeyError) as exc:
                 raise ConfigError(f"ServeConfig.{field} = {d!r} is invalid: {exc}") from None

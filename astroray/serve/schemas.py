@@ -1,9 +1,10 @@
 """Request and response bodies of the astroray endpoints (pydantic v2).
 
 A request is a batch of objects (what a broker sends per alert is a batch of one). Each object
-is checked at the boundary: equal-length arrays, finite numbers, a length cap, unique object
-ids; a spectrum's wavelengths must increase. Anything else answers 422 with the field's
-location, before a model sees it.
+is checked at the boundary, strictly (a string or a boolean is not a number): equal-length
+arrays, finite numbers a float32 model can hold (MJD times within 10^6 days, magnitudes within
++-90, so no survey sentinel), a length cap, unique object ids; a spectrum's wavelengths must
+increase. Anything else answers 422 with the field's location, before a model sees it.
 """
 
 from __future__ import annotations
@@ -13,20 +14,32 @@ from typing import Annotated
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["MAX_OBJECTS", "MAX_POINTS", "LightCurve", "LightCurveRequest", "ModelInfo",
-           "ModelsResponse", "ObjectError", "ObjectResult", "PredictResponse", "Spectrum",
-           "SpectrumRequest"]
+__all__ = ["FLOAT32_MAX", "MAX_MAG", "MAX_OBJECTS", "MAX_POINTS", "MAX_TIME", "LightCurve",
+           "LightCurveRequest", "ModelInfo", "ModelsResponse", "ObjectError", "ObjectResult",
+           "PredictResponse", "Spectrum", "SpectrumRequest"]
 
 #: Objects per request.
 MAX_OBJECTS = 256
 #: Points (light curve) or pixels (spectrum) per object.
 MAX_POINTS = 20_000
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(allow_inf_nan=False, ge=0)]
+#: Largest float32: values beyond it (or times beyond MAX_TIME) cannot be held by the models,
+#: which compute in float32 after centring; they are refused here rather than turned into
+#: infinities and null probabilities.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Times are MJD: |t| above this is no date (MJD 10^6 is the year 4596).
+MAX_TIME = 1.0e6
+#: Magnitudes beyond this are survey sentinels for "no measurement" (99.999, -99).
+MAX_MAG = 90.0
+
+Finite = Annotated[float, Field(allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
+Time = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_TIME, le=MAX_TIME)]
+Mag = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MAG, le=MAX_MAG)]
+NonNegative = Annotated[float, Field(allow_inf_nan=False, ge=0, le=FLOAT32_MAX)]
 Band = Annotated[str, Field(min_length=1, max_length=16)]
 ObjectId = Annotated[str, Field(min_length=1, max_length=256)]
-_STRICT = ConfigDict(extra="forbid")
+# strict: "1.5" is not a number and true is not 1 (no silent coercion of what a client sent).
+_STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 def _equal_lengths(obj: BaseModel, names: tuple[str, ...]) -> None:
@@ -42,10 +55,10 @@ class LightCurve(BaseModel):
     model_config = _STRICT
 
     object_id: ObjectId
-    times: list[Finite] = Field(min_length=1, max_length=MAX_POINTS,
-                                description="MJD of each point")
-    mags: list[Finite] | None = Field(None, max_length=MAX_POINTS,
-                                      description="magnitudes (give mags or fluxes)")
+    times: list[Time] = Field(min_length=1, max_length=MAX_POINTS,
+                              description="MJD of each point")
+    mags: list[Mag] | None = Field(None, max_length=MAX_POINTS,
+                                   description="magnitudes (give mags or fluxes); |m| < 90")
     fluxes: list[Finite] | None = Field(None, max_length=MAX_POINTS,
                                         description="fluxes in nJy (give mags or fluxes)")
     errs: list[NonNegative] = Field(max_length=MAX_POINTS, description="1-sigma errors")
@@ -78,7 +91,8 @@ class Spectrum(BaseModel):
     model_config = _STRICT
 
     object_id: ObjectId
-    wavelength: list[Finite] = Field(min_length=2, max_length=MAX_POINTS)
+    wavelength: list[Finite] = Field(min_length=2, max_length=MAX_POINTS,
+                                     description="vacuum wavelength in Angstrom, increasing")
     flux: list[Finite] = Field(max_length=MAX_POINTS)
     ivar: list[NonNegative] = Field(max_length=MAX_POINTS)
     mask: list[int] | None = Field(None, max_length=MAX_POINTS, description="0 = good pixel")
@@ -107,7 +121,7 @@ class Spectrum(BaseModel):
 class _Batch(BaseModel):
     """A batch of objects (in the subclass's ``objects``) and an optional model name."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
 
     model: str | None = Field(None, description="model name (GET /v1/models); default: the "
                                                 "route's first model")
