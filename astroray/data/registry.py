@@ -161,7 +161,18 @@ class ReadUnit:
 
 @dataclass
 class ReadPlan:
-    """The result of :func:`plan_read`."""
+    """The result of :func:`plan_read`.
+
+    Attributes:
+        units: the read units.
+        errors: error rows of files that cannot be read (missing, unknown format, ...).
+        label_tables: the label tables found or given.
+        formats: files per format.
+        kinds: files per record kind.
+        seconds: time spent planning.
+        skipped: paths the walk passed over on purpose (hidden, links walked already,
+            broken links, ...), each with the reason: counted, never silent.
+    """
 
     units: list[ReadUnit]
     errors: list[dict[str, Any]]
@@ -169,6 +180,11 @@ class ReadPlan:
     formats: dict[str, int] = field(default_factory=dict)
     kinds: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    skipped: list[_io.Skipped] = field(default_factory=list)
+
+    def skipped_counts(self) -> dict[str, int]:
+        """``{reason: paths}`` of the paths the walk passed over."""
+        return _io.Walk(skipped=self.skipped).skipped_counts()
 
     def for_kind(self, kind: str) -> ReadPlan:
         """Keep the units that produce ``kind``; the others become errors (never skipped)."""
@@ -276,19 +292,30 @@ def plan_read(
     format: str | None = None,
     kind: str | None = None,
     labels: str | Sequence[str] | None = None,
+    max_depth: int = _io.MAX_DEPTH,
+    max_files: int = _io.MAX_FILES,
 ) -> ReadPlan:
     """Expand, sniff and group input files into read units.
 
     Args:
-        paths: files and/or directories (searched recursively; hidden entries skipped).
+        paths: files and/or directories (searched recursively by
+            :func:`astroray.data._io.walk_paths`: hidden entries, links to folders walked
+            already and broken links skipped and recorded in the plan's ``skipped``).
         format: a reader name to use for every data file; sniffed per file when None.
         kind: keep only units whose reader produces this record kind; files of other kinds are
             reported as errors (never silently skipped). None keeps every data file.
         labels: label tables to join to every object instead of the ones found beside the data.
+        max_depth: folder levels the walk may enter below an input folder.
+        max_files: files the walk may find.
 
     Returns:
-        The plan: read units, errors found while planning (missing paths, unknown formats),
-        the label tables found, and counts of files per format and per kind.
+        The plan: read units, errors found while planning (missing paths, folders that cannot
+        be listed, unknown formats), the paths skipped, the label tables found, and counts of
+        files per format and per kind.
+
+    Raises:
+        astroray.data._io.PathLimitError: when the walk exceeds ``max_depth`` or
+            ``max_files``.
     """
     t0 = time.perf_counter()
     _load_readers()
@@ -296,12 +323,16 @@ def plan_read(
         get_reader(format)
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    files, missing = _io.expand_paths([os.fspath(p) for p in paths])
+    walk = _io.walk_paths([os.fspath(p) for p in paths], max_depth=max_depth,
+                          max_files=max_files)
+    files = walk.files
     errors: list[dict[str, Any]] = [
         {"source": p, "object_id": None, "stage": "plan", "kind": None,
          "error": f"{p}: no such file or folder"}
-        for p in missing
+        for p in walk.missing
     ]
+    errors += [{"source": p, "object_id": None, "stage": "plan", "kind": None,
+                "error": f"{p}: {reason}"} for p, reason in walk.unreadable]
     explicit = [] if labels is None else ([labels] if isinstance(labels, str) else list(labels))
     explicit_files, missing_labels = _io.expand_paths(explicit) if explicit else ([], [])
     if missing_labels:
@@ -354,7 +385,8 @@ def plan_read(
         joined = explicit_files if explicit_files else beside(group[0], label_tables)
         units.append(ReadUnit(fmt, tuple(group), file_kind, tuple(joined),
                               bool(explicit_files)))
-    plan = ReadPlan(units, errors, label_tables, formats, kinds, time.perf_counter() - t0)
+    plan = ReadPlan(units, errors, label_tables, formats, kinds, time.perf_counter() - t0,
+                    walk.skipped)
     return plan.for_kind(kind) if kind is not None else plan
 
 

@@ -25,6 +25,44 @@ ZTF_BAND_ALIASES = {"G": "g", "R": "r", "I": "i", "zg": "g", "zr": "r", "zi": "i
                     "ZTF_i": "i", "1": "g", "2": "r", "3": "i"}
 ZTF_ID = re.compile(r"^ZTF\d{2}[a-z]{7}$")
 
+# Survey "no data" sentinels, one rule for every light-curve reader (the survey's own
+# documented flags come on top: MACHO's error <= 0, ATLAS's fit codes).
+#: A magnitude this far from zero is a fill value (99, 99.99, 99.999, -99, -99.9): no
+#: astronomical magnitude comes near it.
+MAG_SENTINEL = 90.0
+#: A magnitude error at or above this is a fill value (OGLE and MACHO 9.999, ALeRCE 100,
+#: Stripe 82 99.999); a point known to 10 mag carries no information either.
+MAG_ERR_SENTINEL = 9.9
+#: Exact fill values of flux columns (SNANA, IDL and survey table conventions).
+FLUX_FILLS = (-999.0, -9999.0, -99999.0)
+#: A flux or flux error this large is a fill value (FITS / IDL 1e30 and float32-max fills).
+FLUX_HUGE = 1e30
+
+
+def sentinel_points(value: np.ndarray, err: np.ndarray, *, is_flux: bool) -> np.ndarray:
+    """Points that carry a survey's "no data" fill value instead of a measurement.
+
+    Magnitudes: ``|mag| >= 90`` or ``err >= 9.9``. Fluxes: the value or the error is exactly
+    -999, -9999 or -99999, or ``>= 1e30`` in size. NaN is not flagged here (dropped as
+    non-finite anyway); negative errors are dropped by :func:`clean_light_curve`. An error of
+    exactly 0 is kept: catalogues that round errors to 0.001 write 0.000 for bright stars.
+
+    Args:
+        value: magnitudes or fluxes, (N,), in the file's own units.
+        err: their uncertainties, (N,).
+        is_flux: whether ``value`` holds fluxes.
+
+    Returns:
+        (N,) bool, True where a point is a sentinel.
+    """
+    value = np.asarray(value, dtype=np.float64)
+    err = np.asarray(err, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        if is_flux:
+            return (np.isin(value, FLUX_FILLS) | np.isin(err, FLUX_FILLS)
+                    | (np.abs(value) >= FLUX_HUGE) | (np.abs(err) >= FLUX_HUGE))
+        return (np.abs(value) >= MAG_SENTINEL) | (err >= MAG_ERR_SENTINEL)
+
 
 def clean_light_curve(
     time: np.ndarray,

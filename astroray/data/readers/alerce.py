@@ -5,7 +5,9 @@ ALeRCE could correct them to apparent magnitudes, ``magpsf_corr`` with ``sigmaps
 (or ``sigmapsf_corr``). An object whose detections are all ``corrected`` uses the corrected
 magnitudes; otherwise every point of that object uses the difference magnitude ``magpsf``, so
 that one light curve never mixes the two (``meta.mag_type`` says which). ALeRCE's sentinel 100
-for undefined corrected errors is dropped and counted. Labels come from a ``classALeRCE`` table
+for undefined corrected errors, and the other fill values of
+:func:`~astroray.data.readers._common.sentinel_points` (``|mag| >= 90``, error >= 9.9), are
+dropped and counted. Labels come from a ``classALeRCE`` table
 beside the detections. When the table has ``ra``/``dec`` columns (degrees, per detection), the
 object's position is their mean (``ra`` averaged on the circle, so that 359.9 and 0.1 give 0).
 """
@@ -19,11 +21,15 @@ import numpy as np
 import pandas as pd
 
 from astroray.data import _io
-from astroray.data.readers._common import ZTF_FID_BANDS, clean_light_curve, light_curve_record
+from astroray.data.readers._common import (
+    ZTF_FID_BANDS,
+    clean_light_curve,
+    light_curve_record,
+    sentinel_points,
+)
 from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
 
 REQUIRED = ("objectId", "fid", "mjd", "magpsf", "sigmapsf")
-_SENTINEL = 99.0
 
 
 def _sniff(fh: FileHead) -> bool:
@@ -66,7 +72,7 @@ def read_alerce(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dic
                 mag = pd.to_numeric(rows["magpsf"], errors="coerce").to_numpy(float)
                 err = pd.to_numeric(rows["sigmapsf"], errors="coerce").to_numpy(float)
             time = pd.to_numeric(rows["mjd"], errors="coerce").to_numpy(float)
-            invalid = (err >= _SENTINEL) | (mag >= _SENTINEL) | (bands == "")
+            invalid = sentinel_points(mag, err, is_flux=False) | (bands == "")
             cols, dropped = clean_light_curve(time, mag, err, bands, invalid=invalid)
             meta = {"value_unit": "mag",
                     "mag_type": "corrected" if corrected else "difference"}

@@ -9,6 +9,12 @@ the data set's folder (the folder above ``light-curves/``), unless given in the 
 Labels, redshifts, periods and positions come from the label table beside the files
 (``periods.csv``: ``Type``, ``Per``; ``bts.csv``: ``type``, ``redshift``, sexagesimal
 ``RA``/``Dec``).
+
+Fill values are dropped and counted in ``n_dropped`` with the NaN/inf points
+(:func:`~astroray.data.readers._common.sentinel_points`): magnitudes with ``|mag| >= 90``
+(99.999, -99) or an error >= 9.9; fluxes or flux errors of exactly -999, -9999, -99999 or of
+1e30 and more. A value that is not a number is an error row quoting the value, its column and
+its line.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from astroray.data.readers._common import (
     ZTF_ID,
     clean_light_curve,
     light_curve_record,
+    sentinel_points,
 )
 from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
 
@@ -90,11 +97,12 @@ def read_csv(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict |
     for path in unit.paths:
         name = _io.basename(path)
         object_id = _object_id(name)
+        data = _io.read_bytes(path)
         try:
-            table = pacsv.read_csv(io.BytesIO(_io.read_bytes(path)), read_options=_READ,
+            table = pacsv.read_csv(io.BytesIO(data), read_options=_READ,
                                    convert_options=_CONVERT)
         except pa.ArrowInvalid as exc:
-            yield ReadFailure(path, object_id, f"{name}: malformed CSV: {exc}")
+            yield ReadFailure(path, object_id, f"{name}: malformed CSV: {_malformed(exc, data)}")
             continue
         columns = table.column_names
         t_col = _pick(columns, TIME_MJD + TIME_JD)
@@ -111,9 +119,9 @@ def read_csv(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict |
                               f"{name}: missing column(s) {', '.join(missing)}; has {columns}")
             continue
         try:
-            time = _numeric(table, t_col)
-            value = _numeric(table, v_col)
-            err = _numeric(table, e_col)
+            time = _numeric(table, t_col, data)
+            value = _numeric(table, v_col, data)
+            err = _numeric(table, e_col, data)
         except ValueError as exc:
             yield ReadFailure(path, object_id, f"{name}: {exc}")
             continue
@@ -128,24 +136,65 @@ def read_csv(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict |
         survey = _survey_for(object_id, path, options)
         if survey == "ztf":
             band = np.array([ZTF_BAND_ALIASES.get(b, b) for b in band.tolist()], dtype=str)
-        # Magnitude catalogues flag missing points with sentinels (Stripe 82: mag 99.994,
-        # error 99.999); a real magnitude or its error is never that large.
-        invalid = None if is_flux else (np.abs(value) >= _MAG_SENTINEL) | (
-            err >= _MAG_SENTINEL)
+        # Catalogues flag missing points with fill values (Stripe 82: mag 99.994, error
+        # 99.999; -99; flux -999): dropped and counted like NaN.
+        invalid = sentinel_points(value, err, is_flux=is_flux)
         cols, dropped = clean_light_curve(time, value, err, band, invalid=invalid)
         yield light_curve_record(object_id=object_id, survey=survey, source=path, cols=cols,
                                  n_dropped=dropped, is_flux=is_flux, meta=meta)
 
 
-#: |magnitude| or magnitude error at or above this is a survey's "no data" sentinel (99, 99.99).
-_MAG_SENTINEL = 90.0
+def _line_of_row(data: bytes, row: int) -> int:
+    """The 1-based line of the file holding data row ``row`` (0-based, after the header).
+
+    pyarrow skips empty lines, so they are skipped here too (a quoted field spanning lines
+    would shift the count; light-curve tables have none).
+    """
+    seen = -1  # the header is the first non-empty line
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if line.rstrip(b"\r"):
+            if seen == row:
+                return number
+            seen += 1
+    return 0
 
 
-def _numeric(table: pa.Table, name: str) -> np.ndarray:
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _numeric(table: pa.Table, name: str, data: bytes) -> np.ndarray:
+    """A column as float64 (nulls as NaN).
+
+    Raises:
+        ValueError: the column holds text; the message quotes the first value that is not a
+            number and its line.
+    """
     column = table.column(name)
     if pa.types.is_null(column.type):
         return np.full(len(column), np.nan)
     if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
-        sample = next((v for v in column.to_pylist() if v is not None), None)
-        raise ValueError(f"column {name!r} is not numeric (e.g. {sample!r})")
+        # pyarrow typed the whole column as text because of some values: name the first.
+        values = column.cast(pa.string()).to_pylist()
+        row = next((i for i, v in enumerate(values) if v is not None and not _is_number(v)),
+                   None)
+        if row is None:  # every value parses on its own (e.g. "1e5" and "0x10" mixed)
+            raise ValueError(f"column {name!r} is not numeric")
+        raise ValueError(f"column {name!r} is not numeric: {values[row]!r} on line "
+                         f"{_line_of_row(data, row)}")
     return column.cast(pa.float64()).fill_null(np.nan).to_numpy()
+
+
+def _malformed(exc: pa.ArrowInvalid, data: bytes) -> str:
+    """The parse error of pyarrow, said plainly where it is cryptic."""
+    text = str(exc)
+    if "straddling" in text or "block" in text:
+        # A single line longer than pyarrow's block (1 MiB): no light-curve table has one.
+        number, line = max(enumerate(data.split(b"\n"), start=1), key=lambda nl: len(nl[1]))
+        return (f"line {number} is {len(line):,} bytes long (over "
+                f"{_READ.block_size // 2**20} MiB); not a table of observations")
+    return text

@@ -9,6 +9,11 @@ as a label table: ``REDSHIFT_HELIO`` becomes ``redshift`` (-9 means unknown), ``
 ``TRUE_CLASS``/``SNTYPE`` column the label (ELAsTiCC's numeric classId such as 2222 map to
 canonical names through the taxonomy's ``elasticc`` survey spellings), and every other column
 goes into ``meta``.
+
+Points whose ``FLUXCAL`` or ``FLUXCALERR`` is a fill value (exactly -999, -9999 or -99999, or
+1e30 and more; :func:`~astroray.data.readers._common.sentinel_points`) are dropped and counted
+in ``n_dropped``, like non-finite ones; negative fluxes are real (difference photometry) and
+kept.
 """
 
 from __future__ import annotations
@@ -22,7 +27,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from astroray.data import _io
-from astroray.data.readers._common import NJY_ZEROPOINT, clean_light_curve, light_curve_record
+from astroray.data.readers._common import (
+    NJY_ZEROPOINT,
+    clean_light_curve,
+    light_curve_record,
+    sentinel_points,
+)
 from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
 
 SNANA_ZEROPOINT = 27.5
@@ -70,9 +80,11 @@ def read_elasticc(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[d
         starts = np.flatnonzero(np.r_[True, snid[1:] != snid[:-1]])
         stops = np.r_[starts[1:], snid.size]
         for lo, hi in zip(starts.tolist(), stops.tolist(), strict=True):
+            # Fill values are looked for in the file's own units, before the conversion.
             cols, dropped = clean_light_curve(
                 mjd[lo:hi], flux[lo:hi] * FLUXCAL_TO_NJY, err[lo:hi] * FLUXCAL_TO_NJY,
-                np.char.strip(band[lo:hi]))
+                np.char.strip(band[lo:hi]),
+                invalid=sentinel_points(flux[lo:hi], err[lo:hi], is_flux=True))
             yield light_curve_record(object_id=snid[lo], survey=options.survey or "elasticc",
                                      source=path, cols=cols, n_dropped=dropped, is_flux=True,
                                      meta={"value_unit": "nJy"})

@@ -7,7 +7,9 @@ observation per line.
 Files ``lc_<field>.<tile>.<seq>.<band>.mjd`` of the same star (bands B and R) are read together
 and merged into one multi-band light curve with object id ``<field>.<tile>.<seq>``. Magnitudes
 are MACHO instrumental magnitudes. Points with the archive's missing-value sentinels (magnitude
-<= -99 or uncertainty <= 0 or >= 9.99) are dropped and counted. The header's RA (hours) and
+-99, uncertainty <= 0 or 9.999; in general the fill values of
+:func:`~astroray.data.readers._common.sentinel_points`, ``|mag| >= 90`` or error >= 9.9, plus
+MACHO's own error <= 0) are dropped and counted. The header's RA (hours) and
 Dec (degrees) give ``ra``/``dec`` in degrees (also kept in ``meta``).
 """
 
@@ -20,7 +22,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from astroray.data import _io
-from astroray.data.readers._common import clean_light_curve, light_curve_record
+from astroray.data.readers._common import clean_light_curve, light_curve_record, sentinel_points
 from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
 
 _NAME = re.compile(r"^(?:lc_)?(?P<oid>\d+\.\d+\.\d+)\.(?P<band>[A-Za-z]+)\.mjd$")
@@ -93,7 +95,7 @@ def read_macho(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict
     mag = np.concatenate([d[:, 1] for _, d in parts])
     err = np.concatenate([d[:, 2] for _, d in parts])
     band = np.concatenate([np.full(len(d), b) for b, d in parts])
-    invalid = (mag <= -99.0) | (err <= 0.0) | (err >= 9.99)
+    invalid = sentinel_points(mag, err, is_flux=False) | (err <= 0.0)
     cols, dropped = clean_light_curve(time, mag, err, band, invalid=invalid)
     record = light_curve_record(object_id=object_id, survey=options.survey or "macho",
                                 source=unit.paths[0], cols=cols, n_dropped=dropped,

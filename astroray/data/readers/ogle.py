@@ -13,7 +13,9 @@ The band files of one star are read together into one light curve (object id ``<
 Times are converted to MJD: ``HJD - 2400000.5``, i.e. ``t + 49999.5`` for ``HJD-2450000``;
 full HJDs (above 2,000,000) are also accepted. The heliocentric correction is kept (the time
 scale is HJD, ``meta.time_system``). Points that are not finite, or carry the ``99.999`` /
-``9.999`` missing-value sentinels, are dropped and counted. The field and variability type
+``9.999`` missing-value sentinels (the fill values of
+:func:`~astroray.data.readers._common.sentinel_points`: ``|mag| >= 90`` or error >= 9.9), are
+dropped and counted. The field and variability type
 encoded in OGLE ids (``OGLE-LMC-CEP-0002``: LMC, CEP) go to ``meta``.
 
 Labels, periods and positions come from the catalogue files beside the photometry (OGLE's
@@ -31,7 +33,7 @@ import numpy as np
 
 from astroray.data import _io
 from astroray.data.labels import OGLE_ID
-from astroray.data.readers._common import clean_light_curve, light_curve_record
+from astroray.data.readers._common import clean_light_curve, light_curve_record, sentinel_points
 from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
 
 #: HJD - 2450000 -> MJD.
@@ -42,8 +44,6 @@ _SHORT_JD_MAX = 30_000.0
 _BANDS = ("I", "V")
 _NAME = re.compile(r"^(?P<oid>.+)\.(?P<band>[IV])\.dat$")
 _BAND_FOLDER = re.compile(r"^(?:phot_?)?(?P<band>[IV])$")
-_MAG_SENTINEL = 90.0
-_ERR_SENTINEL = 9.99
 
 
 def _band_and_id(path: str) -> tuple[str, str] | None:
@@ -145,8 +145,7 @@ def read_ogle(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict 
     mag = np.concatenate([d[:, 1] for _, _, d in parts])
     err = np.concatenate([d[:, 2] for _, _, d in parts])
     band = np.concatenate([np.full(len(d), b) for b, _, d in parts])
-    with np.errstate(invalid="ignore"):
-        invalid = (np.abs(mag) >= _MAG_SENTINEL) | (err >= _ERR_SENTINEL)
+    invalid = sentinel_points(mag, err, is_flux=False)
     cols, dropped = clean_light_curve(time, mag, err, band, invalid=invalid)
     meta: dict = {"value_unit": "mag", "mag_system": "OGLE standard (Cousins I, Johnson V)",
                   "time_system": "HJD", "bands": sorted({b for b, _, _ in parts})}

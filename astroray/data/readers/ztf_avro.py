@@ -5,7 +5,8 @@ Each alert gives two records:
 * a light curve (kind ``lightcurve``): the detections in ``prv_candidates`` plus the
   ``candidate`` itself, JD converted to MJD, ``fid`` 1/2/3 -> g/r/i, difference magnitudes
   ``magpsf`` +- ``sigmapsf``. Upper limits (entries without ``magpsf``) are not points; their
-  number is kept in ``meta.n_upper_limits``, with each point's ``isdiffpos`` sign.
+  number is kept in ``meta.n_upper_limits``, with each point's ``isdiffpos`` sign. Points with a
+  fill value (:func:`~astroray.data.readers._common.sentinel_points`) are dropped and counted.
 * a stamp (kind ``stamp``): the science, template (reference) and difference cutouts, each a
   gzipped FITS image, with the alert's real/bogus scores ``rb`` and ``drb``. Cutouts cut by a
   CCD edge are smaller than 63x63; all three are padded with NaN to their common largest shape.
@@ -33,6 +34,7 @@ from astroray.data.readers._common import (
     ZTF_FID_BANDS,
     clean_light_curve,
     light_curve_record,
+    sentinel_points,
 )
 from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
 
@@ -61,8 +63,11 @@ def _light_curve(alert: dict[str, Any], path: str, options: ReadOptions) -> dict
     err = np.array([np.nan if p.get("sigmapsf") is None else p["sigmapsf"] for p in points])
     band = np.array([ZTF_FID_BANDS.get(p.get("fid"), "") for p in points], dtype=str)
     sign = np.array([p.get("isdiffpos") or "" for p in points], dtype=str)
-    order_keep = np.isfinite(jd) & np.isfinite(mag) & np.isfinite(err) & (band != "")
-    cols, dropped = clean_light_curve(jd - JD_OFFSET, mag, err, band)
+    invalid = sentinel_points(mag, err, is_flux=False)
+    # The points clean_light_curve keeps, so that isdiffpos can follow them.
+    order_keep = (np.isfinite(jd) & np.isfinite(mag) & np.isfinite(err) & (err >= 0)
+                  & (band != "") & ~invalid)
+    cols, dropped = clean_light_curve(jd - JD_OFFSET, mag, err, band, invalid=invalid)
     # isdiffpos follows the kept points in time order.
     kept_sign = sign[order_keep][np.argsort(jd[order_keep], kind="stable")]
     meta = {
