@@ -140,7 +140,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     config = _config_with(InferConfig, args, paths=tuple(args.paths), model=args.model,
                           format=args.format, labels=tuple(args.labels),
                           files_per_shard=args.files_per_shard, batch_size=args.batch_size,
-                          num_actors=args.num_actors, embedding=args.embedding or None)
+                          num_actors=args.num_actors, embedding=args.embedding or None,
+                          restart=args.restart or None)
     init_ray(args.address, num_cpus=args.num_cpus)
     run_job(config, args.out, smoke=args.smoke, started=started)
     return 0
@@ -292,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="objects per model call")
     p.add_argument("--num-actors", type=int, default=None, help="model actors (one per GPU)")
     p.add_argument("--embedding", action="store_true", help="add the embedding column")
+    p.add_argument("--restart", action="store_true",
+                   help="start the catalogue in OUT over (needed when the model changed)")
     p.add_argument("--config", default=None, help="YAML/JSON InferConfig "
                    "(e.g. jobs/bulk_infer.yaml)")
     p.add_argument("--smoke", action="store_true", help="shrink the config's inputs")

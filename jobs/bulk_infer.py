@@ -19,10 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="a saved model folder")
     parser.add_argument("--files-per-shard", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--restart", action="store_true",
+                        help="start the catalogue in --out over (needed when the model changed)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     config = load_job_config(args, InferConfig, paths=args.paths, model=args.model,
-                             files_per_shard=args.files_per_shard, batch_size=args.batch_size)
+                             files_per_shard=args.files_per_shard, batch_size=args.batch_size,
+                             restart=args.restart or None)
     init_ray(args.address)
     run_job(config, args.out, smoke=args.smoke, started=started)
     return 0

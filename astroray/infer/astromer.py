@@ -14,7 +14,10 @@ them, and returns one row per object with
   as ``layer_weights``) or equal when none is given.
 
 Objects with no window (every band shorter than ``min_points``) keep their row, with
-``n_windows = 0`` and null embeddings, so that every input id is in the output.
+``n_windows = 0`` and null embeddings, so that every input id is in the output. So do objects
+whose windows float32 cannot hold (times or values beyond float32 after centring, such as
+times of 1e39): their windows are dropped rather than fed to the model as inf, and
+``embedder.windows.rejected`` says why, for a predictor's failure row.
 """
 
 from __future__ import annotations
@@ -79,6 +82,44 @@ def load_encoder(model: str, *, random_init: bool = False, seed: int = 0,
     return net.eval()
 
 
+class Float32Windows(LightCurveWindows):
+    """:class:`LightCurveWindows` that drops the objects float32 windows cannot hold.
+
+    Windows are float32 (what the model reads). Times or values that are finite in float64
+    but beyond float32 after centring (|t - t0| or |value - mean| above ~3.4e38) become inf
+    there, and the model's outputs NaN; every window of such an object is dropped, and
+    ``rejected`` (batch row -> reason, for the last call) says why.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.rejected: dict[int, str] = {}
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Window one batch; objects that overflow float32 have no window (see ``rejected``)."""
+        with np.errstate(over="ignore", invalid="ignore"):  # the overflow is checked below
+            out = super().__call__(batch)
+        self.rejected = {}
+        if not len(out["row"]):
+            return out
+        valid = out["mask"]
+        bad_t = (~np.isfinite(out["times"]) & valid).any(axis=1)  # (W,)
+        bad_v = (~np.isfinite(out["values"]) & valid).any(axis=1)
+        bad = bad_t | bad_v
+        if not bad.any():
+            return out
+        rows = np.asarray(out["row"])
+        for r in np.unique(rows[bad]):
+            sel = bad & (rows == r)
+            what = " and ".join(name for name, flag in (("times", bad_t[sel].any()),
+                                                        ("values", bad_v[sel].any())) if flag)
+            bands = ", ".join(sorted({str(b) for b in np.asarray(out["band"])[sel]}))
+            self.rejected[int(r)] = (f"{what} of band {bands} not finite in float32 after "
+                                     "centring (beyond 3.4e38): inputs beyond float32")
+        keep = ~np.isin(rows, np.fromiter(self.rejected, np.int64))
+        return {k: v[keep] for k, v in out.items()}
+
+
 class AstromerEmbedder:
     """Ray Data batch transform: canonical light curves -> per-object Astromer embeddings.
 
@@ -105,9 +146,9 @@ class AstromerEmbedder:
         else:
             self.model = load_encoder(model, random_init=random_init, seed=seed).to(self.device)
         cfg = self.model.config
-        self.windows = LightCurveWindows(cfg.window_size, mode="sequential",
-                                         min_points=min_points, bands=bands,
-                                         time_origin=cfg.time_origin)
+        self.windows = Float32Windows(cfg.window_size, mode="sequential",
+                                      min_points=min_points, bands=bands,
+                                      time_origin=cfg.time_origin)
         self.window_batch = window_batch
         s = self.model.num_states
         logits = torch.zeros(s) if layer_weights is None else torch.tensor(layer_weights)

@@ -20,7 +20,12 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from astroray.models._pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config_json
+from astroray.models._pretrained import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    read_config_json,
+    read_safetensors_header,
+)
 from astroray.models.card import DomainCheck, read_model_card
 
 __all__ = ["DomainChecked", "Prediction", "Predictor", "get_predictor", "model_hash",
@@ -79,6 +84,9 @@ def get_predictor(model_dir: str | Path, *, embedding: bool = False,
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path / name} not found: not a saved model folder")
+    # A truncated or mismatched folder is one clear error naming the file, not a traceback
+    # from deep inside safetensors or load_state_dict.
+    read_safetensors_header(path / WEIGHTS_NAME)
     model_type = read_config_json(path).get("model_type")
     _load_builtin()
     if model_type not in _PREDICTORS:
@@ -254,6 +262,7 @@ class AstromerClassifierPredictor:
             ok = np.asarray(emb.column("n_windows").to_numpy()) > 0
         failures = {str(i): f"no band has {self.config.min_points} or more valid points "
                             "(nothing to window)" for i in ids[~ok]}
+        failures.update(_rejected(self.embedder, ids))
         if self.config.uncertainty is not None and ok.any():
             windows = windows if emb is None else self.embedder.windows(batch)
             probs, scores = self._sampled(windows, ok)
@@ -287,8 +296,15 @@ class AstromerEmbeddingPredictor:
         ok = np.asarray(emb.column("n_windows").to_numpy()) > 0
         ids = np.asarray(emb.column("object_id").to_numpy(zero_copy_only=False))
         failures = {str(i): "no band has a valid point (nothing to window)" for i in ids[~ok]}
+        failures.update(_rejected(self.embedder, ids))
         table = emb.filter(pa.array(ok)).select(["object_id", "n_windows", "weighted_embedding"])
         return _Prediction(table.rename_columns(["object_id", "n_windows", "embedding"]), failures)
+
+
+def _rejected(embedder: Any, ids: np.ndarray) -> dict[str, str]:
+    """Failure reasons of the objects whose windows float32 could not hold (last batch)."""
+    rejected = getattr(embedder.windows, "rejected", {})
+    return {str(ids[row]): reason for row, reason in rejected.items()}
 
 
 def _load_builtin() -> None:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -115,7 +116,9 @@ def test_predictor_rejects_folders_that_are_not_models(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         get_predictor(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "nope"}))
-    (tmp_path / "model.safetensors").write_bytes(b"")
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "model.safetensors"))  # sound weights
     with pytest.raises(ValueError, match="no predictor for model_type 'nope'"):
         get_predictor(tmp_path)
 
@@ -158,16 +161,21 @@ def test_interrupted_run_resumes_without_duplicates(ray_session, classifier_dir,
     shutil.rmtree(out)
 
 
-def test_wrong_arguments_for_an_existing_run_folder(ray_session, classifier_dir, survey,
+def test_other_inputs_extend_an_existing_run_folder(ray_session, classifier_dir, survey,
                                                     tmp_path):
-    folder, _ = survey
+    """Changed inputs under the same model are an incremental re-run, not a refusal."""
+    folder, ids = survey
     config = InferConfig(model=str(classifier_dir), paths=(str(folder / "broken.csv"),),
                          actor_cpus=0.5, read_cpus=0.25)
     summary = run_inference(config, tmp_path / "run", progress=False)
     assert summary.catalogued == 0 and summary.failed == 1
-    with pytest.raises(ValueError, match="other arguments"):
-        run_inference(config.replace(paths=(str(folder),)), tmp_path / "run", progress=False)
-    assert pq.read_table(tmp_path / "run" / "errors").num_rows == 1
+    summary = run_inference(config.replace(paths=(str(folder),)), tmp_path / "run",
+                            progress=False)
+    # broken.csv is redone: the folder's labels.csv now joins it (its rows could change).
+    assert (summary.catalogued, summary.failed, summary.shards_retired) == (120, 2, 1)
+    cat_ids, err_ids, _, _ = _accounting(tmp_path / "run")
+    assert sorted(cat_ids + err_ids) == sorted(ids)
+    assert pq.read_table(tmp_path / "run" / "errors").num_rows == 2
 
 
 def test_report_is_a_self_contained_page(ray_session, classifier_dir, survey, tmp_path):
@@ -193,26 +201,96 @@ def test_report_is_a_self_contained_page(ray_session, classifier_dir, survey, tm
         write_report(tmp_path, tmp_path / "x.html")
 
 
-def test_the_same_id_in_two_files_is_two_objects(ray_session, classifier_dir, survey, tmp_path):
+def test_the_same_id_in_two_files_is_kept_twice_and_reported(ray_session, classifier_dir,
+                                                             survey, tmp_path):
+    """Two inputs of one (survey, object_id) are two rows, counted and listed as duplicates."""
     folder, _ = survey
     files = sorted(folder.rglob("syn-*.csv"))[:3]
     assert len(files) == 3
-    for sub in ("a", "b"):
-        (tmp_path / "in" / sub).mkdir(parents=True)
+    for sub in ("a", "b"):  # the CSV reader takes the survey from the folder: the same one
+        (tmp_path / "in" / sub / "field").mkdir(parents=True)
         for f in files:
-            shutil.copy(f, tmp_path / "in" / sub / f.name)
-    run_inference(InferConfig(model=str(classifier_dir), paths=(str(tmp_path / "in"),),
-                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+            shutil.copy(f, tmp_path / "in" / sub / "field" / f.name)
+    shutil.copy(sorted(folder.rglob("syn-*.csv"))[3], tmp_path / "in" / "a" / "field")
+    summary = run_inference(InferConfig(model=str(classifier_dir),
+                                        paths=(str(tmp_path / "in"),), actor_cpus=0.5,
+                                        read_cpus=0.25), tmp_path / "run", progress=False)
     cat, err = read_catalogue(tmp_path / "run")
     pairs = list(zip(cat.column("source").to_pylist(), cat.column("object_id").to_pylist(),
                      strict=True))
-    assert err.num_rows == 0 and len(pairs) == len(set(pairs)) == 6
-    assert len(set(cat.column("object_id").to_pylist())) == 3
+    assert err.num_rows == 0 and len(pairs) == len(set(pairs)) == 7
+    assert (summary.duplicate_ids, summary.duplicate_rows) == (3, 3)
+    assert "3 object id(s) in 2+ inputs" in summary.line()
+    dup = pq.read_table(tmp_path / "run" / "duplicates.parquet").to_pylist()
+    assert [d["object_id"] for d in dup] == [f.stem for f in files]
+    assert all(d["survey"] == "field" and d["n_rows"] == 2 and len(d["sources"]) == 2
+               for d in dup)
     # Same light curve, same model: the same probabilities from either file.
-    rows = sorted(cat.to_pylist(), key=lambda r: (r["object_id"], r["source"]))
+    rows = sorted((r for r in cat.to_pylist() if r["object_id"] in {f.stem for f in files}),
+                  key=lambda r: (r["object_id"], r["source"]))
     for a, b in zip(rows[::2], rows[1::2], strict=True):
         assert a["object_id"] == b["object_id"] and a["source"] != b["source"]
         assert a["predicted_prob"] == pytest.approx(b["predicted_prob"], rel=1e-5)
+    # A file repeating a record: both rows kept, listed with the same source twice.
+    data, _ = read_files(tmp_path / "in" / "a")
+    pq.write_table(pa.concat_tables([data, data.slice(1, 1)]), tmp_path / "repeat.parquet")
+    summary = run_inference(InferConfig(model=str(classifier_dir),
+                                        paths=(str(tmp_path / "repeat.parquet"),),
+                                        actor_cpus=0.5, read_cpus=0.25), tmp_path / "run2",
+                            progress=False)
+    assert (summary.catalogued, summary.duplicate_ids, summary.duplicate_rows) == (5, 1, 1)
+    (dup,) = pq.read_table(tmp_path / "run2" / "duplicates.parquet").to_pylist()
+    assert dup["object_id"] == data.column("object_id")[1].as_py()
+    assert dup["sources"] == [data.column("source")[1].as_py()] * 2
+
+
+def test_times_beyond_float32_are_error_rows(ray_session, classifier_dir, survey, tmp_path):
+    """Defect 9: times of 1e39 gave a row with NaN probabilities and an argmax class."""
+    folder, _ = survey
+    (tmp_path / "in").mkdir()
+    shutil.copy(sorted(folder.rglob("syn-*.csv"))[0], tmp_path / "in")
+    rows = "".join(f"{k}e39,{15 + 0.1 * k},0.1,g\n" for k in range(1, 11))
+    (tmp_path / "in" / "huge.csv").write_text("time,mag,magerr,band\n" + rows)
+    run_inference(InferConfig(model=str(classifier_dir), paths=(str(tmp_path / "in"),),
+                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+    cat, err = read_catalogue(tmp_path / "run")
+    assert cat.column("object_id").to_pylist() == [sorted(folder.rglob("syn-*.csv"))[0].stem]
+    assert err.column("object_id").to_pylist() == ["huge"]
+    # Rejected by the Astromer predictor before the forward pass, naming the band.
+    assert "times of band g not finite in float32" in err.column("error")[0].as_py()
+
+
+class _NaNPredictor:
+    """A predictor whose second object gets NaN probabilities (as overflowing inputs do)."""
+
+    kind, name = "lightcurve", "nan"
+
+    def __call__(self, batch):
+        from astroray.infer.predictors import _classifier_columns
+
+        n = len(batch["object_id"])
+        probs = np.full((n, 2), 0.5, np.float32)
+        probs[1] = np.nan
+        table = _classifier_columns(np.asarray(batch["object_id"]), probs, ("A", "B"), None)
+        return type("P", (), {"table": table, "failures": {}})()
+
+
+def test_non_finite_model_output_is_a_failure_row():
+    from astroray.infer.catalogue import PredictBatch
+
+    stage = PredictBatch("nan", embedding=False, model_hash="0", out=None,
+                         predictor=_NaNPredictor())
+    batch = {"object_id": np.array(["x", "y", "z"], dtype=object),
+             "survey": np.array(["s"] * 3, dtype=object),
+             "source": np.array(["f.csv"] * 3, dtype=object),
+             "_shard": np.array(["0"] * 3, dtype=object)}
+    out = stage(batch)
+    good = out.filter(out.column("_error").is_null())
+    bad = out.filter(out.column("_error").is_valid())
+    assert good.column("object_id").to_pylist() == ["x", "z"]
+    assert bad.column("object_id").to_pylist() == ["y"]
+    assert "non-finite model output (prob_A" in bad.column("_error")[0].as_py()
+    assert "float32" in bad.column("_error")[0].as_py()
 
 
 def test_uncertainty_head_adds_scores(ray_session, classifier_dir, survey, tmp_path):
