@@ -510,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _preflight(args)
         from astroray.runtime import configure_console  # imports Ray: after the checks
 
-        configure_console(verbose=args.verbose, log_file=log_file)
+        configure_console(verbose=args.verbose, log_file=log_file, on_sigterm=_on_sigterm)
         return int(args.func(args) or 0)
     except (ConfigError, OSError, ValueError) as exc:  # FileNotFoundError is an OSError
         return _user_error(args, exc)

@@ -6,7 +6,9 @@ import json
 import logging
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,16 +23,21 @@ _CONSOLE: dict[str, Any] = {"verbose": False, "log_file": None}
 _RAY_LOGGERS = ("ray", "ray.data", "ray.train", "ray.tune", "ray.serve")
 
 
-def configure_console(*, verbose: bool = False, log_file: str | Path | None = None) -> None:
+def configure_console(*, verbose: bool = False, log_file: str | Path | None = None,
+                      on_sigterm: Any = None) -> None:
     """Choose where Ray's own logs go: the terminal (``verbose``) or ``log_file``.
 
     Quiet (the default): Ray's loggers write to ``log_file`` (when given; Ray's session
     folder keeps its own copies either way), workers' output is not forwarded to the driver,
     and Ray Data shows one progress bar per dataset on a terminal (none otherwise). Applied
     by :func:`init_ray`, and at once when Ray is already running.
+
+    ``on_sigterm``: a SIGTERM handler to keep after ``ray.init``, which installs Ray's own
+    (it aborts the process with a stack dump instead of letting the command stop cleanly).
     """
     _CONSOLE.update(verbose=bool(verbose),
-                    log_file=None if log_file is None else str(log_file))
+                    log_file=None if log_file is None else str(log_file),
+                    on_sigterm=on_sigterm)
     if ray.is_initialized():
         _route_ray_logs()
 
@@ -40,6 +47,11 @@ def _route_ray_logs() -> None:
     if _CONSOLE["verbose"]:
         return
     import ray.data  # configures its own handlers on import: replace them after
+
+    # Ray re-adds its console handler inside ray.init, before it says that token auth is on
+    # (as it is by default): an announcement, not a problem, so not for the terminal.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR)
 
     target: logging.Handler | None = None
     if _CONSOLE["log_file"]:
@@ -114,6 +126,9 @@ def init_ray(
     ray.init(**{k: v for k, v in init_kwargs.items() if v is not None})
     if quiet:
         _route_ray_logs()
+    handler = _CONSOLE.get("on_sigterm")
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)  # over Ray's abort-with-stack-dump handler
     return True
 
 
