@@ -11,7 +11,13 @@ The defaults reproduce the papers' matplotlib figures:
   (256 x 256 pixels), time and magnitude/flux min-max scaled to [0, 1] per object, both axes
   limited to [-0.05, 1.05], axes off, magnitudes increasing downwards; bands overlaid in one
   panel or in a grid of panels. Marker size, line width and error-bar width are matplotlib's
-  defaults (6 pt, 1.5 pt, 1.5 pt, no caps) since the paper does not change them.
+  defaults (6 pt, 1.5 pt, 1.5 pt, no caps) since the paper does not change them. ``fold``
+  (off by default) draws the light curve against phase instead of time: the picture of
+  image-based variable-star classifiers (CNNs on folded light curves), which the paper does
+  not offer.
+
+Named presets (:data:`LIGHT_CURVE_PRESETS`, :meth:`LightCurveRenderConfig.preset`) give the
+paper's MACHO (B, R in a 2-row grid) and ELAsTiCC (ugrizY in a 2 x 3 grid) pictures.
 
 Lengths given in points (line widths, marker size) are converted to pixels with ``dpi`` exactly
 as matplotlib does (``points * dpi / 72``).
@@ -28,6 +34,8 @@ from astroray.config import Config
 from astroray.config import check as _check_field
 
 __all__ = [
+    "FOLD_MODES",
+    "LIGHT_CURVE_PRESETS",
     "MPL_COLOR_CYCLE",
     "LightCurveRenderConfig",
     "SpectrumRenderConfig",
@@ -47,6 +55,24 @@ _NAMED = {
     "blue": "#0000ff", "b": "#0000ff", "cyan": "#00ffff", "c": "#00bfbf",
     "magenta": "#ff00ff", "m": "#bf00bf", "yellow": "#ffff00", "y": "#bfbf00",
     "gray": "#808080", "grey": "#808080", "orange": "#ffa500", "purple": "#800080",
+}
+
+#: Accepted values of :attr:`LightCurveRenderConfig.fold`.
+FOLD_MODES: tuple[str, ...] = ("none", "period", "lomb_scargle")
+#: Accepted values of :attr:`LightCurveRenderConfig.period_fallback`.
+PERIOD_FALLBACKS: tuple[str, ...] = ("lomb_scargle", "none")
+
+#: Named light-curve pictures: preset name -> :class:`LightCurveRenderConfig` fields. The
+#: SwinV2 paper (Moreno-Cartagena et al. 2025) draws MACHO's two bands and ELAsTiCC's six in a
+#: grid of panels that fill the figure, one band per panel, row by row (2 rows x 1 column for
+#: B/R, 2 x 3 for ugrizY), or overlaid in one panel; band ``i`` has colour ``Ci`` either way.
+LIGHT_CURVE_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "macho": {"bands": ("B", "R"), "layout": "grid", "grid_shape": (2, 1)},
+    "macho_overlay": {"bands": ("B", "R"), "layout": "overlay"},
+    "elasticc": {"bands": ("u", "g", "r", "i", "z", "Y"), "layout": "grid",
+                 "grid_shape": (2, 3)},
+    "elasticc_overlay": {"bands": ("u", "g", "r", "i", "z", "Y"), "layout": "overlay"},
 }
 
 #: Default order of well-known band names when ``bands`` is not given.
@@ -218,6 +244,18 @@ class LightCurveRenderConfig(Config):
         invert_magnitude: magnitudes increase downwards (brighter up); fluxes are never flipped.
         subcolumns: horizontal anti-aliasing samples per pixel for the lines.
         chunk_size: objects rendered at once (bounds memory); None picks 64 on CPU, 1024 on GPU.
+        fold: ``none`` (against time: the paper's picture); ``period`` (against phase at each
+            object's own period: the ``period`` column of canonical tables, days);
+            ``lomb_scargle`` (at the best multi-band Lomb-Scargle period, found once per
+            object where the light curves are read and prepared, not in the renderer).
+            Folded, the x axis spans ``cycles`` cycles with phase 0 at maximum light (see
+            :mod:`astroray.render.lightcurves`); objects without a period are drawn against
+            time.
+        cycles: cycles drawn when folded (each point drawn once per cycle).
+        period_fallback: ``fold='period'`` for objects without a period: ``lomb_scargle``
+            (search one) or ``none`` (draw against time).
+        min_period: shortest period searched by ``lomb_scargle`` (days).
+        max_period: longest period searched (days); None: the baseline / 3.
     """
 
     height: int = 256
@@ -239,11 +277,25 @@ class LightCurveRenderConfig(Config):
     invert_magnitude: bool = True
     subcolumns: int = 4
     chunk_size: int | None = None
+    fold: str = "none"
+    cycles: int = 2
+    period_fallback: str = "lomb_scargle"
+    min_period: float = 0.05
+    max_period: float | None = None
 
     def __post_init__(self) -> None:
         _positive_int(self, "height")
         _positive_int(self, "width")
         _positive_number(self, "dpi")
+        check(self.fold in FOLD_MODES, self, "fold", self.fold, f"one of {FOLD_MODES}")
+        _positive_int(self, "cycles", limit=8)
+        check(self.period_fallback in PERIOD_FALLBACKS, self, "period_fallback",
+              self.period_fallback, f"one of {PERIOD_FALLBACKS}")
+        _positive_number(self, "min_period")
+        if self.max_period is not None:
+            _positive_number(self, "max_period")
+            check(self.max_period > self.min_period, self, "max_period", self.max_period,
+                  f"a period longer than min_period ({self.min_period})")
         check(self.layout in ("overlay", "grid"), self, "layout", self.layout,
               "'overlay' or 'grid'")
         if self.grid_shape is not None:
@@ -288,14 +340,33 @@ class LightCurveRenderConfig(Config):
             _positive_int(self, "chunk_size", limit=1 << 20)
 
     @classmethod
+    def preset(cls, name: str, **overrides: Any) -> LightCurveRenderConfig:
+        """A named picture (:data:`LIGHT_CURVE_PRESETS`) with some fields changed.
+
+        Raises:
+            ConfigError: for an unknown name.
+        """
+        _check_field(name in LIGHT_CURVE_PRESETS, cls, "preset", name,
+                     f"one of {sorted(LIGHT_CURVE_PRESETS)}")
+        fields = dict(LIGHT_CURVE_PRESETS[name])
+        if overrides.get("layout") == "overlay":  # a grid preset drawn overlaid: no grid
+            fields.pop("grid_shape", None)
+        return cls(**{**fields, **overrides})
+
+    @classmethod
     def macho(cls, **overrides: Any) -> LightCurveRenderConfig:
         """MACHO B and R: a 2 x 1 grid (``layout='overlay'`` for the overlaid variant)."""
-        return cls(**{"bands": ("B", "R"), "layout": "grid", **overrides})
+        return cls.preset("macho", **overrides)
 
     @classmethod
     def elasticc(cls, **overrides: Any) -> LightCurveRenderConfig:
         """ELAsTiCC ugrizY: a 2 x 3 grid (``layout='overlay'`` for the overlaid variant)."""
-        return cls(**{"bands": ("u", "g", "r", "i", "z", "Y"), "layout": "grid", **overrides})
+        return cls.preset("elasticc", **overrides)
+
+    @property
+    def folded(self) -> bool:
+        """Whether light curves are drawn against phase."""
+        return self.fold != "none"
 
     def px(self, points: float) -> float:
         """Convert points to pixels at this config's dpi."""

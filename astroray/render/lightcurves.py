@@ -16,6 +16,19 @@ data line (1.5 pt, round joins, one path: no self-overlap darkening), then the m
 circles with a 1 pt edge of the same colour: fill and edge each composited with alpha 0.5 at
 positions rounded to whole pixels). matplotlib draws the error bars of *all* bands (z-order 2)
 before the lines and markers of any band (z-order 2.1); the renderer keeps that order.
+
+**Folded pictures** (``config.fold`` other than ``none``): each object's points are drawn
+against phase instead of time, ``cycles`` times (at ``phase``, ``phase + 1``, ...), with the x
+axis spanning the cycles exactly (``x = (phase + k) / cycles`` on [0, 1], not min-max scaled)
+and joined in phase order; magnitudes are scaled as before. The period comes with the inputs
+(``period``: the ``period`` column, or the best Lomb-Scargle period that :func:`fold_periods`
+finds once per object where the light curves are prepared); an object without one is drawn
+against time. Phase 0 is maximum light: the brightest point of a 3-harmonic Fourier series
+fitted to all bands at once (one shape, an offset per band) by least squares, evaluated at
+256 phases. The brightest single point, which the plots for people use
+(:func:`astroray.render.human.fold_phase`), moves with the noise of one observation, and so
+would the whole picture; the fit does not. Folding and the fit are tensor operations in
+float64, the same code on CPU and GPU.
 """
 
 from __future__ import annotations
@@ -31,7 +44,12 @@ from astroray.render import _raster
 from astroray.render._inputs import band_indices, is_ragged, pad_arrays, to_padded_tensor
 from astroray.render.config import LightCurveRenderConfig
 
-__all__ = ["RenderLightCurves", "render_light_curves"]
+__all__ = ["RenderLightCurves", "fold_periods", "render_light_curves"]
+
+#: Harmonics of the Fourier series whose maximum sets phase 0 of a folded picture.
+FOLD_HARMONICS = 3
+#: Phases at which that series is evaluated to find its maximum.
+FOLD_GRID = 256
 
 
 def _minmax_scale(values: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,8 +118,12 @@ def _by_band(arrays: list[torch.Tensor], time: torch.Tensor, band: torch.Tensor,
 
 def _render_chunk(t: torch.Tensor, v: torch.Tensor, e: torch.Tensor, band: torch.Tensor,
                   valid: torch.Tensor, is_mag: torch.Tensor, colors: torch.Tensor,
-                  cfg: LightCurveRenderConfig, out: torch.Tensor) -> None:
-    """Render one chunk into ``out`` (B, 3, H, W) uint8."""
+                  cfg: LightCurveRenderConfig, out: torch.Tensor,
+                  fixed_x: torch.Tensor | None = None) -> None:
+    """Render one chunk into ``out`` (B, 3, H, W) uint8.
+
+    ``fixed_x`` (B,) marks objects whose ``t`` is already the scaled x (folded phases).
+    """
     B, N = t.shape
     nb = colors.shape[0]
     dev = t.device
@@ -109,6 +131,9 @@ def _render_chunk(t: torch.Tensor, v: torch.Tensor, e: torch.Tensor, band: torch
 
     # Min-max scaling per object over all its bands (time in its own precision first).
     t_off, t_scale = _minmax_scale(t, valid)
+    if fixed_x is not None:  # folded: x = (phase + k) / cycles already spans [0, 1]
+        t_off = torch.where(fixed_x, torch.zeros_like(t_off), t_off)
+        t_scale = torch.where(fixed_x, torch.ones_like(t_scale), t_scale)
     v_off, v_scale = _minmax_scale(v, valid)
     tn = ((t - t_off.unsqueeze(1)) * t_scale.unsqueeze(1)).to(torch.float32)
     vn = ((v - v_off.unsqueeze(1)) * v_scale.unsqueeze(1)).to(torch.float32)
@@ -369,6 +394,152 @@ def _composite_grid(tau: torch.Tensor, colors: torch.Tensor,
         region.copy_(tmp)
 
 
+def _max_light_phase(phase: torch.Tensor, v: torch.Tensor, band: torch.Tensor,
+                     valid: torch.Tensor, is_mag: torch.Tensor, n_bands: int) -> torch.Tensor:
+    """Phase (B,) of maximum light of a Fourier series fitted to every band at once.
+
+    The model is ``c_band + sum_k a_k cos(2 pi k phase) + b_k sin(2 pi k phase)`` for
+    k = 1..:data:`FOLD_HARMONICS` (one shape, an offset per band), fitted by least squares
+    (normal equations with a tiny ridge, so that absent bands and sparse objects stay
+    solvable) to the values min-max scaled per object; maximum light is the smallest magnitude
+    or largest flux of the fitted shape on :data:`FOLD_GRID` phases.
+
+    Args:
+        phase: (B, N) float64 phases in [0, 1).
+        v: (B, N) magnitudes or fluxes.
+        band: (B, N) band indices.
+        valid: (B, N) points that count.
+        is_mag: (B,) magnitudes (brighter is smaller).
+        n_bands: number of bands.
+    """
+    dt = torch.float64
+    dev = phase.device
+    off, scale = _minmax_scale(v.to(dt), valid)
+    w = valid.to(dt)
+    y = ((v.to(dt) - off.unsqueeze(1)) * scale.unsqueeze(1)) * w  # (B, N)
+    k = torch.arange(1, FOLD_HARMONICS + 1, device=dev, dtype=dt)
+    ang = (2 * math.pi) * phase.unsqueeze(-1) * k  # (B, N, K)
+    onehot = torch.nn.functional.one_hot(band.clamp(0, n_bands - 1), n_bands).to(dt)
+    X = torch.cat([onehot, torch.cos(ang), torch.sin(ang)], -1) * w.unsqueeze(-1)  # (B, N, p)
+    A = X.transpose(1, 2) @ X  # (B, p, p)
+    ridge = 1e-6 * w.sum(1).clamp(min=1.0)
+    A = A + ridge.view(-1, 1, 1) * torch.eye(A.shape[-1], device=dev, dtype=dt)
+    coef = torch.linalg.solve(A, (X.transpose(1, 2) @ y.unsqueeze(-1)))[..., 0]  # (B, p)
+    grid = torch.arange(FOLD_GRID, device=dev, dtype=dt) / FOLD_GRID
+    g_ang = (2 * math.pi) * grid.unsqueeze(-1) * k  # (G, K)
+    basis = torch.cat([torch.cos(g_ang), torch.sin(g_ang)], -1)  # (G, 2K)
+    shape = coef[:, n_bands:] @ basis.T  # (B, G)
+    brightest = torch.where(is_mag.view(-1, 1), -shape, shape).argmax(1)
+    return grid[brightest]
+
+
+def _fold(t: torch.Tensor, v: torch.Tensor, e: torch.Tensor, band: torch.Tensor,
+          valid: torch.Tensor, is_mag: torch.Tensor, period: torch.Tensor, n_bands: int,
+          cycles: int) -> tuple[torch.Tensor, ...]:
+    """Points against phase, repeated ``cycles`` times: x = (phase + k) / cycles.
+
+    Objects without a finite positive period keep their times (their copies are invalid), so
+    they are drawn as unfolded pictures.
+
+    Returns:
+        ``(x, v, e, band, valid, folded)``: (B, cycles * N) arrays and the (B,) folded mask.
+    """
+    B, N = t.shape
+    dt = torch.float64
+    period = period.to(device=t.device, dtype=dt).reshape(B)
+    folded = torch.isfinite(period) & (period > 0) & valid.any(1)
+    p = torch.where(folded, period, torch.ones_like(period))
+    inf = torch.tensor(math.inf, dtype=dt, device=t.device)
+    t0 = torch.where(valid, t.to(dt), inf).amin(1)
+    t0 = torch.where(torch.isfinite(t0), t0, torch.zeros_like(t0))
+    cyc = (t.to(dt) - t0.unsqueeze(1)) / p.unsqueeze(1)  # (B, N) cycles since the first point
+    phase = cyc - torch.floor(cyc)
+    origin = _max_light_phase(phase, v, band, valid & folded.unsqueeze(1), is_mag, n_bands)
+    phase = phase - origin.unsqueeze(1)
+    phase = phase - torch.floor(phase)
+    phase = torch.where(phase >= 1.0, torch.zeros_like(phase), phase)  # rounding: [0, 1)
+    k = torch.arange(cycles, device=t.device, dtype=dt).view(1, cycles, 1)
+    x = (phase.unsqueeze(1) + k) / cycles  # (B, C, N)
+    x = torch.where(folded.view(B, 1, 1), x, t.to(dt).unsqueeze(1).expand(B, cycles, N))
+    first = (k == 0).view(1, cycles, 1)
+    keep = valid.unsqueeze(1) & (folded.view(B, 1, 1) | first)  # (B, C, N)
+
+    def rep(a: torch.Tensor) -> torch.Tensor:
+        return a.unsqueeze(1).expand(B, cycles, N).reshape(B, cycles * N)
+
+    return (x.reshape(B, cycles * N), rep(v), rep(e), rep(band),
+            keep.reshape(B, cycles * N), folded)
+
+
+def fold_periods(time: Sequence[Any], value: Sequence[Any], err: Sequence[Any] | None,
+                 band: Sequence[Any] | None, *, config: LightCurveRenderConfig,
+                 catalogue: Sequence[Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The period each object is folded at, and the Lomb-Scargle power behind it.
+
+    Call it once per object where light curves are read and prepared (it runs a periodogram
+    per object, ~0.1-0.2 s each): its periods go to :func:`render_light_curves` (``period``)
+    with every batch. ``fold='period'`` takes ``catalogue`` (days; missing, non-finite or
+    non-positive values count as unknown) and, for objects without one, searches a period
+    when ``period_fallback='lomb_scargle'``; ``fold='lomb_scargle'`` always searches. The
+    search is :func:`astroray.render.human.lomb_scargle_period`: a pooled periodogram of the
+    standardised bands (bands sharing a period add their power), its highest peaks re-measured
+    with a shared 3-harmonic multi-band model, between ``config.min_period`` and
+    ``config.max_period`` (default baseline / 3).
+
+    Args:
+        time: per object, times (days).
+        value: per object, magnitudes or fluxes.
+        err: per object, uncertainties (or None).
+        band: per object, band names (or None: one band).
+        config: the picture (``fold`` and the search range).
+        catalogue: per object, a known period or None.
+
+    Returns:
+        ``(period, power)``: (B,) float64; period NaN where the object is drawn against time
+        (no catalogue period, too few points or too short a baseline to search), power NaN
+        where no periodogram was run (catalogue periods).
+    """
+    from astroray.render.human import lomb_scargle_period
+
+    n = len(time)
+    period, power = np.full(n, np.nan), np.full(n, np.nan)
+    if not config.folded:
+        return period, power
+    for i in range(n):
+        known = _positive(catalogue[i]) if catalogue is not None else None
+        if config.fold == "period" and known is not None:
+            period[i] = known
+            continue
+        if config.fold == "period" and config.period_fallback == "none":
+            continue
+        t = np.asarray(time[i] if time[i] is not None else [], dtype=np.float64).reshape(-1)
+        v = np.asarray(value[i] if value[i] is not None else np.full(t.size, np.nan),
+                       dtype=np.float64).reshape(-1)
+        e = (np.asarray(err[i], dtype=np.float64).reshape(-1)
+             if err is not None and err[i] is not None else None)
+        b = (np.asarray(band[i]).astype(str).reshape(-1)
+             if band is not None and band[i] is not None else None)
+        ok = np.isfinite(t) & np.isfinite(v)
+        try:
+            res = lomb_scargle_period(t[ok], v[ok], None if e is None else e[ok],
+                                      None if b is None else b[ok],
+                                      min_period=config.min_period,
+                                      max_period=config.max_period)
+        except ValueError:  # too few points, or a baseline too short to search
+            continue
+        period[i], power[i] = res.period, res.power
+    return period, power
+
+
+def _positive(value: Any) -> float | None:
+    """A finite positive float, or None."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) and out > 0 else None
+
+
 def render_light_curves(
     time: Any,
     value: Any,
@@ -379,6 +550,7 @@ def render_light_curves(
     magnitude: bool | Sequence[bool] | torch.Tensor = True,
     config: LightCurveRenderConfig | None = None,
     device: torch.device | str | None = None,
+    period: Any = None,
 ) -> torch.Tensor:
     """Render a batch of multi-band light curves as images.
 
@@ -397,6 +569,10 @@ def render_light_curves(
             increasing downwards, fluxes upwards.
         config: the picture; None uses the paper's defaults (overlay).
         device: device for non-tensor inputs (tensor inputs render where they are).
+        period: (B,) periods in days of a folded picture (``config.fold`` not ``none``);
+            NaN draws that object against time. None runs :func:`fold_periods` here, on the
+            CPU, a periodogram per object: pass the periods found once when the light curves
+            were prepared instead. Ignored when ``config.fold`` is ``none``.
 
     Returns:
         (B, 3, H, W) uint8 RGB tensor on the inputs' device.
@@ -435,12 +611,29 @@ def render_light_curves(
     t = torch.where(valid, t, torch.zeros_like(t))
     v = torch.where(valid, v, torch.zeros_like(v))
     bidx = torch.where(valid, bidx, torch.zeros_like(bidx))
+    fixed_x = None
+    if cfg.folded:
+        if period is None:
+            period = _periods_of_padded(t, v, e, bidx, valid, cfg)
+        period_t = torch.as_tensor(np.asarray(period, dtype=np.float64)
+                                   if not isinstance(period, torch.Tensor) else period,
+                                   device=device)
+        t, v, e, bidx, valid, fixed_x = _fold(t, v, e, bidx, valid, mag, period_t, nb,
+                                              cfg.cycles)
     chunk = cfg.chunk_size or (1024 if v.is_cuda else 64)
     for start in range(0, B, chunk):
         sl = slice(start, start + chunk)
         _render_chunk(t[sl], v[sl], e[sl], bidx[sl], valid[sl], mag[sl], colors[:nb], cfg,
-                      out[sl])
+                      out[sl], None if fixed_x is None else fixed_x[sl])
     return out
+
+
+def _periods_of_padded(t: torch.Tensor, v: torch.Tensor, e: torch.Tensor, band: torch.Tensor,
+                       valid: torch.Tensor, cfg: LightCurveRenderConfig) -> np.ndarray:
+    """:func:`fold_periods` of padded (B, N) tensors (no catalogue periods)."""
+    rows = [valid[i].cpu().numpy() for i in range(valid.shape[0])]
+    pick = lambda a: [a[i].cpu().numpy()[r] for i, r in enumerate(rows)]  # noqa: E731
+    return fold_periods(pick(t), pick(v), pick(e), pick(band), config=cfg)[0]
 
 
 def _values_and_kind(batch: Mapping[str, Any]) -> tuple[list[Any], np.ndarray]:
@@ -466,7 +659,9 @@ class RenderLightCurves:
         ds.map_batches(RenderLightCurves, fn_constructor_kwargs={"config": cfg},
                        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=4))
 
-    or call :func:`render_light_curves` on tensors inside a model actor, on its device.
+    or call :func:`render_light_curves` on tensors inside a model actor, on its device. A
+    folded picture finds each object's period here (:func:`fold_periods`, with the batch's
+    ``period`` column as the catalogue period) and adds ``period`` and ``period_power``.
 
     Args:
         config: the picture (a :class:`LightCurveRenderConfig` or a dict of its fields). Set
@@ -499,9 +694,16 @@ class RenderLightCurves:
         if isinstance(band, np.ndarray) and band.dtype != object and band.ndim == 2:
             band = list(band)
         values_padded, _ = pad_arrays(values, np.float64, np.nan)
+        period = power = None
+        if self.config.folded:  # once per object, on this CPU stage
+            period, power = fold_periods(list(time), values, list(err), list(band),
+                                         config=self.config, catalogue=batch.get("period"))
         with torch.inference_mode():
             images = render_light_curves(time, values_padded, err, band, magnitude=is_mag,
-                                         config=self.config, device=self.device)
+                                         config=self.config, device=self.device,
+                                         period=period)
         out = dict(batch)
         out[self.image_column] = images.cpu().numpy()
+        if period is not None:
+            out["period"], out["period_power"] = period, power
         return out

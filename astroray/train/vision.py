@@ -13,6 +13,14 @@ model folder, the optimizer state, and the best model so far under ``best/``) an
 stopping on the validation macro F1 (classification) or R^2 (regression). The best model is
 then scored on the test split by a Ray Data actor (:class:`VisionPredictor`) that renders and
 predicts on its own device.
+
+Light curves may be drawn folded (layouts such as ``overlay:lomb_scargle``): each object's
+period is found once, when the arrays are prepared (:func:`light_curve_periods`), travels with
+the arrays and is recorded in the model's ``render.json``. With several ``seeds`` every seed
+draws its own object split, shared by the vision runs, the baselines and the optional Astromer
+classifier (a frozen published encoder + the papers' MLP), and the table reports the mean and
+spread of each method; what no seed changes (data, features, periods, embeddings) is computed
+once.
 """
 
 from __future__ import annotations
@@ -36,13 +44,31 @@ from astroray.config import Config, check, check_inputs, check_positive_ints, ch
 from astroray.data.synthetic import SyntheticSurveyConfig
 
 __all__ = ["RENDER_SPEC", "FinetuneConfig", "VisionDataset", "VisionPredictor", "finetune",
-           "prepare_arrays", "render_batch", "write_render_spec"]
+           "format_table", "label_grouping", "light_curve_periods", "prepare_arrays",
+           "render_batch", "split_layout", "write_render_spec"]
 
 logger = logging.getLogger(__name__)
 
 KINDS = ("spectra", "lightcurves")
 TASKS = ("class", "subclass", "redshift")
 LAYOUTS = {"spectra": ("single", "overlap_split"), "lightcurves": ("overlay", "grid")}
+#: Light-curve layouts may be folded: ``overlay:lomb_scargle``, ``grid:period``.
+FOLDS = ("period", "lomb_scargle")
+
+
+def split_layout(name: str) -> tuple[str, str]:
+    """``'overlay:lomb_scargle'`` -> ``('overlay', 'lomb_scargle')``; no suffix: ``'none'``."""
+    layout, _, fold = str(name).partition(":")
+    return layout, fold or "none"
+
+
+def _valid_layout(kind: str, name: Any) -> bool:
+    if not isinstance(name, str):
+        return False
+    layout, fold = split_layout(name)
+    if kind != "lightcurves":
+        return fold == "none" and layout in LAYOUTS[kind]
+    return layout in LAYOUTS[kind] and (fold == "none" or fold in FOLDS)
 
 
 @dataclasses.dataclass
@@ -61,6 +87,11 @@ class VisionDataset(Config):
         apply_paths: survey files whose objects each fine-tuned model predicts after training
             (used when present; e.g. the few real SDSS/LAMOST spectra, too few to train on):
             the results list their catalogue class / redshift beside the prediction.
+        grouping: a label set of ``groupings`` in ``astroray/data/taxonomy.yaml`` (e.g.
+            ``elasticc20``, the SwinV2 paper's 20 ELAsTiCC classes): labels come from the
+            source's own spelling (``label_raw``: a model name or class id), mapped by
+            :func:`label_grouping`; objects outside the grouping are left out. None: the
+            canonical ``label`` (then ``label_map``).
     """
 
     name: str = "synthetic"
@@ -72,9 +103,15 @@ class VisionDataset(Config):
     bands: tuple[str, ...] | None = None
     min_class_count: int = 3
     apply_paths: tuple[str, ...] = ()
+    grouping: str | None = None
 
     def __post_init__(self) -> None:
         self.apply_paths = tuple(self.apply_paths)
+        if self.grouping is not None:
+            try:
+                label_grouping(self.grouping)
+            except KeyError as exc:
+                check(False, self, "grouping", self.grouping, str(exc.args[0]))
         if self.classes is not None:
             self.classes = tuple(self.classes)
         if self.bands is not None:
@@ -86,6 +123,47 @@ class VisionDataset(Config):
               "a mapping of label renames")
         check(isinstance(self.min_class_count, int) and self.min_class_count >= 3, self,
               "min_class_count", self.min_class_count, "an integer >= 3 (one per split)")
+
+
+def _spelling(value: Any) -> str:
+    """A raw label as text: numbers as integers where integral (``2222.0`` is ``2222``)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
+
+
+def label_grouping(name: str) -> dict[str, str]:
+    """Source spelling -> class of a grouping of ``astroray/data/taxonomy.yaml``.
+
+    The spellings are each class's own name, its simulation model names and its class ids
+    (as text); e.g. ``label_grouping("elasticc20")["SNIax"] == "Iax"``.
+
+    Raises:
+        KeyError: for an unknown grouping (the message lists the known ones).
+    """
+    groupings = _groupings()
+    if name not in groupings:
+        raise KeyError(f"one of {sorted(groupings)}")
+    out: dict[str, str] = {}
+    for cls, entry in groupings[name]["classes"].items():
+        for spelling in [cls, *entry.get("models", ()), *entry.get("class_ids", ())]:
+            out[_spelling(spelling)] = str(cls)
+    return out
+
+
+def _groupings() -> dict[str, Any]:
+    """The ``groupings`` section of the packaged taxonomy file."""
+    from importlib import resources
+
+    import yaml
+
+    text = resources.files("astroray.data").joinpath("taxonomy.yaml").read_text()
+    return yaml.safe_load(text).get("groupings") or {}
 
 
 # Model fields a smoke run keeps (the rest describe the full-size model it replaces).
@@ -107,9 +185,13 @@ class FinetuneConfig(Config):
             when available locally (else random initialisation, said in one warning line).
         datasets: the data sets; each is fine-tuned and evaluated on its own.
         layouts: picture layouts, one run each (spectra: ``single``/``overlap_split``; light
-            curves: ``overlay``/``grid``).
-        render: further fields of the render config (size and layout are set from the model
-            and ``layouts``).
+            curves: ``overlay``/``grid``, drawn against time, or ``overlay:lomb_scargle``,
+            ``grid:period``, ...: folded at the best Lomb-Scargle period or the catalogue
+            period, which are found once per object before training and saved in the model's
+            ``render.json`` so that bulk inference and Serve fold the same way).
+        render: further fields of the render config (size, layout and fold are set from the
+            model and ``layouts``); ``preset`` names a
+            :data:`~astroray.render.config.LIGHT_CURVE_PRESETS` picture to start from.
         max_length: pixels per spectrum or points per light curve kept (longer ones are
             thinned evenly); shorter ones are padded.
         val_fraction: fraction of each class for validation (early stopping).
@@ -135,6 +217,15 @@ class FinetuneConfig(Config):
         max_failures: worker-group restarts allowed.
         fail_at_epoch: test hook: the last worker raises once at the start of this epoch.
         seed: seed of the splits, the initialisation and the sampling.
+        seeds: several seeds, each with its own object split (shared by every method of that
+            seed) and initialisation; the table gives the mean and spread of each method's
+            test figures. Empty: ``seed`` only.
+        astromer: an Astromer encoder (published weights such as ``astromer1-macho``, or a
+            model folder) for an extra light-curve row: its frozen per-band embeddings
+            (computed once) and the Astromer papers' classifier (weighted per-sample
+            embedding, MLP 1024-512-256) trained on each seed's training objects with early
+            stopping on its validation objects. None: no such row.
+        astromer_head_steps: most optimizer steps of that classifier.
     """
 
     kind: str = "spectra"
@@ -169,6 +260,9 @@ class FinetuneConfig(Config):
     max_failures: int = 1
     fail_at_epoch: int | None = None
     seed: int = 0
+    seeds: tuple[int, ...] = ()
+    astromer: str | None = None
+    astromer_head_steps: int = 2000
 
     def __post_init__(self) -> None:
         from astroray.models import list_models
@@ -188,9 +282,18 @@ class FinetuneConfig(Config):
         check(len(self.datasets) > 0, self, "datasets", self.datasets, "at least one data set")
         names = [d.name for d in self.datasets]
         check(len(set(names)) == len(names), self, "datasets", names, "distinct names")
-        check(len(self.layouts) > 0 and all(v in LAYOUTS[self.kind] for v in self.layouts)
+        folds = f", optionally ':' + one of {FOLDS}" if self.kind == "lightcurves" else ""
+        check(len(self.layouts) > 0 and all(_valid_layout(self.kind, v) for v in self.layouts)
               and len(set(self.layouts)) == len(self.layouts), self, "layouts", self.layouts,
-              f"distinct values of {LAYOUTS[self.kind]}")
+              f"distinct values of {LAYOUTS[self.kind]}{folds}")
+        self.seeds = tuple(self.seeds)
+        check(all(isinstance(v, int) and not isinstance(v, bool) for v in self.seeds)
+              and len(set(self.seeds)) == len(self.seeds), self, "seeds", self.seeds,
+              "distinct integers")
+        check(self.astromer is None or (self.kind == "lightcurves" and isinstance(
+            self.astromer, str) and self.astromer), self, "astromer", self.astromer,
+              "null, or an Astromer encoder name or folder (light curves only)")
+        check_positive_ints(self, "astromer_head_steps")
         check(isinstance(self.render, dict), self, "render", self.render,
               "a mapping of render config fields")
         check(all(b in BASELINES for b in self.baselines), self, "baselines", self.baselines,
@@ -223,12 +326,25 @@ class FinetuneConfig(Config):
         return get_config(self.model, **self.model_overrides)
 
     def render_config(self, layout: str) -> Any:
-        """The picture for ``layout``, at the model's image size."""
+        """The picture for ``layout`` (``'overlay:lomb_scargle'`` folds), at the model's size."""
         from astroray.render import LightCurveRenderConfig, SpectrumRenderConfig
 
         size = self.model_config().image_size
-        cls = SpectrumRenderConfig if self.kind == "spectra" else LightCurveRenderConfig
-        return cls.from_dict({**self.render, "height": size, "width": size, "layout": layout})
+        if self.kind == "spectra":
+            return SpectrumRenderConfig.from_dict({**self.render, "height": size, "width": size,
+                                                   "layout": layout})
+        name, fold = split_layout(layout)
+        fields = {**self.render, "height": size, "width": size, "layout": name, "fold": fold}
+        preset = fields.pop("preset", None)
+        if preset is not None:
+            base = LightCurveRenderConfig.preset(preset, layout=name).to_dict()
+            fields = {**{k: v for k, v in base.items() if k not in fields}, **fields}
+        return LightCurveRenderConfig.from_dict(fields)
+
+    @property
+    def run_seeds(self) -> tuple[int, ...]:
+        """The seeds run: ``seeds``, or ``seed`` alone."""
+        return self.seeds or (self.seed,)
 
     def smoke(self) -> FinetuneConfig:
         """This configuration shrunk to run in a couple of minutes on 2 CPUs."""
@@ -243,7 +359,8 @@ class FinetuneConfig(Config):
         if "passes" in kept:
             kept["passes"] = min(int(kept["passes"]), 5)
         return self.replace(model=tiny, model_overrides=kept, load_pretrained=False,
-                            datasets=tuple(datasets), layouts=self.layouts[:1],
+                            datasets=tuple(datasets), layouts=self.layouts[:1], seeds=(),
+                            astromer=None,
                             epochs=min(self.epochs, 2), batch_size=min(self.batch_size, 16),
                             lr=max(self.lr, 1e-3), max_length=min(self.max_length, 4700),
                             baseline_bins=min(self.baseline_bins, 300), patience=2,
@@ -256,7 +373,8 @@ class FinetuneConfig(Config):
 
 SPECTRUM_COLUMNS = ["object_id", "wavelength", "flux", "ivar", "mask", "z", "label",
                     "subclass"]
-LC_COLUMNS = ["object_id", "time", "band", "mag", "flux", "err", "label"]
+LC_COLUMNS = ["object_id", "time", "band", "mag", "flux", "err", "label", "label_raw",
+              "period"]
 
 
 def _subclass_label(label: str | None, subclass: str | None) -> str | None:
@@ -285,15 +403,40 @@ def _pad(rows: list[np.ndarray], width: int, dtype: Any, fill: Any) -> np.ndarra
     return out
 
 
+def light_curve_periods(table: pa.Table, render: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per object of a canonical table: the period a folded picture uses, and its power.
+
+    :func:`astroray.render.lightcurves.fold_periods` over every point of each object (before
+    any thinning), with the table's ``period`` column as the catalogue period. All NaN when
+    ``render`` does not fold.
+    """
+    from astroray.render.lightcurves import fold_periods
+
+    names = table.column_names
+    n = table.num_rows
+    if not render.folded:
+        return np.full(n, np.nan), np.full(n, np.nan)
+    mags = table.column("mag").to_pylist() if "mag" in names else [None] * n
+    fluxes = table.column("flux").to_pylist() if "flux" in names else [None] * n
+    values = [m if m is not None else f for m, f in zip(mags, fluxes, strict=True)]
+    catalogue = table.column("period").to_pylist() if "period" in names else None
+    return fold_periods(table.column("time").to_pylist(), values,
+                        table.column("err").to_pylist(), table.column("band").to_pylist(),
+                        config=render, catalogue=catalogue)
+
+
 def prepare_arrays(table: pa.Table, kind: str, *, max_length: int,
-                   bands: tuple[str, ...] | None = None) -> tuple[dict[str, np.ndarray], dict]:
+                   bands: tuple[str, ...] | None = None,
+                   render: Any = None) -> tuple[dict[str, np.ndarray], dict]:
     """Fixed-size arrays of a canonical table, as the renderers take them.
 
     Spectra: ``wavelength`` (B, L) float32 and ``flux`` (B, L) float32 with NaN at bad pixels
     (``ivar <= 0`` or ``mask != 0``: gaps in the line), ``length`` (B,). Light curves:
     ``time`` (B, L) float64, ``value`` (B, L) float32 (magnitudes where present, else fluxes),
     ``err`` (B, L) float32, ``band`` (B, L) int8 index into the band list (-1 padding),
-    ``is_mag`` (B,) bool, ``length`` (B,).
+    ``is_mag`` (B,) bool, ``length`` (B,); with a folding ``render`` config also ``period``
+    and ``period_power`` (B,) float64 (:func:`light_curve_periods`: the periodogram runs
+    here, once per object, not in the renderer).
 
     Returns:
         ``(arrays, info)``; ``info`` holds the band list (light curves) and thinning counts.
@@ -356,6 +499,8 @@ def prepare_arrays(table: pa.Table, kind: str, *, max_length: int,
               "is_mag": np.array(is_mag, dtype=bool),
               "length": np.array([t.size for t in t_rows], dtype=np.int64)}
     info["bands"] = list(bands)
+    if render is not None and getattr(render, "folded", False):
+        arrays["period"], arrays["period_power"] = light_curve_periods(table, render)
     return arrays, info
 
 
@@ -391,8 +536,14 @@ def _load_table(ds_cfg: VisionDataset, kind: str, workdir: Path) -> tuple[pa.Tab
 
 def _labels(table: pa.Table, ds_cfg: VisionDataset, task: str) -> tuple[pa.Table, list, dict]:
     """Rows kept (labelled, in the wanted classes, frequent enough) and their labels."""
-    raw = table.column("label").to_pylist()
-    labels = [ds_cfg.label_map.get(v, v) if v is not None else None for v in raw]
+    if ds_cfg.grouping is not None:
+        mapping = label_grouping(ds_cfg.grouping)
+        column = "label_raw" if "label_raw" in table.column_names else "label"
+        raw = table.column(column).to_pylist()
+        labels = [mapping.get(_spelling(v)) if v is not None else None for v in raw]
+    else:
+        raw = table.column("label").to_pylist()
+        labels = [ds_cfg.label_map.get(v, v) if v is not None else None for v in raw]
     if task == "subclass":
         subs = (table.column("subclass").to_pylist() if "subclass" in table.column_names
                 else [None] * len(labels))
@@ -478,8 +629,20 @@ def render_batch(batch: dict[str, torch.Tensor], kind: str, render_cfg: Any) -> 
         else:
             images = render_light_curves(batch["time"], batch["value"], batch["err"],
                                          batch["band"].long(), lengths=batch["length"],
-                                         magnitude=batch["is_mag"], config=render_cfg)
+                                         magnitude=batch["is_mag"], config=render_cfg,
+                                         period=_batch_period(batch, render_cfg))
     return images if inside else images.clone()
+
+
+def _batch_period(batch: dict[str, torch.Tensor], render_cfg: Any) -> torch.Tensor | None:
+    """The batch's ``period`` column for a folded picture (None when it does not fold)."""
+    if not getattr(render_cfg, "folded", False):
+        return None
+    if "period" not in batch:
+        # Searching here would run a periodogram per object in every training step.
+        raise ValueError("a folded picture needs the periods found when the arrays were "
+                         "prepared: prepare_arrays(..., render=<the folding config>)")
+    return batch["period"]
 
 
 def _lr_lambda(warmup: int, total: int):
@@ -544,7 +707,7 @@ def _train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
     from astroray.models import create_model
     from astroray.models.vision import VisionTransformer
     from astroray.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
-    from astroray.train.trainer import autocast, in_lockstep
+    from astroray.train.trainer import autocast, in_lockstep, mark_progress
 
     cfg = FinetuneConfig.from_dict(loop_config["config"])
     kind, layout = cfg.kind, loop_config["layout"]
@@ -660,6 +823,9 @@ def _train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
                     best.load_state_dict(best_state)
                     best.save_pretrained(Path(tmp) / "best")
                 ray.train.report(record, checkpoint=Checkpoint.from_directory(tmp))
+            if loop_config.get("progress_file"):
+                mark_progress(loop_config["progress_file"], epoch + 1, cfg.epochs,
+                              val_metric=round(float(metric), 4))
         else:
             ray.train.report(record, checkpoint=None)
     return {"history": state["history"], "best_epoch": state["best_epoch"],
@@ -703,7 +869,8 @@ class VisionPredictor:
         started = time.perf_counter()
         tensors = {k: torch.as_tensor(np.array(v), device=self.device)
                    for k, v in batch.items() if k in ("wavelength", "flux", "length", "time",
-                                                      "value", "err", "band", "is_mag")}
+                                                      "value", "err", "band", "is_mag",
+                                                      "period")}
         with torch.inference_mode():
             images = render_batch(tensors, self.kind, self.render_cfg)
             with autocast(self.device):
@@ -758,17 +925,12 @@ def _passes(model_dir: str) -> int:
     return int(read_config_json(model_dir).get("passes", 1))
 
 
-def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
-                 use_gpu: bool) -> dict[str, Any]:
-    from astroray.eval import (
-        classification_metrics,
-        plot_confusion_matrix,
-        plot_redshift,
-        redshift_metrics,
-    )
-    from astroray.models.baselines import run_baselines
-    from astroray.train.trainer import make_torch_trainer
+def _prepare_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path) -> dict[str, Any]:
+    """Everything about a data set that no seed changes, computed once.
 
+    The table and labels, the fixed-size arrays, the baselines' features, the periods of every
+    folded layout (a periodogram per object) and the Astromer embeddings.
+    """
     table, info = _load_table(ds_cfg, cfg.kind, out / "data" / ds_cfg.name)
     if table is None or table.num_rows == 0:
         return {"skipped": info.get("skipped", "no objects"), "data": info}
@@ -778,13 +940,149 @@ def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
     if len(classes) < 2 and cfg.task != "redshift":
         return {"skipped": f"fewer than two classes: {classes}", "data": info}
     y_cls = np.array([classes.index(v) for v in labels], dtype=np.int64)
-    split = _stratified_split(y_cls, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    train, val, test = (np.flatnonzero(split == s) for s in (0, 1, 2))
     arrays, prep = prepare_arrays(table, cfg.kind, max_length=cfg.max_length,
                                   bands=ds_cfg.bands)
+    z = (np.asarray(table.column("z").to_numpy(zero_copy_only=False), dtype=np.float64)
+         if cfg.task == "redshift" else None)
+    t0 = time.perf_counter()
+    feats = _baseline_features(table, cfg.kind, cfg.baseline_bins, prep.get("bands"))
+    feature_seconds = time.perf_counter() - t0
+    periods: dict[str, dict[str, Any]] = {}
+    for layout in cfg.layouts:
+        if cfg.kind != "lightcurves" or split_layout(layout)[1] == "none":
+            continue
+        render_cfg = cfg.render_config(layout)
+        key = _period_key(render_cfg)
+        if key not in periods:
+            t0 = time.perf_counter()
+            period, power = light_curve_periods(table, render_cfg)
+            periods[key] = {"period": period, "power": power,
+                            "info": _period_info(table, period, power,
+                                                 time.perf_counter() - t0)}
+            logger.info("%s: periods of %s: %s", ds_cfg.name, layout, periods[key]["info"])
+    astromer = None
+    if cfg.astromer is not None:
+        astromer = _astromer_embeddings(table, cfg)
+        logger.info("%s: Astromer embeddings: %s", ds_cfg.name,
+                    {k: v for k, v in astromer.items() if k != "x"})
+    return {"table": table, "classes": classes, "y": y_cls, "arrays": arrays, "prep": prep,
+            "info": info, "z": z, "features": feats, "feature_seconds": feature_seconds,
+            "periods": periods, "astromer": astromer}
+
+
+def _period_key(render_cfg: Any) -> str:
+    """What the periods of a folded picture depend on."""
+    return (f"{render_cfg.fold}/{render_cfg.period_fallback}/{render_cfg.min_period}/"
+            f"{render_cfg.max_period}")
+
+
+def _period_info(table: pa.Table, period: np.ndarray, power: np.ndarray,
+                 seconds: float) -> dict[str, Any]:
+    """How many objects fold, and how often a searched period matches the catalogue's."""
+    found = np.isfinite(period)
+    info: dict[str, Any] = {"objects": int(period.size), "folded": int(found.sum()),
+                            "searched": int(np.isfinite(power).sum()),
+                            "seconds": round(seconds, 2)}
+    if "period" in table.column_names:
+        known = np.array([np.nan if p is None else float(p)
+                          for p in table.column("period").to_pylist()])
+        both = found & np.isfinite(power) & np.isfinite(known) & (known > 0)
+        if both.any():
+            ratio = period[both] / known[both]
+            info["searched_with_catalogue"] = int(both.sum())
+            info["within_1pct_of_catalogue"] = round(float(np.mean(np.abs(ratio - 1) < 0.01)), 4)
+            info["within_1pct_of_catalogue_or_half_double"] = round(float(np.mean(
+                np.min(np.abs(ratio[:, None] * [1.0, 2.0, 0.5] - 1), axis=1) < 0.01)), 4)
+    return info
+
+
+def _astromer_embeddings(table: pa.Table, cfg: FinetuneConfig) -> dict[str, Any]:
+    """Frozen per-band Astromer layer means of every object (the classifier's input).
+
+    The encoder's windows and embeddings follow ``jobs/classify_astromer.py`` (the Astromer
+    papers' protocol): per-band layer means, concatenated over the bands (Astromer is a
+    single-band model).
+    """
+    from astroray.train.classify import _embed_table, _published_folder
+
+    folder, why = _published_folder(cfg.astromer)
+    if folder is None:
+        return {"skipped": why}
+    t0 = time.perf_counter()
+    x = _embed_table(table, folder, random_init=False, seed=0, min_points=ASTROMER_MIN_POINTS,
+                     actor_cpus=cfg.predict_cpus, embedding="band_concat")
+    return {"x": x, "encoder": folder, "seconds": round(time.perf_counter() - t0, 2),
+            "without_windows": int(np.isnan(x).all(axis=(1, 2)).sum())}
+
+
+#: Fewest points of a band that Astromer embeds (jobs/classify_astromer.yaml's min_points).
+ASTROMER_MIN_POINTS = 5
+
+
+def _astromer_row(x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
+                  test: np.ndarray, n_classes: int, cfg: FinetuneConfig) -> np.ndarray:
+    """Test predictions of the Astromer classifier trained on this seed's training objects.
+
+    The settings of ``jobs/classify_astromer.yaml``: the weighted per-sample embedding and
+    an MLP 1024-512-256 on features z-scored with the training objects' statistics, AdamW
+    (lr 1e-3, weight decay 1e-4), batches of 64, early stopping on the validation loss
+    (checked every 20 steps, patience 10).
+    """
+    from torch import nn
+
+    from astroray.models.astromer import AstromerClassifierHead
+    from astroray.train._labelled import fit_early_stopping
+    from astroray.train.classify import _impute
+
+    fit = np.concatenate([train, val])
+    x = _impute(x, fit)
+    torch.manual_seed(cfg.seed)
+    head = AstromerClassifierHead(x.shape[1], x.shape[2], n_classes)
+    head.set_standardization(torch.from_numpy(x[fit].mean(axis=0)),
+                             torch.from_numpy(x[fit].std(axis=0)))
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    def steps(model: nn.Module):
+        order = train[torch.randperm(len(train), generator=gen).numpy()]
+        for lo in range(0, len(order), 64):
+            idx = order[lo:lo + 64]
+            yield nn.functional.cross_entropy(model(xt[idx]), yt[idx])
+
+    def val_loss(model: nn.Module) -> float:
+        return float(nn.functional.cross_entropy(model(xt[val]), yt[val]))
+
+    head = fit_early_stopping(head, steps, val_loss, max_steps=cfg.astromer_head_steps,
+                              eval_every=20, patience=10, lr=1e-3, weight_decay=1e-4)
+    with torch.no_grad():
+        return head(xt[test]).argmax(1).numpy()
+
+
+def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
+                 use_gpu: bool, prepared: dict[str, Any] | None = None,
+                 tag: str = "") -> dict[str, Any]:
+    """One seed (``cfg.seed``) on one data set: split, baselines, fine-tuning, Astromer.
+
+    ``tag`` is appended to run, model and figure names (``-seed1``) when several seeds share
+    ``out``.
+    """
+    from astroray.eval import (
+        classification_metrics,
+        plot_confusion_matrix,
+        plot_redshift,
+        redshift_metrics,
+    )
+    from astroray.models.baselines import run_baselines
+    from astroray.train.trainer import fit_with_progress, make_torch_trainer
+
+    d = prepared if prepared is not None else _prepare_dataset(ds_cfg, cfg, out)
+    if "skipped" in d:
+        return d
+    classes, y_cls, prep, z = d["classes"], d["y"], d["prep"], d["z"]
+    split = _stratified_split(y_cls, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    train, val, test = (np.flatnonzero(split == s) for s in (0, 1, 2))
     regression = cfg.task == "redshift"
     if regression:
-        z = np.asarray(table.column("z").to_numpy(zero_copy_only=False), dtype=np.float64)
         target = z.astype(np.float32)
         z_max = float(cfg.z_max or max(z[train].max(), 1e-3))
     else:
@@ -792,27 +1090,28 @@ def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
         z_max = 1.0
     counts = np.bincount(y_cls[train], minlength=len(classes)).astype(np.float64)
     weight = (1.0 / np.maximum(counts, 1.0))[y_cls].astype(np.float32)
-    arrays = {**arrays, "target": target, "weight": weight}
+    arrays = {**d["arrays"], "target": target, "weight": weight}
     model_fields: dict[str, Any] = {"task": "regression" if regression else "classification",
                                     "target_scale": z_max}
     if not regression:
         model_fields["labels"] = tuple(classes)
     data_info = {
-        "objects": int(table.num_rows), "classes": classes,
+        "objects": int(d["table"].num_rows), "classes": classes,
         "per_class": {c: int((y_cls == i).sum()) for i, c in enumerate(classes)},
         "splits": {"train": int(train.size), "val": int(val.size), "test": int(test.size)},
         "test_per_class": {c: int((y_cls[test] == i).sum()) for i, c in enumerate(classes)},
         "max_length": cfg.max_length, "thinned": prep["thinned"], "bands": prep.get("bands"),
-        "inputs": info,
+        "inputs": d["info"],
+        "periods": {k: v["info"] for k, v in d["periods"].items()} or None,
     }
     # ---- baselines on the same split (fit on train + val: they have no early stopping)
     t0 = time.perf_counter()
-    feats = _baseline_features(table, cfg.kind, cfg.baseline_bins, prep.get("bands"))
+    feats = d["features"]
     fit_rows = np.concatenate([train, val])
     base = run_baselines(feats[fit_rows], (target if regression else y_cls)[fit_rows],
                          feats[test], task="regression" if regression else "classification",
                          names=cfg.baselines, seed=cfg.seed, n_jobs=cfg.baseline_jobs)
-    baseline_seconds = time.perf_counter() - t0
+    baseline_seconds = time.perf_counter() - t0 + d["feature_seconds"]
     results: dict[str, Any] = {"data": data_info, "baselines": {}, "runs": {}}
     for name, res in base.items():
         if regression:
@@ -824,13 +1123,31 @@ def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
         results["baselines"][name] = {**metrics, "fit_seconds": res["fit_seconds"],
                                       "features": feats.shape[1]}
     results["baseline_seconds"] = round(baseline_seconds, 2)
+    # ---- the Astromer classifier on its frozen embeddings, on the same split
+    emb = d.get("astromer")
+    if emb is not None and "x" in emb and not regression:
+        t0 = time.perf_counter()
+        pred = _astromer_row(emb["x"], y_cls, train, val, test, len(classes), cfg)
+        metrics = _named(classification_metrics(y_cls[test], pred.astype(np.int64),
+                                                 labels=list(range(len(classes)))), classes)
+        results["astromer"] = {**metrics, "encoder": emb["encoder"],
+                               "embed_seconds": emb["seconds"],
+                               "fit_seconds": round(time.perf_counter() - t0, 2),
+                               "without_windows": emb["without_windows"]}
+    elif emb is not None:
+        results["astromer"] = {"skipped": emb.get("skipped", "regression")}
     # ---- fine-tuning, one run per layout
     steps_per_epoch = math.ceil(train.size / (cfg.batch_size * cfg.num_workers))
     for layout in cfg.layouts:
-        run_name = f"{cfg.name}-{ds_cfg.name}-{layout}"
+        slug = layout.replace(":", "-")
+        run_name = f"{cfg.name}-{ds_cfg.name}-{slug}{tag}"
         render_cfg = cfg.render_config(layout)
+        run_arrays = arrays
         if cfg.kind == "lightcurves":
             render_cfg = render_cfg.replace(bands=tuple(prep["bands"]))
+            if render_cfg.folded:  # the periods found once, before any training step
+                run_arrays = {**arrays,
+                              "period": d["periods"][_period_key(render_cfg)]["period"]}
         storage = out / "ray"
         storage.mkdir(parents=True, exist_ok=True)
         marker = storage / f".{run_name}.failure-injected"
@@ -839,19 +1156,21 @@ def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
             _train_loop,
             {"config": cfg.to_dict(), "layout": layout, "labels": classes,
              "bands": prep.get("bands"), "model_fields": model_fields,
-             "total_steps": steps_per_epoch * cfg.epochs, "fail_marker": str(marker)},
-            datasets={"train": _tensor_dataset(arrays, train, blocks),
-                      "val": _tensor_dataset(arrays, val, blocks)},
+             "total_steps": steps_per_epoch * cfg.epochs, "fail_marker": str(marker),
+             "progress_file": str(storage / f".{run_name}.progress.json")},
+            datasets={"train": _tensor_dataset(run_arrays, train, blocks),
+                      "val": _tensor_dataset(run_arrays, val, blocks)},
             num_workers=cfg.num_workers, use_gpu=use_gpu, cpus_per_worker=cfg.cpus_per_worker,
             storage_path=str(storage), name=run_name, max_failures=cfg.max_failures)
         started = time.perf_counter()
-        result = trainer.fit()
+        result = fit_with_progress(trainer, storage / f".{run_name}.progress.json", cfg.epochs,
+                                   f"fine-tune {run_name}")
         if result.error is not None:
             raise result.error
         if result.checkpoint is None:
             raise RuntimeError(f"fine-tuning {run_name} reported no checkpoint")
         value = result.return_value or {}
-        model_dir = out / "models" / f"{ds_cfg.name}-{layout}"
+        model_dir = out / "models" / f"{ds_cfg.name}-{slug}{tag}"
         shutil.rmtree(model_dir, ignore_errors=True)
         with result.checkpoint.as_directory() as folder:
             shutil.copytree(Path(folder) / "best", model_dir)
@@ -862,22 +1181,23 @@ def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
                                weights_only=False)
         history = state.get("history") or value.get("history", [])
         train_seconds = time.perf_counter() - started
-        pred, per_second, samples = _predict(str(model_dir), arrays, test, cfg.kind,
+        pred, per_second, samples = _predict(str(model_dir), run_arrays, test, cfg.kind,
                                              render_cfg.to_dict(), cfg, use_gpu)
         figure = None
+        name = f"{ds_cfg.name}_{slug}{tag}"
         if regression:
             metrics = redshift_metrics(z[test], pred)
-            figure = plot_redshift(z[test], pred, out / f"redshift_{ds_cfg.name}_{layout}.png",
+            figure = plot_redshift(z[test], pred, out / f"redshift_{name}.png",
                                    title=f"{cfg.model} on {ds_cfg.name} ({layout}), test set")
         else:
             metrics = _named(classification_metrics(y_cls[test], pred.astype(np.int64),
                                                     labels=list(range(len(classes)))), classes)
             figure = plot_confusion_matrix(
-                metrics["confusion"], classes, out / f"confusion_{ds_cfg.name}_{layout}.png",
+                metrics["confusion"], classes, out / f"confusion_{name}.png",
                 title=f"{cfg.model} on {ds_cfg.name} ({layout}), test set")
             if samples is not None:
-                metrics["uncertainty"] = _uncertainty(y_cls[test], samples, out,
-                                                      f"{ds_cfg.name}_{layout}", cfg.model)
+                metrics["uncertainty"] = _uncertainty(y_cls[test], samples, out, name,
+                                                      cfg.model)
         applied = _apply(ds_cfg, cfg, out, str(model_dir), render_cfg.to_dict(), classes,
                          regression, use_gpu)
         results["runs"][layout] = {
@@ -914,8 +1234,14 @@ def _apply(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path, model_dir: str
                               for t in tables], promote_options="default")
     if table.num_rows == 0:
         return []
+    render_cfg = None
+    if cfg.kind == "lightcurves":
+        from astroray.render import LightCurveRenderConfig
+
+        render_cfg = LightCurveRenderConfig.from_dict(render)
     arrays, _ = prepare_arrays(table, cfg.kind, max_length=cfg.max_length,
-                               bands=tuple(render["bands"]) if render.get("bands") else None)
+                               bands=tuple(render["bands"]) if render.get("bands") else None,
+                               render=render_cfg)
     pred, _, _ = _predict(model_dir, arrays, np.arange(table.num_rows), cfg.kind, render, cfg,
                        use_gpu)
     rows = []
@@ -964,13 +1290,20 @@ def finetune(config: FinetuneConfig, out: str | Path) -> dict[str, Any]:
         out/data/NAME/         canonical Parquet of the inputs (generated / ingested once)
         out/ray/RUN/           Ray Train runs: checkpoints (model folder, training state,
                                best/); the same ``out`` resumes
-        out/models/NAME-LAYOUT the best model of each run (config.json + model.safetensors)
+        out/models/NAME-LAYOUT the best model of each run (config.json + model.safetensors,
+                               render.json); ``-seedN`` appended with several ``seeds``
         out/confusion_*.png    test confusion matrices (classification)
         out/redshift_*.png     predicted vs true redshift (regression)
 
+    With several ``seeds`` each seed draws its own object split, shared by every method of
+    that seed; what does not depend on the seed (data, features, periods, Astromer
+    embeddings) is computed once per data set.
+
     Returns:
-        ``{"table", "datasets", "use_gpu"}``: ``table`` has one row per (data set, method)
-        with the test metrics of the vision model (one row per layout) and of each baseline.
+        ``{"table", "datasets", "use_gpu", "seeds"}``: ``table`` has one row per (data set,
+        method): the vision model (one row per layout), each baseline and the Astromer
+        classifier, with the test metrics (their mean over the seeds, with ``*_std`` and the
+        per-seed ``*_seeds`` values, when there are several).
     """
     from astroray.runtime import init_ray
     from astroray.train.trainer import gpu_available
@@ -985,28 +1318,103 @@ def finetune(config: FinetuneConfig, out: str | Path) -> dict[str, Any]:
             else ("accuracy", "macro_f1"))
     for ds_cfg in config.datasets:
         started = time.perf_counter()
-        res = _run_dataset(ds_cfg, config, out, use_gpu)
+        prepared = _prepare_dataset(ds_cfg, config, out)
+        if "skipped" in prepared:
+            res = prepared
+        elif not config.seeds:
+            res = _run_dataset(ds_cfg, config, out, use_gpu, prepared)
+        else:
+            per_seed = {s: _run_dataset(ds_cfg, config.replace(seed=s), out, use_gpu, prepared,
+                                        tag=f"-seed{s}") for s in config.seeds}
+            first = per_seed[config.seeds[0]]
+            res = {"data": {**first["data"], "splits_per_seed": {
+                       str(s): r["data"]["splits"] for s, r in per_seed.items()}},
+                   "seeds": {str(s): {k: v for k, v in r.items() if k != "data"}
+                             for s, r in per_seed.items()}}
         res["seconds"] = round(time.perf_counter() - started, 2)
         datasets[ds_cfg.name] = res
         if "skipped" in res:
             table.append({"dataset": ds_cfg.name, "skipped": res["skipped"]})
             continue
-        n_test = res["data"]["splits"]["test"]
-        for layout, run in res["runs"].items():
-            table.append({"dataset": ds_cfg.name, "method": f"{config.model} ({layout})",
-                          "test_objects": n_test, "epochs": run["epochs"],
-                          **{k: run["test"][k] for k in keys},
-                          **{k: v for k, v in run["test"].get("uncertainty", {}).items()
-                             if k.startswith("auroc_") or k == "ece"}})
-        for name, metrics in res["baselines"].items():
-            table.append({"dataset": ds_cfg.name, "method": name, "test_objects": n_test,
-                          **{k: metrics[k] for k in keys}})
-    return {"table": table, "datasets": datasets, "use_gpu": use_gpu}
+        seed_results = ([res] if not config.seeds
+                        else [res["seeds"][str(s)] for s in config.seeds])
+        table += _table_rows(ds_cfg.name, seed_results, res["data"]["splits"]["test"],
+                             config, keys)
+    return {"table": table, "datasets": datasets, "use_gpu": use_gpu,
+            "seeds": list(config.run_seeds)}
+
+
+def _method_metrics(res: dict[str, Any], config: FinetuneConfig) -> dict[str, dict[str, Any]]:
+    """Method -> test metrics of one seed's results, in table order."""
+    out: dict[str, dict[str, Any]] = {}
+    for layout, run in res["runs"].items():
+        out[f"{config.model} ({layout})"] = {
+            **run["test"], "epochs": run["epochs"],
+            **{k: v for k, v in run["test"].get("uncertainty", {}).items()
+               if k.startswith("auroc_") or k == "ece"}}
+    for name, metrics in res["baselines"].items():
+        out[name] = metrics
+    astromer = res.get("astromer")
+    if astromer is not None and "skipped" not in astromer:
+        out["astromer"] = astromer
+    return out
+
+
+def _table_rows(dataset: str, seed_results: list[dict[str, Any]], n_test: int,
+                config: FinetuneConfig, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The table's rows of one data set: one per method, figures averaged over the seeds."""
+    per_seed = [_method_metrics(r, config) for r in seed_results]
+    rows = []
+    for method in per_seed[0]:
+        values = [m[method] for m in per_seed if method in m]
+        row: dict[str, Any] = {"dataset": dataset, "method": method, "test_objects": n_test}
+        extra = [k for k in values[0] if k == "epochs" or k.startswith("auroc_") or k == "ece"]
+        if len(seed_results) == 1:
+            row.update({k: values[0][k] for k in (*extra[:1], *keys, *extra[1:])})
+            rows.append(row)
+            continue
+        row["seeds"] = len(values)
+        for k in (*keys, *extra):
+            v = np.array([float(x[k]) for x in values], dtype=np.float64)
+            row[k] = round(float(np.nanmean(v)), 4)
+            row[f"{k}_std"] = round(float(np.nanstd(v)), 4)
+            row[f"{k}_seeds"] = [round(float(x), 4) for x in v]
+        rows.append(row)
+    return rows
+
+
+def format_table(summary: dict[str, Any], config: FinetuneConfig) -> str:
+    """The results table as Markdown: macro F1 (or R^2) mean +- spread over the seeds."""
+    regression = config.task == "redshift"
+    key, label = ("r2", "R^2") if regression else ("macro_f1", "macro F1")
+    second, second_label = ("nmad", "NMAD") if regression else ("accuracy", "accuracy")
+    seeds = summary.get("seeds") or [config.seed]
+    spread = len(seeds) > 1
+    head = (f"| data set | method | {label} | {second_label} | test objects |\n"
+            "| --- | --- | --- | --- | --- |")
+    lines = [head]
+    for row in summary["table"]:
+        if "skipped" in row:
+            lines.append(f"| {row['dataset']} | (skipped: {row['skipped']}) | | | |")
+            continue
+
+        def cell(k: str, r: dict[str, Any] = row) -> str:
+            value = r.get(k)
+            if value is None:
+                return "n/a"
+            return f"{value:.3f} ± {r[f'{k}_std']:.3f}" if spread else f"{value:.3f}"
+
+        lines.append(f"| {row['dataset']} | {row['method']} | {cell(key)} | {cell(second)} | "
+                     f"{row['test_objects']} |")
+    note = (f"Mean ± standard deviation (ddof 0) over seeds {', '.join(map(str, seeds))}; "
+            "each seed draws its own object split, shared by every method of that seed."
+            if spread else f"Seed {seeds[0]}.")
+    return "\n".join(lines) + "\n\n" + note + "\n"
 
 
 def write_finetune_results(summary: dict[str, Any], config: FinetuneConfig, out: str | Path,
                            job: str, *, smoke: bool, started: float) -> None:
-    """Print the results table and write ``out/results.json`` (model, baselines, data)."""
+    """Print the results table; write ``out/results.json`` and ``out/table.md``."""
     from astroray.runtime import write_results
 
     for row in summary["table"]:
@@ -1020,9 +1428,12 @@ def write_finetune_results(summary: dict[str, Any], config: FinetuneConfig, out:
     data = {name: res.get("data") for name, res in summary["datasets"].items()}
     runs = {name: {k: v for k, v in res.items() if k != "data"}
             for name, res in summary["datasets"].items()}
+    markdown = format_table(summary, config)
     write_results(out, job, metrics={"table": summary["table"], "task": config.task,
+                                     "seeds": summary.get("seeds"), "table_md": markdown,
                                      "datasets": runs},
                   data=data, model={"name": config.model, "use_gpu": summary["use_gpu"],
                                     "config": config.model_config().to_dict()},
                   config=config.to_dict(), smoke=smoke, started=started)
     Path(out, "table.json").write_text(json.dumps(summary["table"], indent=2))
+    Path(out, "table.md").write_text(markdown)

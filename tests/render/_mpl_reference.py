@@ -179,3 +179,98 @@ def light_curve_image(
         ax.set_xlim(*limits)
         ax.set_ylim(*(limits[::-1] if magnitude else limits))
     return _canvas_rgb(fig)
+
+
+def max_light_phase(phase: np.ndarray, values: np.ndarray, band: np.ndarray, *,
+                    magnitude: bool, harmonics: int = 3, grid: int = 256) -> float:
+    """Phase of maximum light of a folded light curve, as the renderer defines it.
+
+    A Fourier series of ``harmonics`` terms with one offset per band, fitted by least squares
+    (numpy's ``lstsq``, independently of the renderer's normal equations) to the values
+    min-max scaled over all bands; maximum light is its smallest magnitude (largest flux) on
+    ``grid`` phases ``k / grid``.
+    """
+    v = np.asarray(values, np.float64)
+    span = v.max() - v.min()
+    y = (v - v.min()) / span if span > 0 else np.full_like(v, 0.5)
+    names = sorted(set(np.asarray(band).tolist()))
+    cols = [(np.asarray(band) == b).astype(np.float64) for b in names]
+    k = np.arange(1, harmonics + 1)
+    ang = 2 * np.pi * np.asarray(phase, np.float64)[:, None] * k
+    X = np.column_stack(cols + [np.cos(ang), np.sin(ang)])
+    coef = np.linalg.lstsq(X, y, rcond=None)[0][len(names):]
+    g = np.arange(grid) / grid
+    g_ang = 2 * np.pi * g[:, None] * k
+    shape = np.column_stack([np.cos(g_ang), np.sin(g_ang)]) @ coef
+    return float(g[np.argmin(shape) if magnitude else np.argmax(shape)])
+
+
+def folded_light_curve_image(
+    bands: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
+    period: float,
+    *,
+    cycles: int = 2,
+    magnitude: bool = True,
+    layout: str = "overlay",
+    grid_shape: tuple[int, int] | None = None,
+    width: int = 256,
+    height: int = 256,
+    dpi: float = 100.0,
+    alpha: float = 0.5,
+    limits: tuple[float, float] = (-0.05, 1.05),
+    **style: float,
+) -> np.ndarray:
+    """The same plot against phase: what a folded picture is meant to look like.
+
+    Phase is ``(t - t_first) / period`` modulo 1, shifted so that maximum light
+    (:func:`max_light_phase`) is phase 0; each band is drawn with ``errorbar(x, y, yerr,
+    fmt='-o')`` over its points sorted by ``x = (phase + k) / cycles``, k = 0..cycles-1 (the x
+    axis spans the cycles, not min-max scaled); values are min-max scaled over all bands as
+    in :func:`light_curve_image`.
+
+    Returns:
+        (H, W, 3) uint8.
+    """
+    present = [(i, b) for i, b in enumerate(bands) if b is not None and len(b[0])]
+    t_all = np.concatenate([np.asarray(b[0], np.float64) for _, b in present])
+    v_all = np.concatenate([np.asarray(b[1], np.float64) for _, b in present])
+    b_all = np.concatenate([np.full(len(b[0]), i) for i, b in present])
+    cyc = (t_all - t_all.min()) / period
+    phase = cyc - np.floor(cyc)
+    origin = max_light_phase(phase, v_all, b_all, magnitude=magnitude)
+    phase = np.mod(phase - origin, 1.0)
+    folded: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * len(bands)
+    start = 0
+    for i, b in present:
+        n = len(b[0])
+        ph = phase[start:start + n]
+        start += n
+        x = np.concatenate([(ph + k) / cycles for k in range(cycles)])
+        v = np.tile(np.asarray(b[1], np.float64), cycles)
+        e = np.tile(np.asarray(b[2], np.float64), cycles)
+        order = np.argsort(x, kind="stable")
+        folded[i] = (x[order], v[order], e[order])
+    v0, v_span = _minmax(v_all)
+    fig = _figure(width, height, dpi)
+    if layout == "overlay":
+        ax = fig.add_axes((0, 0, 1, 1))
+        axes, panels = [ax] * len(bands), [ax]
+    else:
+        rows, cols = grid_shape or ((1, 1) if len(bands) <= 1 else (2, math.ceil(len(bands) / 2)))
+        gs = fig.add_gridspec(rows, cols, left=0, right=1, bottom=0, top=1, wspace=0, hspace=0)
+        panels = [fig.add_subplot(gs[i // cols, i % cols]) for i in range(rows * cols)]
+        axes = panels[: len(bands)]
+    for i, band in enumerate(folded):
+        if band is None:
+            continue
+        x, v, e = band
+        if np.isfinite(v_span):
+            vn, en = (v - v0) / v_span, e / v_span
+        else:
+            vn, en = np.full_like(v, 0.5), e
+        axes[i].errorbar(x, vn, yerr=en, fmt="-o", color=f"C{i % 10}", alpha=alpha, **style)
+    for ax in panels:
+        ax.axis("off")
+        ax.set_xlim(*limits)
+        ax.set_ylim(*(limits[::-1] if magnitude else limits))
+    return _canvas_rgb(fig)

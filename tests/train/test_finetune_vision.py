@@ -128,3 +128,136 @@ def test_config_validation():
             _config(**{field: bad})
     smoke = _config(model="vit-b16-spectra", epochs=10).smoke()
     assert smoke.model == "vit-tiny-spectra" and smoke.epochs == 2 and not smoke.load_pretrained
+
+
+# ---------------------------------------------------------------------------------------------
+# Folded light curves, several seeds, the Astromer row, label groupings
+# ---------------------------------------------------------------------------------------------
+
+
+def test_folded_arrays_render_like_the_folding_stage():
+    lcs = periodic_variables(4, seed=3)
+    cfg = LightCurveRenderConfig(height=64, width=64, bands=("B", "R"), fold="lomb_scargle")
+    arrays, _ = prepare_arrays(lcs, "lightcurves", max_length=10_000, bands=("B", "R"),
+                               render=cfg)
+    assert arrays["period"].dtype == np.float64 and np.isfinite(arrays["period"]).all()
+    assert ((arrays["period_power"] > 0) & (arrays["period_power"] <= 1)).all()
+    ours = render_batch({k: torch.from_numpy(v) for k, v in arrays.items()}, "lightcurves", cfg)
+    cols = {c: np.array(lcs.column(c).to_pylist(), dtype=object)
+            for c in ("time", "band", "mag", "err")}
+    ref = RenderLightCurves(cfg)(cols)
+    np.testing.assert_array_equal(ours.numpy(), ref["image"])
+    np.testing.assert_array_equal(ref["period"], arrays["period"])
+    # the catalogue period when asked for (the synthetic stars carry theirs)
+    by_period, _ = prepare_arrays(lcs, "lightcurves", max_length=10_000, bands=("B", "R"),
+                                  render=cfg.replace(fold="period"))
+    np.testing.assert_allclose(by_period["period"], lcs.column("period").to_numpy())
+    assert np.isnan(by_period["period_power"]).all()
+    # a folded picture never searches periods inside a training step
+    plain, _ = prepare_arrays(lcs, "lightcurves", max_length=10_000, bands=("B", "R"))
+    assert "period" not in plain
+    with pytest.raises(ValueError, match="periods"):
+        render_batch({k: torch.from_numpy(v) for k, v in plain.items()}, "lightcurves", cfg)
+
+
+def test_light_curves_folded_over_seeds_with_the_astromer_row(ray_session, tmp_path):
+    from astroray.models.astromer.published import available_published
+    from astroray.train.vision import write_finetune_results
+
+    astromer = "astromer1-macho" if available_published("astromer1-macho") else None
+    cfg = _config(kind="lightcurves", model="swinv2-tiny-lightcurves",
+                  datasets=(VisionDataset(name="syn", bands=("B", "R"), synthetic=(
+                      SyntheticSurveyConfig(kind="periodic", n=48, format="parquet", seed=2,
+                                            survey="macho"))),),
+                  layouts=("overlay:lomb_scargle",), seeds=(0, 1), astromer=astromer,
+                  astromer_head_steps=20, name="fold")
+    summary = finetune(cfg, tmp_path / "f")
+    res = summary["datasets"]["syn"]
+    periods = res["data"]["periods"]["lomb_scargle/lomb_scargle/0.05/None"]
+    assert periods["folded"] == periods["objects"] == 48
+    assert periods["within_1pct_of_catalogue_or_half_double"] > 0.5
+    assert set(res["seeds"]) == {"0", "1"}
+    for seed in ("0", "1"):
+        run = res["seeds"][seed]["runs"]["overlay:lomb_scargle"]
+        assert run["model_dir"].endswith(f"syn-overlay-lomb_scargle-seed{seed}")
+        spec = json.loads((tmp_path / "f" / "models" / f"syn-overlay-lomb_scargle-seed{seed}"
+                           / "render.json").read_text())
+        assert spec["render"]["fold"] == "lomb_scargle" and spec["render"]["cycles"] == 2
+    # the two seeds split the objects differently; every method shares each seed's split
+    assert res["seeds"]["0"]["baselines"]["rf"]["n"] == res["data"]["splits"]["test"]
+    rows = {r["method"]: r for r in summary["table"]}
+    expected = {"swinv2-tiny-lightcurves (overlay:lomb_scargle)", "rf"}
+    if astromer:
+        expected.add("astromer")
+        assert res["seeds"]["0"]["astromer"]["n"] == res["data"]["splits"]["test"]
+    assert set(rows) == expected
+    for row in rows.values():
+        assert row["seeds"] == 2 and len(row["macro_f1_seeds"]) == 2
+        assert row["macro_f1"] == pytest.approx(np.mean(row["macro_f1_seeds"]), abs=1e-4)
+        assert row["macro_f1_std"] >= 0
+    write_finetune_results(summary, cfg, tmp_path / "f", "t", smoke=False, started=0.0)
+    table = (tmp_path / "f" / "table.md").read_text()
+    assert "| syn | rf |" in table and "±" in table and "seeds 0, 1" in table
+
+
+def test_label_grouping_elasticc20():
+    import pyarrow as pa
+
+    from astroray.data.taxonomy import load_taxonomy
+    from astroray.train.vision import _labels, label_grouping
+
+    mapping = label_grouping("elasticc20")
+    assert len(set(mapping.values())) == 20
+    # ATAT's grouping of the 32 ELAsTiCC training-set models (alercebroker/ATAT)
+    atat = {"AGN": "AGN", "CART": "CART", "Cepheid": "Cepheid", "d-Sct": "Delta Scuti",
+            "dwarf-nova": "Dwarf Novae", "EB": "EB", "ILOT": "ILOT", "KN_B19": "KN",
+            "KN_K17": "KN", "Mdwarf-flare": "M-dwarf Flare", "PISN": "PISN", "RRL": "RR Lyrae",
+            "SLSN-I+host": "SLSN", "SLSN-I_no_host": "SLSN", "SNIa-91bg": "91bg",
+            "SNIa-SALT2": "Ia", "SNIax": "Iax", "SNIb+HostXT_V19": "Ib/c",
+            "SNIb-Templates": "Ib/c", "SNIc+HostXT_V19": "Ib/c", "SNIc-Templates": "Ib/c",
+            "SNIcBL+HostXT_V19": "Ib/c", "SNII+HostXT_V19": "II", "SNII-NMF": "II",
+            "SNII-Templates": "II", "SNIIb+HostXT_V19": "SN-like/Other",
+            "SNIIn+HostXT_V19": "II", "SNIIn-MOSFIT": "II", "TDE": "TDE",
+            "uLens-Binary": "uLens", "uLens-Single-GenLens": "uLens",
+            "uLens-Single_PyLIMA": "uLens"}
+    assert {k: mapping[k] for k in atat} == atat
+    assert mapping["2222"] == "Ia" and mapping["2225"] == "Iax" and mapping["2332"] == "AGN"
+    from importlib import resources
+
+    import yaml
+
+    text = resources.files("astroray.data").joinpath("taxonomy.yaml").read_text()
+    classes = yaml.safe_load(text)["groupings"]["elasticc20"]["classes"]
+    known = load_taxonomy().classes
+    assert all(entry["canonical"] in known for entry in classes.values())
+    table = pa.table({"object_id": ["a", "b", "c", "d"], "label": ["SNIa", "SNIa", "SNII", None],
+                      "label_raw": ["SNIax", "2222.0", "SNIIb+HostXT_V19", "x"]})
+    ds = VisionDataset(name="e", paths=("unused",), grouping="elasticc20")
+    _, labels, _ = _labels(table, ds.replace(min_class_count=3), "class")
+    assert labels == []  # every class below min_class_count: dropped
+    kept = _labels(pa.concat_tables([table] * 3), ds, "class")[1]
+    assert sorted(set(kept)) == ["Ia", "Iax", "SN-like/Other"]
+
+
+def test_fold_layouts_presets_and_seeds_validation():
+    from astroray.config import ConfigError
+
+    lc = dict(kind="lightcurves", model="swinv2-tiny-lightcurves",
+              datasets=(VisionDataset(name="s", synthetic=SyntheticSurveyConfig(
+                  kind="periodic", n=30, format="parquet", seed=1)),))
+    cfg = _config(**lc, layouts=("overlay", "grid:period"), render={"preset": "macho"})
+    grid = cfg.render_config("grid:period")
+    assert grid.fold == "period" and grid.layout == "grid" and grid.bands == ("B", "R")
+    assert grid.height == 64 and cfg.render_config("overlay").fold == "none"
+    with pytest.raises(ConfigError, match="layouts"):
+        _config(**lc, layouts=("overlay:phase",))
+    with pytest.raises(ConfigError, match="layouts"):
+        _config(layouts=("single:period",))
+    with pytest.raises(ConfigError, match="seeds"):
+        _config(**lc, layouts=("overlay",), seeds=(1, 1))
+    with pytest.raises(ConfigError, match="astromer"):
+        _config(astromer="astromer1-macho")  # spectra
+    smoke = _config(**lc, layouts=("overlay:lomb_scargle", "grid"), seeds=(0, 1, 2),
+                    astromer="astromer1-macho").smoke()
+    assert smoke.seeds == () and smoke.astromer is None and smoke.layouts == (
+        "overlay:lomb_scargle",)

@@ -2,6 +2,7 @@
 
 from astroray.models.registry import register_model
 from astroray.models.vision.config import (
+    SWINV2_MINI_LIGHTCURVES,
     SWINV2_T_LIGHTCURVES,
     SWINV2_TINY_LIGHTCURVES,
     VIT_B16_SPECTRA,
@@ -19,8 +20,11 @@ register_model("vit-tiny-spectra", VisionTransformer, VIT_TINY_SPECTRA, tiny=_VI
 register_model("swinv2-t-lightcurves", VisionTransformer, SWINV2_T_LIGHTCURVES, tiny=_SWIN_TINY)
 register_model("swinv2-tiny-lightcurves", VisionTransformer, SWINV2_TINY_LIGHTCURVES,
                tiny=_SWIN_TINY)
+register_model("swinv2-mini-lightcurves", VisionTransformer, SWINV2_MINI_LIGHTCURVES,
+               tiny=_SWIN_TINY)
 
 __all__ = [
+    "SWINV2_MINI_LIGHTCURVES",
     "SWINV2_TINY_LIGHTCURVES",
     "SWINV2_T_LIGHTCURVES",
     "VIT_B16_SPECTRA",

@@ -10,6 +10,7 @@ from astroray.config import Config, check
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "SWINV2_MINI_LIGHTCURVES",
     "SWINV2_T_LIGHTCURVES",
     "SWINV2_TINY_LIGHTCURVES",
     "VIT_B16_SPECTRA",
@@ -214,11 +215,20 @@ VIT_TINY_SPECTRA = VisionConfig(
 #: SwinV2-T (window 16) at 256 px for light curves (Moreno-Cartagena et al. 2025).
 SWINV2_T_LIGHTCURVES = VisionConfig(
     backbone="swinv2", pretrained=("microsoft/swinv2-tiny-patch4-window16-256",),
-    labels=("Cep_0", "Cep_1", "RRab", "RRc", "EB", "LPV"), image_size=256, patch_size=4,
+    labels=("DCEP_F", "DCEP_1O", "RRab", "RRc", "EB", "LPV"), image_size=256, patch_size=4,
     embed_dim=96, depths=(2, 2, 6, 2), swin_heads=(3, 6, 12, 24), window_size=16,
     layer_norm_eps=1e-5)
 #: A tiny SwinV2 for tests and smoke runs (64 px, two stages, random initialisation).
 SWINV2_TINY_LIGHTCURVES = VisionConfig(
-    backbone="swinv2", pretrained=(), labels=("Cep_0", "Cep_1", "RRab", "RRc", "EB", "LPV"),
+    backbone="swinv2", pretrained=(), labels=("DCEP_F", "DCEP_1O", "RRab", "RRc", "EB", "LPV"),
     image_size=64, patch_size=4, embed_dim=24, depths=(1, 1), swin_heads=(2, 4),
     window_size=4, layer_norm_eps=1e-5)
+#: A small SwinV2 for CPU budgets (96 px, three stages of two blocks, width 32, window 6;
+#: 0.6 M parameters, random initialisation: no published checkpoint has this shape). About 5x
+#: the cost of the tiny one per image and ~1/50 of SwinV2-T at 256 px: the largest that trains
+#: the light-curve table of ``jobs/finetune_swin_lightcurves.py`` (2 data sets x 3 pictures x
+#: 3 seeds) in about an hour on 2 CPU cores.
+SWINV2_MINI_LIGHTCURVES = VisionConfig(
+    backbone="swinv2", pretrained=(), labels=("DCEP_F", "DCEP_1O", "RRab", "RRc", "EB", "LPV"),
+    image_size=96, patch_size=4, embed_dim=32, depths=(2, 2, 2), swin_heads=(2, 4, 8),
+    window_size=6, layer_norm_eps=1e-5)
