@@ -35,6 +35,12 @@ def server(ray_session, tmp_path_factory):
     model = AstromerClassifier(AstromerClassifierConfig(
         encoder=ASTROMER_TINY, labels=("RRab", "RRc"), hidden=(8,), min_points=3))
     path = model.eval().save_pretrained(folder / "clf")
+    from astroray.models.card import write_model_card
+
+    # A model card: answers carry the same in_domain flag as catalogues.
+    write_model_card(path, {"classes": ["RRab", "RRc"], "domain": {
+        "surveys": ["macho"], "bands": ["B", "R"], "cadence_days": [0.5, 2.0],
+        "points": [3, 100], "confidence": {"threshold": 0.999}}})
     (folder / "token").write_text(TOKEN)
     cfg = ServeConfig(lightcurves_classify=(str(path),), min_replicas=1, max_replicas=1,
                       num_cpus=0.25, ingress_num_cpus=0.1, port=_free_port(),
@@ -129,7 +135,11 @@ def test_docs_work_offline(server):
 
 
 def test_the_server_still_answers_after_everything(server):
-    code, answer = _post(server + ROUTE, _body(_lc(), _lc(object_id="b")))
+    code, answer = _post(server + ROUTE, _body(_lc(), _lc(object_id="b", survey="ztf")))
     assert code == 200, answer[:500]
     body = json.loads(answer)
     assert [r["object_id"] for r in body["results"]] == ["a", "b"]
+    a, b = body["results"]
+    # "api" (no survey named) is not judged on its survey; ZTF is not the model's survey.
+    assert a["in_domain"] is True and a["ood_reason"] is None, a
+    assert b["in_domain"] is False and "survey ztf not in training" in b["ood_reason"], b
