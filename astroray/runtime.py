@@ -114,7 +114,10 @@ def init_ray(
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None
     local = address is None
-    init_kwargs: dict[str, Any] = {"address": address, "include_dashboard": False, **kwargs}
+    # "local": a Ray of our own even when a `ray start` cluster runs on this machine (which
+    # ray.init() with no address would join, through /tmp/ray/ray_current_cluster).
+    init_kwargs: dict[str, Any] = {"address": "local" if local else address,
+                                   "include_dashboard": False, **kwargs}
     if local:
         init_kwargs.update(num_cpus=num_cpus, object_store_memory=object_store_memory)
     if quiet and not _CONSOLE["verbose"]:

@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     for row in summary["table"]:
         print(f"debias: {row['row']:16s} accuracy {row['accuracy']:.3f}  L {row['L']:.3f} "
               f"(z {row['L_z']:.3f}, psf {row['L_psf']:.3f})  featured "
-              f"{row['featured_fraction']:.3f}")
+              f"{row['featured_fraction']:.3f}"
+              + (f"  L bootstrap {row['L_boot_mean']:.3f} +- {row['L_boot_std']:.3f}"
+                 if "L_boot_mean" in row else ""))
     if summary["figure"] is None:
         print("debias: matplotlib is not installed: no figure")
     write_results(args.out, "debias",

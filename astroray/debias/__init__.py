@@ -18,7 +18,12 @@ from astroray.debias.galaxies import (
     gaussian_blur,
     label_probability,
 )
-from astroray.debias.metric import bias_metric, class_fraction_curve, quantile_bins
+from astroray.debias.metric import (
+    bias_metric,
+    bootstrap_bias_metric,
+    class_fraction_curve,
+    quantile_bins,
+)
 from astroray.debias.train import (
     STRATEGIES,
     DebiasConfig,
@@ -35,6 +40,7 @@ __all__ = [
     "GalaxyConfig",
     "angular_scale",
     "bias_metric",
+    "bootstrap_bias_metric",
     "class_fraction_curve",
     "degrade",
     "evaluate",

@@ -22,7 +22,7 @@ import numpy as np
 
 from astroray.config import Config, check, check_inputs, check_positive_ints
 from astroray.data.synthetic import SyntheticSurveyConfig
-from astroray.models.anomaly.config import INPUTS, MCDSVDDConfig
+from astroray.models.anomaly.config import INPUT_TRANSFORMS, INPUTS, MCDSVDDConfig
 from astroray.models.anomaly.train import DetectorTrainConfig
 
 __all__ = ["METHODS", "AnomalyConfig", "AnomalyDataset", "anomaly_table", "load_inputs",
@@ -83,6 +83,10 @@ class AnomalyConfig(Config):
             warning), for ``embeddings`` input.
         hidden: encoder widths before the latent layer (paper: 512-256-128).
         latent_dim: latent width z.
+        bias: biases and affine BatchNorm in the encoder's hidden layers (the authors');
+            False: our earlier bias-free variant (see :class:`MCDSVDDConfig`).
+        input_transform: ``uniform`` (the authors': [0, 1], missing -1) or ``normal`` (our
+            earlier variant: standard normal, missing 0), for every method.
         train: optimisation of the autoencoder and SVDD stages.
         folds: stratified folds per held-out class.
         trees: Isolation Forest trees.
@@ -97,6 +101,8 @@ class AnomalyConfig(Config):
     encoder: str | None = None
     hidden: tuple[int, ...] = (512, 256, 128)
     latent_dim: int = 32
+    bias: bool = True
+    input_transform: str = "uniform"
     train: DetectorTrainConfig = dataclasses.field(default_factory=DetectorTrainConfig)
     folds: int = 3
     trees: int = 200
@@ -115,6 +121,9 @@ class AnomalyConfig(Config):
         names = [d.name for d in self.datasets]
         check(len(set(names)) == len(names), self, "datasets", names, "distinct names")
         check(self.input in INPUTS, self, "input", self.input, f"one of {INPUTS}")
+        check(isinstance(self.bias, bool), self, "bias", self.bias, "true or false")
+        check(self.input_transform in INPUT_TRANSFORMS, self, "input_transform",
+              self.input_transform, f"one of {INPUT_TRANSFORMS}")
         check(self.input != "embeddings" or (isinstance(self.encoder, str) and self.encoder),
               self, "encoder", self.encoder, "an Astromer folder or registry name "
               "(embeddings input)")
@@ -251,7 +260,8 @@ def _detector_config(config: AnomalyConfig, data: dict[str, Any], labels: tuple[
         input=config.input, input_dim=int(data["x"].shape[1]),
         feature_names=None if names is None else tuple(names), bands=tuple(data["bands"]),
         labels=labels, hidden=config.hidden, latent_dim=config.latent_dim,
-        min_points=min_points, encoder=None if encoder is None else encoder.config)
+        bias=config.bias, input_transform=config.input_transform, min_points=min_points,
+        encoder=None if encoder is None else encoder.config)
 
 
 def _fold_task(x: np.ndarray, labels: np.ndarray, train_idx: np.ndarray,
@@ -277,7 +287,8 @@ def _fold_task(x: np.ndarray, labels: np.ndarray, train_idx: np.ndarray,
     xt = x[test_idx]
     scores = {"mcdsvdd": multi.score(xt)[0], "deep_svdd": single.score(xt)[0],
               "autoencoder": ae.reconstruction_error(xt),
-              **baseline_scores(x[tr], xt, seed=seed + fold, trees=trees, nu=nu)}
+              **baseline_scores(x[tr], xt, seed=seed + fold, trees=trees, nu=nu,
+                                transform=cfg.input_transform)}
     truth = labels[test_idx] == held_out
     return {"held_out": held_out, "fold": fold, "train": int(tr.size),
             "test": int(test_idx.size), "anomalies": int(truth.sum()),

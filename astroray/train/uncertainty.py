@@ -9,6 +9,8 @@ its windows' layer means, as in :class:`~astroray.models.astromer.AstromerClassi
   passes;
 * ``ha_mc_dropout``: HA-MC Dropout (Cádiz-Leyton et al. 2025): the hierarchical keys of HSA
   (sampled centroids) with softmax attention weights, and dropout as in ``mc_dropout``;
+* ``hsa_snap``, ``ha_mc_dropout_snap``: the same with our earlier hard-snap HSA (attention
+  ``hsa_snap`` / ``hsa_keys_snap``, see :mod:`astroray.uncertainty.hsa`), a measured variant;
 * ``ensemble``: M members trained from different seeds (dropout in training only), one
   deterministic pass each.
 
@@ -44,6 +46,13 @@ __all__ = ["METHODS", "UncertaintyConfig", "object_logits", "sample_object_probs
 logger = logging.getLogger(__name__)
 
 METHODS = ("mc_dropout", "hsa", "ha_mc_dropout", "ensemble")
+#: Named variants of the HSA methods (our earlier hard-snap HSA), for comparison runs.
+VARIANTS = ("hsa_snap", "ha_mc_dropout_snap")
+#: Each HSA method's attention (the others use ``softmax``).
+_ATTENTION = {"hsa": "hsa", "ha_mc_dropout": "hsa_keys", "hsa_snap": "hsa_snap",
+              "ha_mc_dropout_snap": "hsa_keys_snap"}
+#: Methods whose inference samples dropout.
+_DROPOUT = ("mc_dropout", "ha_mc_dropout", "ha_mc_dropout_snap")
 
 
 @dataclasses.dataclass
@@ -54,7 +63,8 @@ class UncertaintyConfig(Config):
         encoder: a pretrained Astromer folder; None pretrains one first with ``pretrain``.
         pretrain: pretraining run (mapping or YAML path) used when ``encoder`` is None.
         datasets: labelled data sets (as in the few-shot job); each has its fixed test set.
-        methods: some of ``mc_dropout``, ``hsa``, ``ha_mc_dropout``, ``ensemble``.
+        methods: some of ``mc_dropout``, ``hsa``, ``ha_mc_dropout``, ``ensemble`` (and the
+            variants ``hsa_snap``, ``ha_mc_dropout_snap``).
         folds: train/validation draws from the non-test objects (the test set is fixed).
         samples_per_class: training objects per class and fold (None: every non-test object
             less the validation share).
@@ -107,8 +117,8 @@ class UncertaintyConfig(Config):
     def __post_init__(self) -> None:
         check_encoder_and_datasets(self)
         self.methods, self.head_hidden = tuple(self.methods), tuple(self.head_hidden)
-        check(len(self.methods) > 0 and all(m in METHODS for m in self.methods), self,
-              "methods", self.methods, f"some of {METHODS}")
+        check(len(self.methods) > 0 and all(m in METHODS + VARIANTS for m in self.methods),
+              self, "methods", self.methods, f"some of {METHODS + VARIANTS}")
         check_positive_ints(self, "folds", "passes", "ensemble_size", "hsa_centroids", "batch_size",
                             "max_windows", "max_steps", "eval_every", "patience", "n_bins")
         check(self.samples_per_class is None or (isinstance(self.samples_per_class, int)
@@ -149,8 +159,8 @@ def _build(encoder: str, classes: list[str], method: str, cfg: UncertaintyConfig
     from astroray.models.astromer import AstromerClassifier, AstromerClassifierConfig
 
     base = load_encoder(encoder)
-    dropout = cfg.dropout if method in ("mc_dropout", "ha_mc_dropout", "ensemble") else 0.0
-    attention = {"hsa": "hsa", "ha_mc_dropout": "hsa_keys"}.get(method, "softmax")
+    dropout = cfg.dropout if method in (*_DROPOUT, "ensemble") else 0.0
+    attention = _ATTENTION.get(method, "softmax")
     enc_cfg = base.config.replace(dropout=dropout, attention=attention,
                                   hsa_centroids=cfg.hsa_centroids, hsa_tau1=cfg.hsa_tau1,
                                   hsa_tau2=cfg.hsa_tau2)
@@ -255,7 +265,7 @@ def _train_model(encoder: str, classes: list[str], method: str, cfg: Uncertainty
     win = {k: torch.from_numpy(np.array(v)) for k, v in windows.items()}
     win_obj, train, val = np.array(win_obj), np.array(train), np.array(val)
     model = _build(encoder, classes, method, cfg, seed, min_points)
-    if method in ("hsa", "ha_mc_dropout"):
+    if method in _ATTENTION:
         _fit_centroids(model, win, win_obj, train, seed)
     _standardize(model, win, win_obj, train)
     by_obj = {o: np.flatnonzero(win_obj == o) for o in np.concatenate([train, val])}
@@ -324,7 +334,7 @@ def _timed_probs(models: list[nn.Module], method: str, windows: dict[str, torch.
                                                hsa=False) for m in models])
     else:
         probs = sample_object_probs(models[0], windows, win_obj, n, passes,
-                                    dropout=method != "hsa", hsa=method != "mc_dropout")
+                                    dropout=method in _DROPOUT, hsa=method in _ATTENTION)
     seconds = time.perf_counter() - t0
     return probs.numpy(), seconds, min(single() for _ in range(3))
 

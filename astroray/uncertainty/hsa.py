@@ -1,23 +1,36 @@
 """Hierarchical stochastic attention (HSA; Pei et al. 2022), as used for light-curve classifiers.
 
-Two sampled levels replace the deterministic attention of a transformer block:
+Two sampled levels replace the deterministic attention of a transformer block. By default
+(``form="reference"``) they are those of the authors' code (amzn/sto-transformer,
+``StoSelfDualAttention`` in ``code/common/transformer.py``):
 
-1. Stochastic keys: each head's key ``k_j`` is snapped to one of ``K`` learnable centroids,
-   chosen by a hard Gumbel-softmax at temperature ``tau1`` over the logits
-   ``-|k_j - c|^2 / sqrt(Dh)`` (straight-through: the forward pass uses the one-hot choice,
-   the gradient the soft one).
-2. Stochastic attention: the weights over the snapped keys are a (soft) Gumbel-softmax sample
-   of ``q k~^T / sqrt(d)`` at temperature ``tau2`` instead of a softmax.
+1. Stochastic keys: each head's key ``k_j`` is scored against ``K`` learnable centroids by dot
+   product, ``k_j . c``, and replaced by the mixture of centroids weighted by a *soft*
+   Gumbel-softmax sample of those scores at temperature ``tau1``.
+2. Stochastic attention: the weights over the mixed keys are a (soft) Gumbel-softmax sample
+   of the *unscaled* products ``q k~^T`` at temperature ``tau2``, instead of a softmax.
 
-With sampling off (a deterministic pass) the key is the nearest centroid and the weights are
-the plain softmax. ``sample_weights=False`` keeps level 1 only (stochastic hierarchical keys,
-softmax weights): the attention of HA-MC Dropout (Cádiz-Leyton et al. 2025), which takes its
-further randomness from dropout. Repeated sampled passes of a trained model give the
-predictive distribution whose spread scores uncertainty (see :mod:`astroray.uncertainty.scores`).
+Both levels sample on every call, in training and in evaluation alike (the authors call
+``F.gumbel_softmax`` whatever the module's mode): an HSA model has no deterministic pass.
+
+``form="snap"`` is our earlier reading, kept as the named variant ``hsa_snap`` (measured
+against the reference in ``docs/uncertainty.md``): keys *snapped* to one centroid by a hard,
+straight-through Gumbel-softmax over ``-|k_j - c|^2 / sqrt(Dh)``, Gumbel-softmax weights of
+``q k~^T / sqrt(Dh)``, and, in eval mode outside Monte Carlo inference, the nearest centroid
+and the plain softmax (a deterministic pass).
+
+``sample_weights=False`` keeps level 1 only (stochastic hierarchical keys, softmax weights
+``softmax(q k~^T / sqrt(Dh))``, the scaled attention of the encoder it replaces): the attention
+of HA-MC Dropout (Cádiz-Leyton et al. 2025), which takes its further randomness from dropout.
+Repeated sampled passes of a trained model give the predictive distribution whose spread
+scores uncertainty (see :mod:`astroray.uncertainty.scores`).
 
 Swapping HSA into a *pretrained* encoder with random centroids throws the pretrained keys
 away; :func:`fit_centroids` starts each layer's centroids at the k-means centres of the keys
-that layer computes on real inputs, so that the snapped keys approximate the pretrained ones.
+that layer computes on real inputs (our addition: the authors train from scratch, with
+centroids drawn uniformly in [-0.5, 0.5]). Each head has its own K centroids, ``(H, K, Dh)``,
+where the authors' module keeps one set ``(Dh, K)`` shared by its heads: fitted per head to
+a pretrained encoder, the heads' keys lie in different places.
 """
 
 from __future__ import annotations
@@ -30,7 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["HierarchicalStochasticAttention", "fit_centroids", "gumbel_softmax"]
+__all__ = ["FORMS", "HierarchicalStochasticAttention", "fit_centroids", "gumbel_softmax"]
+
+#: ``reference``: the authors' HSA; ``snap``: our earlier hard-snap variant.
+FORMS = ("reference", "snap")
 
 
 def gumbel_softmax(logits: torch.Tensor, tau: float, *, hard: bool = False,
@@ -54,8 +70,13 @@ def gumbel_softmax(logits: torch.Tensor, tau: float, *, hard: bool = False,
     return one_hot - soft.detach() + soft  # straight-through
 
 
+def _gumbel_noise(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Standard Gumbel noise, ``-log`` of an Exp(1) draw (as ``F.gumbel_softmax`` draws it)."""
+    return -torch.empty(shape, device=device).exponential_().log()
+
+
 class HierarchicalStochasticAttention(nn.Module):
-    """Multi-head attention with centroid-snapped keys and Gumbel-softmax weights.
+    """Multi-head attention with centroid keys and Gumbel-softmax weights.
 
     Args:
         num_heads: heads H.
@@ -65,32 +86,53 @@ class HierarchicalStochasticAttention(nn.Module):
         tau2: temperature of the attention weights.
         sample_weights: draw the attention weights (level 2); False: softmax weights over the
             sampled keys.
+        form: ``reference`` (the authors' HSA: dot-product key scores, soft mixture of
+            centroids, unscaled Gumbel weights, sampling in every mode) or ``snap`` (hard
+            snap to the nearest-by-distance centroid, scaled weights, deterministic in eval
+            mode unless :attr:`mc`).
 
     Attributes:
         mc: draw the stochastic choices in eval mode too (Monte Carlo inference; set by
-            :func:`astroray.uncertainty.stochastic`). Training always samples; eval mode
-            without it is the deterministic pass.
+            :func:`astroray.uncertainty.stochastic`). Only the ``snap`` form reads it: the
+            reference form samples in every mode.
     """
 
     def __init__(self, num_heads: int, head_dim: int, num_centroids: int = 16,
-                 tau1: float = 1.0, tau2: float = 1.0, sample_weights: bool = True):
+                 tau1: float = 1.0, tau2: float = 1.0, sample_weights: bool = True,
+                 form: str = "reference"):
         super().__init__()
         if num_centroids < 1 or tau1 <= 0 or tau2 <= 0:
             raise ValueError(f"HSA needs num_centroids >= 1 and positive temperatures; got "
                              f"K={num_centroids}, tau1={tau1}, tau2={tau2}")
+        if form not in FORMS:
+            raise ValueError(f"HSA form must be one of {FORMS}; got {form!r}")
         self.centroids = nn.Parameter(torch.randn(num_heads, num_centroids, head_dim)
                                       / math.sqrt(head_dim))  # (H, K, Dh)
         self.tau1, self.tau2 = float(tau1), float(tau2)
         self.sample_weights = bool(sample_weights)
+        self.form = form
         self.mc = False
 
-    def key_logits(self, k: torch.Tensor) -> torch.Tensor:
-        """Logits (B, H, T, K) of each key's centroid choice: ``-|k - c|^2 / sqrt(Dh)``.
+    def extra_repr(self) -> str:  # noqa: D102
+        h, k, d = self.centroids.shape
+        return (f"heads={h}, head_dim={d}, centroids={k}, tau1={self.tau1}, "
+                f"tau2={self.tau2}, sample_weights={self.sample_weights}, form={self.form}")
 
-        ``|k|^2`` is the same for every centroid of a key, so it is left out.
+    @property
+    def samples(self) -> bool:
+        """Whether the next call draws: always (reference), else in training or MC mode."""
+        return self.form == "reference" or self.training or self.mc
+
+    def key_logits(self, k: torch.Tensor) -> torch.Tensor:
+        """Scores (B, H, T, K) of each key against each centroid.
+
+        ``reference``: the dot product ``k . c``. ``snap``: ``-|k - c|^2 / sqrt(Dh)``, with
+        ``|k|^2`` (the same for every centroid of a key) left out.
         """
         c = self.centroids.to(k.dtype)  # (H, K, Dh)
         dot = torch.einsum("bhtd,hkd->bhtk", k, c)
+        if self.form == "reference":
+            return dot
         return (2.0 * dot - (c * c).sum(-1)[None, :, None, :]) / math.sqrt(k.shape[-1])
 
     @torch.no_grad()
@@ -107,10 +149,17 @@ class HierarchicalStochasticAttention(nn.Module):
             km = KMeans(n_clusters=n_c, n_init=3, random_state=seed).fit(x[:, head])
             self.centroids[head] = torch.from_numpy(km.cluster_centers_).to(self.centroids)
 
-    def snap_keys(self, k: torch.Tensor, sample: bool) -> torch.Tensor:
-        """Keys (B, H, T, Dh) replaced by their chosen centroids."""
+    def centroid_keys(self, k: torch.Tensor, sample: bool) -> torch.Tensor:
+        """Keys (B, H, T, Dh) replaced by centroids: a soft mixture (reference) or one (snap).
+
+        Without sampling: the noise-free softmax mixture (reference) or the nearest centroid
+        (snap).
+        """
         sim = self.key_logits(k)  # (B, H, T, K)
-        if sample:
+        if self.form == "reference":
+            choice = (gumbel_softmax(sim, self.tau1) if sample
+                      else torch.softmax(sim / self.tau1, dim=-1))
+        elif sample:
             choice = gumbel_softmax(sim, self.tau1, hard=True)
         else:
             choice = F.one_hot(sim.argmax(dim=-1), sim.shape[-1]).to(k.dtype)
@@ -123,16 +172,20 @@ class HierarchicalStochasticAttention(nn.Module):
         Returns:
             (B, H, T, Dh).
         """
-        sample = self.training or self.mc
-        keys = self.snap_keys(k, sample)  # (B, H, T, Dh)
-        scale = 1.0 / math.sqrt(q.shape[-1])
+        sample = self.samples
+        keys = self.centroid_keys(k, sample)  # (B, H, T, Dh)
+        scaled = 1.0 / math.sqrt(q.shape[-1])
         if not (sample and self.sample_weights):
-            return F.scaled_dot_product_attention(q, keys, v, attn_mask=attn_mask, scale=scale)
-        # Gumbel-softmax weights softmax((q k~ / sqrt(d) + g) / tau2) through the fused kernel:
-        # the noise g (standard Gumbel, -log of an Exp(1) draw) is an additive mask.
+            return F.scaled_dot_product_attention(q, keys, v, attn_mask=attn_mask,
+                                                  scale=scaled)
+        # The authors take Gumbel weights of the raw products q k~; our snap variant scaled
+        # them by 1/sqrt(Dh) as softmax attention does.
+        scale = 1.0 if self.form == "reference" else scaled
+        # Gumbel-softmax weights softmax((q k~ * scale + g) / tau2) through the fused kernel:
+        # the noise g (standard Gumbel) enters as an additive mask.
         b, h, t, _ = q.shape
-        g = -torch.empty(b, h, t, keys.shape[2], device=q.device).exponential_().log()
-        bias = g.masked_fill(~attn_mask, float("-inf")) / self.tau2  # (B, H, T, T)
+        g = _gumbel_noise((b, h, t, keys.shape[2]), q.device)  # (B, H, T, T)
+        bias = g.masked_fill(~attn_mask, float("-inf")) / self.tau2
         return F.scaled_dot_product_attention(q, keys, v, attn_mask=bias.to(q.dtype),
                                               scale=scale / self.tau2)
 
@@ -144,7 +197,7 @@ def fit_centroids(model: nn.Module, forward: Callable[[], Any], *, max_keys: int
 
     Layers are fitted in the order they run: ``forward()`` (a pass of the model over sample
     inputs, in eval mode) is called once per HSA layer, so a layer sees the keys it will get
-    once the layers before it snap theirs. Only keys of attendable points are used.
+    once the layers before it use their centroids. Only keys of attendable points are used.
 
     Args:
         model: a module with :class:`HierarchicalStochasticAttention` layers.

@@ -280,10 +280,11 @@ def _check_domain_adapt(out: Path, results: dict) -> None:
     base = rows[1]
     # Source-only learns the source survey (real/bogus is easy within a survey).
     assert base["source_only_source_ba"] > 0.9
-    # MME with 10 labelled target stamps per class does not lose to source-only on the
-    # target: tolerance 0.02, about one standard deviation of a balanced accuracy near 0.95
-    # on the 200 target test stamps of the smoke run (sqrt(0.95 * 0.05 / 100) per class).
-    assert rows[10]["mme_target_ba"] >= base["source_only_target_ba"] - 0.02
+    # MME with 10 labelled target stamps per class does not clearly lose to source-only on
+    # the target: tolerance 0.06, three standard deviations of a balanced accuracy near 0.93
+    # on the 200 target test stamps of the smoke run (sqrt(0.93 * 0.07 / 100) = 0.026 per
+    # class; one run, one pick seed, threads not bit-reproducible: 0.02 failed once in CI).
+    assert rows[10]["mme_target_ba"] >= base["source_only_target_ba"] - 0.06
     # ... and keeps the source: the labelled source stamps stay in its loss.
     assert rows[10]["mme_source_ba"] >= base["source_only_source_ba"] - 0.05
     md = (out / "domain_adapt.md").read_text()

@@ -21,7 +21,7 @@ from astroray.models.anomaly import (
     pretrain_autoencoder,
     train_svdd,
 )
-from astroray.models.anomaly._quantile import fit_quantiles, quantile_normal
+from astroray.models.anomaly._quantile import fit_quantiles, quantile_normal, quantile_uniform
 
 BANDS = ("B", "R")
 FAST = DetectorTrainConfig(pretrain_epochs=20, epochs=20, batch_size=32, seed=0)
@@ -59,11 +59,19 @@ def test_quantile_transform_matches_scikit_learn():
     assert np.array_equal(np.isnan(got), np.isnan(want))
     imputed = quantile_normal(probe, quantiles, references)
     assert np.isfinite(imputed).all() and (imputed[np.isnan(want)] == 0).all()
+    # The authors' transform: scikit-learn's default uniform output, missing values -1.
+    ref = QuantileTransformer(n_quantiles=80, subsample=None).fit(x)
+    want = ref.transform(probe)
+    got = quantile_uniform(probe, quantiles, references, missing=None)
+    np.testing.assert_allclose(got, want, atol=1e-6, equal_nan=True)
+    filled = quantile_uniform(probe, quantiles, references)
+    np.testing.assert_allclose(filled, np.nan_to_num(want, nan=-1.0), atol=1e-6)
+    assert (filled[np.isnan(want)] == -1).all() and (filled[~np.isnan(want)] >= 0).all()
 
 
 def test_centres_are_class_mean_latents_and_score_is_min_distance(survey):
     x, labels = survey["x"], survey["labels"]
-    inliers = ("Cep_0", "EB", "LPV")
+    inliers = ("DCEP_F", "EB", "LPV")
     keep = np.isin(labels, inliers)
     cfg = _config(x, inliers)
     ae, ae_losses = pretrain_autoencoder(x[keep], cfg, FAST)
@@ -71,18 +79,17 @@ def test_centres_are_class_mean_latents_and_score_is_min_distance(survey):
     model, losses = train_svdd(ae, x[keep], labels[keep], FAST)
     assert losses[-1] < losses[0]
     # Centres: the mean latent of each inlier class under the pretrained encoder (eval mode),
-    # coordinates nearer 0 than eps moved to +-eps.
-    xt = quantile_normal(x[keep], ae.quantiles.numpy(), ae.references.numpy())
+    # coordinates nearer 0 than eps (the authors' 0.01) moved to +-eps.
+    assert FAST.centre_eps == 0.01
+    xt = quantile_uniform(x[keep], ae.quantiles.numpy(), ae.references.numpy())
     with torch.no_grad():
         z0 = ae.encoder(torch.from_numpy(xt)).numpy()
     want = np.stack([z0[labels[keep] == c].mean(axis=0) for c in inliers])
-    want = np.where(np.abs(want) < 0.1, np.where(want < 0, -0.1, 0.1), want)
+    want = np.where(np.abs(want) < 0.01, np.where(want < 0, -0.01, 0.01), want)
     np.testing.assert_allclose(model.centres.numpy(), want, rtol=1e-5, atol=1e-6)
-    # No bias terms in the encoder (Deep SVDD: no hypersphere collapse).
-    assert all(not n.endswith("bias") for n, _ in model.encoder.named_parameters())
     # Score: the minimum Euclidean distance to any centre, over the stored scale.
     scores, nearest, latents = model.score(x)
-    xt_all = quantile_normal(x, model.quantiles.numpy(), model.references.numpy())
+    xt_all = quantile_uniform(x, model.quantiles.numpy(), model.references.numpy())
     with torch.no_grad():
         z = model.encoder(torch.from_numpy(xt_all)).numpy()
     np.testing.assert_allclose(latents, z, rtol=1e-5, atol=1e-6)
@@ -98,8 +105,57 @@ def test_centres_are_class_mean_latents_and_score_is_min_distance(survey):
     # Single-centre Deep SVDD from the same pretrained weights: one centre, the mean latent.
     single, _ = train_svdd(ae, x[keep], labels[keep], FAST, centres="single")
     mean = z0.mean(axis=0)
-    mean = np.where(np.abs(mean) < 0.1, np.where(mean < 0, -0.1, 0.1), mean)
+    mean = np.where(np.abs(mean) < 0.01, np.where(mean < 0, -0.01, 0.01), mean)
     np.testing.assert_allclose(single.centres.numpy(), mean[None], rtol=1e-5, atol=1e-6)
+
+
+def test_encoder_layers_follow_the_authors_and_the_bias_free_variant():
+    """Hidden layers: Linear biases and affine BatchNorm; the latent layer: no bias."""
+    model = MCDSVDD(MCDSVDDConfig(input_dim=7, bands=BANDS, hidden=(16, 8), latent_dim=3))
+    linears = [m for m in model.encoder if isinstance(m, torch.nn.Linear)]
+    norms = [m for m in model.encoder if isinstance(m, torch.nn.BatchNorm1d)]
+    assert [lin.bias is not None for lin in linears] == [True, True, False]
+    assert len(norms) == 2 and all(bn.affine for bn in norms)
+    # The decoder ends in tanh: its targets are the uniform inputs and the missing value -1.
+    assert isinstance(model.decoder[-1], torch.nn.Tanh)
+    assert model.decoder[-2].bias is not None
+    # Our earlier variant (Ruff et al. 2018): no bias anywhere, BatchNorm without affine.
+    free = MCDSVDD(MCDSVDDConfig(input_dim=7, bands=BANDS, hidden=(16, 8), latent_dim=3,
+                                 bias=False, input_transform="normal"))
+    assert all(not n.endswith("bias") for n, _ in free.encoder.named_parameters())
+    assert all(not m.affine for m in free.encoder if isinstance(m, torch.nn.BatchNorm1d))
+    assert isinstance(free.decoder[-1], torch.nn.Linear)
+
+
+def test_centre_eps_pushes_small_coordinates_out_and_keeps_zero():
+    model = MCDSVDD(MCDSVDDConfig(input_dim=3, bands=BANDS, labels=("a",), hidden=(4,),
+                                  latent_dim=5))
+    z = torch.tensor([[0.005, -0.005, 0.0, 0.05, -0.02]])
+    model.set_centres(z, ["a"])  # the authors' eps, 0.01
+    np.testing.assert_allclose(model.centres.numpy(), [[0.01, -0.01, 0.0, 0.05, -0.02]])
+    model.set_centres(z, ["a"], eps=0.1)  # our earlier eps
+    np.testing.assert_allclose(model.centres.numpy(), [[0.1, -0.1, 0.0, 0.1, -0.1]])
+
+
+def test_a_missing_feature_is_visible_to_the_detector(survey):
+    """Missing -> -1, outside the observed range: not the same as a typical value."""
+    x, labels = survey["x"], survey["labels"]
+    model, _ = fit_detector(x, labels, _config(x, sorted(set(labels))), FAST)
+    j = 3
+    probe = np.repeat(x[:20], 2, axis=0)
+    median = np.median(x[:, j])
+    probe[0::2, j] = np.nan  # planted missing feature
+    probe[1::2, j] = median  # the same objects with a typical value instead
+    xt = model.transform(probe)
+    assert (xt[0::2, j] == -1).all() and (xt[1::2, j] == pytest.approx(0.5, abs=0.02))
+    missing, typical = model.score(probe)[0][0::2], model.score(probe)[0][1::2]
+    assert np.abs(missing - typical).min() > 1e-3 * np.median(typical)
+    assert not np.allclose(missing, model.score(x[:20])[0])
+    # Our earlier variant imputed the median: a missing feature scored as a typical one.
+    normal, _ = fit_detector(x, labels, _config(x, sorted(set(labels)),
+                                                input_transform="normal"), FAST)
+    xt = normal.transform(probe)
+    assert (xt[0::2, j] == 0).all() and (np.abs(xt[1::2, j]) < 0.05).all()
 
 
 def test_held_out_class_is_detected(survey):
@@ -112,14 +168,16 @@ def test_held_out_class_is_detected(survey):
     # easy anomaly among the short-period classes.
     train = ~test & (labels != "LPV")
     inliers = tuple(sorted(set(labels[train])))
-    model, history = fit_detector(x[train], labels[train], _config(x, inliers), FAST)
+    # 60 epochs: with the authors' uniform inputs 20 epochs leave this tiny survey underfit.
+    train_cfg = FAST.replace(pretrain_epochs=60, epochs=60)
+    model, history = fit_detector(x[train], labels[train], _config(x, inliers), train_cfg)
     truth = labels[test] == "LPV"
     auc = roc_auc_score(truth, model.score(x[test])[0])
     assert auc > 0.8, auc
     base = baseline_scores(x[train], x[test], trees=50)
     assert roc_auc_score(truth, base["isolation_forest"]) > 0.7
     assert roc_auc_score(truth, base["ocsvm"]) > 0.7
-    assert history["pretrain_seconds"] > 0 and len(history["svdd_loss"]) == FAST.epochs
+    assert history["pretrain_seconds"] > 0 and len(history["svdd_loss"]) == train_cfg.epochs
 
 
 def test_save_load_round_trip_and_registry(survey, tmp_path):
@@ -153,6 +211,8 @@ def test_config_errors_name_the_field():
         MCDSVDDConfig(input_dim=3, bands=None)
     with pytest.raises(ConfigError, match="encoder"):
         MCDSVDDConfig(input="embeddings", input_dim=32)
+    with pytest.raises(ConfigError, match="input_transform"):
+        MCDSVDDConfig(input_dim=3, bands=BANDS, input_transform="gaussian")
     with pytest.raises(ValueError, match="no training object"):
         fit_detector(np.random.default_rng(0).normal(size=(10, 3)), ["a"] * 10,
                      MCDSVDDConfig(input_dim=3, bands=BANDS, labels=("a", "b"),

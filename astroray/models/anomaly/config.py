@@ -6,14 +6,19 @@ import dataclasses
 
 from astroray.config import Config, check
 from astroray.features import feature_names
+from astroray.models.anomaly._quantile import OUTPUTS
 from astroray.models.astromer.config import AstromerConfig
 
-__all__ = ["CENTRE_MODES", "INPUTS", "MCDSVDD_DEFAULT", "MCDSVDD_TINY", "MCDSVDDConfig"]
+__all__ = ["CENTRE_MODES", "INPUTS", "INPUT_TRANSFORMS", "MCDSVDD_DEFAULT", "MCDSVDD_TINY",
+           "MCDSVDDConfig"]
 
 #: What the detector reads: hand-crafted light-curve features or Astromer embeddings.
 INPUTS = ("features", "embeddings")
 #: ``per_class``: one centre per inlier class (MCDSVDD); ``single``: one centre (Deep SVDD).
 CENTRE_MODES = ("per_class", "single")
+#: ``uniform``: the authors' quantile transform to [0, 1], missing values -1, tanh decoder
+#: output; ``normal``: our earlier variant, a standard normal with missing values 0 (median).
+INPUT_TRANSFORMS = OUTPUTS
 
 
 def _positive_int(value: object) -> bool:
@@ -26,9 +31,12 @@ class MCDSVDDConfig(Config):
 
     The encoder is an MLP ``input_dim -> hidden... -> latent_dim`` (512-256-128-z in the
     paper) with BatchNorm and LeakyReLU after each hidden layer; the decoder mirrors it for
-    the autoencoder pretraining. Inputs are quantile-transformed to a standard normal with
-    quantiles stored in the model's weights (so inference reproduces training), and missing
-    values (undefined features) are imputed by the median, 0.
+    the autoencoder pretraining. As in the authors' code (mperezcarrasco/AnomalyALeRCE,
+    ``classvdd`` and ``src/utils/normalize.py``), the hidden layers keep their biases and
+    affine BatchNorm, only the latent layer has no bias, and inputs are quantile-transformed
+    to [0, 1] with missing values (undefined features) set to -1, outside that range, so that
+    the encoder sees a feature is missing. The quantiles are stored in the model's weights
+    (so inference reproduces training).
 
     Attributes:
         input: ``features`` (:mod:`astroray.features` of the light curve) or ``embeddings``
@@ -43,9 +51,14 @@ class MCDSVDDConfig(Config):
         hidden: encoder widths before the latent layer.
         latent_dim: width of the latent space z.
         negative_slope: LeakyReLU slope.
-        bias: bias terms in the encoder (Linear biases and BatchNorm affine). Deep SVDD
-            leaves them out: with a bias the network can map every input to the centre
-            (hypersphere collapse).
+        bias: Linear biases and affine BatchNorm in the encoder's hidden layers (the
+            authors'; the latent layer never has a bias). False is our earlier variant
+            after Ruff et al. (2018), no bias term anywhere and BatchNorm without affine
+            parameters, against hypersphere collapse; the authors rely on the bias-free
+            last layer and the fixed centres instead.
+        input_transform: ``uniform`` (the authors': quantiles to [0, 1], missing -1, and a
+            tanh output of the decoder, whose targets then lie in [-1, 1]) or ``normal`` (our
+            earlier variant: a standard normal, missing 0, a linear decoder output).
         n_quantiles: quantiles of the stored input transform.
         min_points: fewest valid points (in :attr:`bands`) an object needs to be scored.
         encoder: the Astromer architecture (``embeddings`` input); its weights are saved with
@@ -63,7 +76,8 @@ class MCDSVDDConfig(Config):
     hidden: tuple[int, ...] = (512, 256, 128)
     latent_dim: int = 32
     negative_slope: float = 0.01
-    bias: bool = False
+    bias: bool = True
+    input_transform: str = "uniform"
     n_quantiles: int = 1000
     min_points: int = 5
     encoder: AstromerConfig | None = None
@@ -92,6 +106,8 @@ class MCDSVDDConfig(Config):
         check(isinstance(self.negative_slope, int | float) and 0 <= self.negative_slope < 1,
               self, "negative_slope", self.negative_slope, "a number in [0, 1)")
         check(isinstance(self.bias, bool), self, "bias", self.bias, "true or false")
+        check(self.input_transform in INPUT_TRANSFORMS, self, "input_transform",
+              self.input_transform, f"one of {INPUT_TRANSFORMS}")
         check(_positive_int(self.n_quantiles) and self.n_quantiles >= 2, self, "n_quantiles",
               self.n_quantiles, "an integer >= 2")
         check(_positive_int(self.min_points), self, "min_points", self.min_points,
@@ -120,6 +136,6 @@ class MCDSVDDConfig(Config):
 MCDSVDD_DEFAULT = MCDSVDDConfig(input="features", input_dim=len(feature_names(("B", "R"))),
                                 feature_names=tuple(feature_names(("B", "R"))),
                                 bands=("B", "R"),
-                                labels=("Cep_0", "Cep_1", "RRab", "RRc", "EB", "LPV"))
+                                labels=("DCEP_F", "DCEP_1O", "RRab", "RRc", "EB", "LPV"))
 #: Overrides of a tiny detector for tests.
 MCDSVDD_TINY = {"hidden": (16, 8), "latent_dim": 4, "n_quantiles": 10}

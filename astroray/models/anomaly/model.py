@@ -6,10 +6,11 @@ objects; training then pulls every object towards its own class's centre (mean s
 distance), and the anomaly score of an object is its distance to the nearest centre. With one
 centre for all inliers this is Deep SVDD (Ruff et al. 2018).
 
-The encoder has no bias terms (Linear layers without bias, BatchNorm without affine
-parameters), as Deep SVDD prescribes: a constant output would otherwise be reachable and every
-object could be mapped onto its centre (hypersphere collapse). The centres are fixed after the
-pretraining, and coordinates too close to zero are pushed to +-``eps`` for the same reason.
+As in the authors' code (mperezcarrasco/AnomalyALeRCE, ``classvdd``), the hidden layers keep
+their Linear biases and affine BatchNorm and only the latent layer is bias-free; the centres
+are fixed after the pretraining, and centre coordinates closer to zero than ``eps`` (0.01)
+are pushed out to +-``eps``. ``bias=False`` is our earlier variant after Ruff et al. (2018):
+no bias term anywhere, so that no constant output is reachable (hypersphere collapse).
 """
 
 from __future__ import annotations
@@ -21,26 +22,32 @@ import torch
 from torch import nn
 
 from astroray.models._pretrained import PretrainedMixin
-from astroray.models.anomaly._quantile import fit_quantiles, quantile_normal
+from astroray.models.anomaly._quantile import fit_quantiles, quantile_transform
 from astroray.models.anomaly.config import MCDSVDDConfig
 from astroray.models.astromer.model import Astromer
 
 __all__ = ["MCDSVDD", "mlp"]
 
 
-def mlp(widths: Sequence[int], *, bias: bool, negative_slope: float) -> nn.Sequential:
+def mlp(widths: Sequence[int], *, bias: bool, negative_slope: float, last_bias: bool = False,
+        output: nn.Module | None = None) -> nn.Sequential:
     """Linear layers ``widths[0] -> ... -> widths[-1]``; BatchNorm + LeakyReLU between them.
 
     Args:
         widths: layer widths, input first.
-        bias: Linear biases and BatchNorm affine parameters.
+        bias: Linear biases and BatchNorm affine parameters of the hidden layers.
         negative_slope: LeakyReLU slope.
+        last_bias: a bias in the last Linear layer.
+        output: an activation after the last layer (None: linear output).
     """
     layers: list[nn.Module] = []
+    last = len(widths) - 2
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        layers.append(nn.Linear(a, b, bias=bias))
-        if i < len(widths) - 2:  # the output layer stays linear
+        layers.append(nn.Linear(a, b, bias=last_bias if i == last else bias))
+        if i < last:
             layers += [nn.BatchNorm1d(b, affine=bias), nn.LeakyReLU(negative_slope)]
+    if output is not None:
+        layers.append(output)
     return nn.Sequential(*layers)
 
 
@@ -58,9 +65,14 @@ class MCDSVDD(PretrainedMixin, nn.Module):
         super().__init__()
         self.config = config
         widths = [config.input_dim, *config.hidden, config.latent_dim]
+        # The latent layer never has a bias (with one, the network could output the centre
+        # whatever the input); the hidden layers have theirs unless ``bias`` is False.
         self.encoder = mlp(widths, bias=config.bias, negative_slope=config.negative_slope)
-        # The decoder only serves the pretraining; its biases cannot cause a collapse.
-        self.decoder = mlp(widths[::-1], bias=True, negative_slope=config.negative_slope)
+        # The decoder only serves the pretraining; its biases cannot cause a collapse. Its
+        # tanh output covers the uniform inputs in [0, 1] and the missing value -1.
+        self.decoder = mlp(widths[::-1], bias=True, last_bias=True,
+                           negative_slope=config.negative_slope,
+                           output=nn.Tanh() if config.input_transform == "uniform" else None)
         q = config.n_quantiles
         self.register_buffer("quantiles", torch.zeros(q, config.input_dim, dtype=torch.float64))
         self.register_buffer("references", torch.linspace(0.0, 1.0, q, dtype=torch.float64))
@@ -83,8 +95,12 @@ class MCDSVDD(PretrainedMixin, nn.Module):
         return self.transform(x)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        """Raw inputs (N, F) -> standard-normal inputs (N, F) float32, missing values 0."""
-        return quantile_normal(x, self.quantiles.cpu().numpy(), self.references.cpu().numpy())
+        """Raw inputs (N, F) -> transformed inputs (N, F) float32.
+
+        ``uniform``: in [0, 1], missing values -1; ``normal``: standard normal, missing 0.
+        """
+        return quantile_transform(x, self.quantiles.cpu().numpy(),
+                                  self.references.cpu().numpy(), self.config.input_transform)
 
     # -- network -----------------------------------------------------------------------------
 
@@ -106,11 +122,12 @@ class MCDSVDD(PretrainedMixin, nn.Module):
         return self.distances(self.encode(x)).min(dim=1).values / self.config.score_scale
 
     def set_centres(self, z: torch.Tensor, labels: Sequence[str] | np.ndarray,
-                    eps: float = 0.1) -> None:
+                    eps: float = 0.01) -> None:
         """Centres from latents (N, z): the mean of each inlier class (or of all, single).
 
-        Coordinates closer to zero than ``eps`` are moved to ``+-eps``: a zero centre is
-        reached by a network whose weights all vanish (Ruff et al. 2018).
+        Non-zero coordinates closer to zero than ``eps`` are moved out to ``+-eps`` (their
+        sign kept): a zero centre is reached by a network whose weights all vanish (Ruff et
+        al. 2018). As in the authors' ``set_c``, a coordinate of exactly 0 is left at 0.
 
         Raises:
             ValueError: when an inlier class has no object.
@@ -127,7 +144,8 @@ class MCDSVDD(PretrainedMixin, nn.Module):
                 rows.append(z[mask].mean(dim=0))
             centres = torch.stack(rows)
         small = centres.abs() < eps
-        centres = torch.where(small & (centres < 0), -eps, torch.where(small, eps, centres))
+        centres = torch.where(small & (centres < 0), -eps,
+                              torch.where(small & (centres > 0), eps, centres))
         self.centres.copy_(centres.detach().to(self.centres))
 
     def centre_index(self, labels: Sequence[str] | np.ndarray) -> np.ndarray:

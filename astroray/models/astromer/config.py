@@ -11,12 +11,16 @@ __all__ = ["ASTROMER_TINY", "ASTROMER_V1", "ASTROMER_V1_OFFICIAL", "ASTROMER_V2"
 
 PE_TYPES = ("sinusoidal", "trainable")
 PE_POSITIONS = ("input", "output")
-ATTENTIONS = ("softmax", "hsa", "hsa_keys")
+#: ``hsa`` / ``hsa_keys``: hierarchical stochastic attention as its authors wrote it (with
+#: Gumbel weights / with softmax weights); ``hsa_snap`` / ``hsa_keys_snap``: our earlier
+#: hard-snap variant of the same (see :mod:`astroray.uncertainty.hsa`).
+ATTENTIONS = ("softmax", "hsa", "hsa_keys", "hsa_snap", "hsa_keys_snap")
 TIME_ORIGINS = ("first", "mean")
 ATTENTION_MASKINGS = ("exclude", "plus_one")
 INITS = ("glorot", "torch")
 #: Stochastic inference a saved classifier can carry (None: deterministic).
-UNCERTAINTY_HEADS = (None, "mc_dropout", "hsa", "ha_mc_dropout")
+UNCERTAINTY_HEADS = (None, "mc_dropout", "hsa", "ha_mc_dropout", "hsa_snap",
+                     "ha_mc_dropout_snap")
 
 
 @dataclasses.dataclass
@@ -64,9 +68,13 @@ class AstromerConfig(Config):
             inside the per-window mean (see :func:`masked_rmse`).
         layer_norm_eps: LayerNorm epsilon.
         attention: ``softmax`` (scaled dot-product attention), ``hsa`` (hierarchical
-            stochastic attention: keys snapped to learnable centroids, Gumbel-softmax
-            weights; see :mod:`astroray.uncertainty.hsa`) or ``hsa_keys`` (the snapped keys
-            with softmax weights: HA-MC Dropout's attention).
+            stochastic attention as in the authors' code: keys replaced by a soft
+            Gumbel-softmax mixture of learnable centroids scored by dot product, Gumbel-softmax
+            weights of the unscaled products, sampled in every mode; see
+            :mod:`astroray.uncertainty.hsa`), ``hsa_keys`` (those keys with softmax weights:
+            HA-MC Dropout's attention), or ``hsa_snap`` / ``hsa_keys_snap`` (our earlier
+            variant: keys snapped to the nearest centroid by a hard Gumbel-softmax, scaled
+            weights, deterministic in eval mode outside Monte Carlo inference).
         hsa_centroids: key centroids per head (K) of HSA.
         hsa_tau1: temperature of HSA's key-to-centroid choice.
         hsa_tau2: temperature of HSA's attention weights.
@@ -202,10 +210,10 @@ class AstromerClassifierConfig(Config):
         standardize: the head z-scores its inputs with stored training statistics.
         min_points: bands with fewer points are not windowed at inference.
         bands: only these bands are windowed (None: all).
-        uncertainty: the model's uncertainty head: ``mc_dropout``, ``hsa`` or
-            ``ha_mc_dropout`` make inference draw ``passes`` stochastic passes and add the
-            SMP / PV / BALD scores (see :mod:`astroray.uncertainty`); None: one deterministic
-            pass.
+        uncertainty: the model's uncertainty head: ``mc_dropout``, ``hsa``,
+            ``ha_mc_dropout`` (or the ``_snap`` variants of the last two) make inference
+            draw ``passes`` stochastic passes and add the SMP / PV / BALD scores (see
+            :mod:`astroray.uncertainty`); None: one deterministic pass.
         passes: stochastic passes T of the uncertainty head.
     """
 

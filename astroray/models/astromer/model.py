@@ -128,12 +128,13 @@ class _AttentionBlock(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.residual = config.residual
         self.hsa = None
-        if config.attention in ("hsa", "hsa_keys"):
+        if config.attention.startswith("hsa"):
             from astroray.uncertainty.hsa import HierarchicalStochasticAttention
 
             self.hsa = HierarchicalStochasticAttention(
                 config.num_heads, config.head_dim, config.hsa_centroids, config.hsa_tau1,
-                config.hsa_tau2, sample_weights=config.attention == "hsa")
+                config.hsa_tau2, sample_weights=not config.attention.startswith("hsa_keys"),
+                form="snap" if config.attention.endswith("_snap") else "reference")
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         """Attend and transform ``x`` (B, T, D).
