@@ -33,8 +33,7 @@ def _cmd_formats(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from astroray.config import IngestConfig
-    from astroray.data.ingest import ingest, prepare_inputs
+    from astroray.data.ingest import IngestConfig, ingest, prepare_inputs
     from astroray.runtime import init_ray
 
     config = IngestConfig.from_file(args.config) if args.config else None

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["Config", "ConfigError", "IngestConfig", "check", "check_inputs"]
+__all__ = ["Config", "ConfigError", "check", "check_positive_ints", "check_training"]
 
 C = TypeVar("C", bound="Config")
 
@@ -49,31 +49,6 @@ def check_positive_ints(cfg: Any, *names: str) -> None:
         value = getattr(cfg, name)
         check(isinstance(value, int) and not isinstance(value, bool) and value > 0, cfg, name,
               value, "a positive integer")
-
-
-def check_inputs(cfg: Any) -> None:
-    """Normalise and check the input fields a job config shares.
-
-    ``paths`` and ``optional_paths`` become tuples, a ``synthetic`` mapping becomes a
-    :class:`~astroray.data.synthetic.SyntheticSurveyConfig`, and at least one of the three must
-    give some input.
-    """
-    from astroray.data.synthetic import SyntheticSurveyConfig
-
-    for name in ("paths", "optional_paths"):  # a string or a list of strings, nothing else
-        value = getattr(cfg, name)
-        if isinstance(value, str | Path):
-            value = (str(value),)
-        check(isinstance(value, list | tuple)
-              and all(isinstance(v, str | Path) for v in value), cfg, name, value,
-              "a path or a list of paths")
-        setattr(cfg, name, tuple(str(v) for v in value))
-    if isinstance(cfg.synthetic, dict):
-        cfg.synthetic = SyntheticSurveyConfig.from_dict(cfg.synthetic)
-    check(cfg.synthetic is None or isinstance(cfg.synthetic, SyntheticSurveyConfig), cfg,
-          "synthetic", cfg.synthetic, "a SyntheticSurveyConfig mapping or null")
-    check(bool(cfg.paths) or bool(cfg.optional_paths) or cfg.synthetic is not None, cfg,
-          "paths", cfg.paths, "some input: paths, optional_paths or synthetic")
 
 
 def check_training(cfg: Any) -> None:
@@ -254,72 +229,3 @@ class Config:
     def replace(self: C, **changes: Any) -> C:
         """A validated copy with some fields changed."""
         return dataclasses.replace(self, **changes)
-
-
-@dataclasses.dataclass
-class IngestConfig(Config):
-    """Settings of ``astroray ingest`` / ``jobs/ingest.py``.
-
-    Attributes:
-        paths: input files or folders (local paths or URIs).
-        format: reader name for every file; None sniffs each file.
-        labels: label tables to join instead of those found beside the data.
-        survey: override the survey name readers infer.
-        synthetic: a :class:`astroray.data.synthetic.SyntheticSurveyConfig` (or its mapping)
-            generated as input when ``paths`` is empty.
-        read_cpus: CPUs per read task (fractional values let more tasks share a core).
-        num_blocks: number of read tasks; None lets Ray decide.
-        overwrite: replace what stands in the way in the output folder (``data/``,
-            ``errors/``, ``stamps/``, ``manifest.json`` and ``_ingest/`` that astroray did
-            not write); without it such a folder is refused (``--overwrite`` on the CLI).
-        max_depth: folder levels the walk of ``paths`` may enter below an input folder
-            before it stops with an error.
-        max_files: files the walk of ``paths`` may find before it stops with an error.
-    """
-
-    paths: tuple[str, ...] = ()
-    format: str | None = None
-    labels: tuple[str, ...] = ()
-    survey: str | None = None
-    # Typed loosely here because the synthetic module itself builds on this one.
-    synthetic: Any = None
-    read_cpus: float = 1.0
-    num_blocks: int | None = None
-    overwrite: bool = False
-    max_depth: int = 32
-    max_files: int = 10_000_000
-
-    def __post_init__(self) -> None:
-        for name in ("paths", "labels"):  # a string or a list of strings, nothing else
-            value = getattr(self, name)
-            if isinstance(value, str | Path):
-                value = (str(value),)
-            check(isinstance(value, list | tuple)
-                  and all(isinstance(v, str | Path) for v in value), self, name, value,
-                  "a path or a list of paths")
-            setattr(self, name, tuple(str(v) for v in value))
-        if self.synthetic is not None:
-            from astroray.data.synthetic import SyntheticSurveyConfig
-
-            if isinstance(self.synthetic, dict):
-                self.synthetic = SyntheticSurveyConfig.from_dict(self.synthetic)
-            check(isinstance(self.synthetic, SyntheticSurveyConfig), self, "synthetic",
-                  self.synthetic, "a SyntheticSurveyConfig mapping or null")
-        check(bool(self.paths) or self.synthetic is not None, self, "paths", self.paths,
-              "at least one input path (or a synthetic survey)")
-        if self.format is not None:
-            from astroray.data.registry import list_formats
-
-            check(self.format in list_formats(), self, "format", self.format,
-                  f"one of {list_formats()}")
-        check(isinstance(self.read_cpus, int | float) and 0 < self.read_cpus <= 64, self,
-              "read_cpus", self.read_cpus, "a number in (0, 64]")
-        check(self.num_blocks is None or (isinstance(self.num_blocks, int)
-                                          and self.num_blocks > 0),
-              self, "num_blocks", self.num_blocks, "a positive integer or null")
-        check(isinstance(self.overwrite, bool), self, "overwrite", self.overwrite,
-              "true or false")
-        check(isinstance(self.max_depth, int) and not isinstance(self.max_depth, bool)
-              and self.max_depth >= 0, self, "max_depth", self.max_depth,
-              "a non-negative integer")
-        check_positive_ints(self, "max_files")

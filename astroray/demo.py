@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from astroray.config import Config, IngestConfig, check
-from astroray.data.ingest import ingest
+from astroray.config import Config, check
+from astroray.data.ingest import IngestConfig, ingest
 from astroray.data.summary import format_table, summarise
 from astroray.runtime import write_results
 

@@ -55,8 +55,7 @@ def main() -> int:
     parser.add_argument("--num-cpus", type=int, default=os.cpu_count())
     args = parser.parse_args()
 
-    from astroray.config import IngestConfig
-    from astroray.data.ingest import ingest
+    from astroray.data.ingest import IngestConfig, ingest
     from astroray.data.registry import read_files
     from astroray.runtime import init_ray
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from _common import job_parser
 
-from astroray.config import IngestConfig
-from astroray.data.ingest import ingest, prepare_inputs
+from astroray.data.ingest import IngestConfig, ingest, prepare_inputs
 from astroray.runtime import init_ray, write_results
 
 

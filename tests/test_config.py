@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from astroray.config import ConfigError, IngestConfig
+from astroray.config import ConfigError
+from astroray.data.ingest import IngestConfig
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.demo import DemoConfig
 

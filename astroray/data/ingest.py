@@ -73,14 +73,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from astroray.config import IngestConfig
+from astroray.config import Config, check, check_positive_ints
 from astroray.data import _io
 from astroray.data.datasource import read_errors, read_survey, write_errors
-from astroray.data.registry import ReadPlan, plan_read
+from astroray.data.registry import ReadPlan, list_formats, plan_read
 from astroray.data.schema import error_table
+from astroray.data.synthetic import SyntheticSurveyConfig, generate_survey
 from astroray.data.taxonomy import count_unknown
 
-__all__ = ["IngestError", "IngestSummary", "check_output", "count_labels", "ingest",
+__all__ = ["IngestConfig", "IngestError", "IngestSummary", "check_output", "count_labels", "ingest",
            "prepare_inputs", "primary_kind", "published"]
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,71 @@ _OLD_STAGING = re.compile(r"^\.staging-[0-9a-f]{8}$")
 _LOG_FILE = re.compile(r"^[\w.-]+\.log(\.\d+)?$")
 #: Paths listed by name in the manifest (skipped paths, duplicate ids); the rest are counted.
 _LISTED = 1000
+
+
+@dataclass
+class IngestConfig(Config):
+    """Settings of ``astroray ingest`` / ``jobs/ingest.py``.
+
+    Attributes:
+        paths: input files or folders (local paths or URIs).
+        format: reader name for every file; None sniffs each file.
+        labels: label tables to join instead of those found beside the data.
+        survey: override the survey name readers infer.
+        synthetic: a :class:`~astroray.data.synthetic.SyntheticSurveyConfig` (or its mapping)
+            generated as input when ``paths`` is empty.
+        read_cpus: CPUs per read task (fractional values let more tasks share a core).
+        num_blocks: number of read tasks; None lets Ray decide.
+        overwrite: replace what stands in the way in the output folder (``data/``,
+            ``errors/``, ``stamps/``, ``manifest.json`` and ``_ingest/`` that astroray did
+            not write); without it such a folder is refused (``--overwrite`` on the CLI).
+        max_depth: folder levels the walk of ``paths`` may enter below an input folder
+            before it stops with an error.
+        max_files: files the walk of ``paths`` may find before it stops with an error.
+    """
+
+    paths: tuple[str, ...] = ()
+    format: str | None = None
+    labels: tuple[str, ...] = ()
+    survey: str | None = None
+    # Typed loosely so that a bad mapping's error names the SyntheticSurveyConfig field.
+    synthetic: Any = None
+    read_cpus: float = 1.0
+    num_blocks: int | None = None
+    overwrite: bool = False
+    max_depth: int = 32
+    max_files: int = 10_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("paths", "labels"):  # a string or a list of strings, nothing else
+            value = getattr(self, name)
+            if isinstance(value, str | Path):
+                value = (str(value),)
+            check(isinstance(value, list | tuple)
+                  and all(isinstance(v, str | Path) for v in value), self, name, value,
+                  "a path or a list of paths")
+            setattr(self, name, tuple(str(v) for v in value))
+        if self.synthetic is not None:
+            if isinstance(self.synthetic, dict):
+                self.synthetic = SyntheticSurveyConfig.from_dict(self.synthetic)
+            check(isinstance(self.synthetic, SyntheticSurveyConfig), self, "synthetic",
+                  self.synthetic, "a SyntheticSurveyConfig mapping or null")
+        check(bool(self.paths) or self.synthetic is not None, self, "paths", self.paths,
+              "at least one input path (or a synthetic survey)")
+        if self.format is not None:
+            check(self.format in list_formats(), self, "format", self.format,
+                  f"one of {list_formats()}")
+        check(isinstance(self.read_cpus, int | float) and 0 < self.read_cpus <= 64, self,
+              "read_cpus", self.read_cpus, "a number in (0, 64]")
+        check(self.num_blocks is None or (isinstance(self.num_blocks, int)
+                                          and self.num_blocks > 0),
+              self, "num_blocks", self.num_blocks, "a positive integer or null")
+        check(isinstance(self.overwrite, bool), self, "overwrite", self.overwrite,
+              "true or false")
+        check(isinstance(self.max_depth, int) and not isinstance(self.max_depth, bool)
+              and self.max_depth >= 0, self, "max_depth", self.max_depth,
+              "a non-negative integer")
+        check_positive_ints(self, "max_files")
 
 
 class IngestError(RuntimeError):
@@ -181,15 +247,16 @@ def primary_kind(plan: ReadPlan) -> str:
 def prepare_inputs(config: IngestConfig, workdir: str | Path) -> IngestConfig:
     """Generate the config's synthetic survey into ``workdir`` when it names no paths.
 
+    The survey is generated once (:func:`~astroray.data.synthetic.generate_survey`): a rerun
+    into the same ``workdir`` reads the files already there.
+
     Returns:
         The config with ``paths`` pointing at the generated survey (unchanged when it had
         paths).
     """
     if config.paths or config.synthetic is None:
         return config
-    from astroray.data.synthetic import make_survey
-
-    make_survey(config.synthetic, workdir)
+    generate_survey(config.synthetic, workdir)
     return config.replace(paths=(str(workdir),))
 
 

@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from astroray.config import Config, check
 from astroray.data.readers._common import NJY_ZEROPOINT as _NJY_ZEROPOINT
@@ -43,6 +46,8 @@ __all__ = [
     "SURVEY_FORMATS",
     "SyntheticSurveyConfig",
     "TRANSIENT_CLASSES",
+    "DONE",
+    "generate_survey",
     "make_survey",
     "periodic_variables",
     "sn_spectral_series",
@@ -1764,3 +1769,41 @@ def make_survey(config: SyntheticSurveyConfig, out_dir: str | Path) -> list[str]
               "atlas": w.write_atlas, "alerce": w.write_alerce, "elasticc": w.write_elasticc,
               "sdss": w.write_sdss, "lamost": w.write_lamost, "parquet": w.write_parquet}[fmt]
     return writer(chunks, out_dir)
+
+
+#: The completion marker of a generated survey: written last, inside its folder, holding the
+#: survey's settings, the files written (relative to the folder) and the Parquet rows.
+DONE = "_DONE.json"
+
+
+def generate_survey(config: SyntheticSurveyConfig, folder: str | Path) -> dict[str, Any]:
+    """Generate a synthetic survey into ``folder`` once (a finished survey is not redone).
+
+    The survey is finished when ``folder/_DONE.json`` (:data:`DONE`) holds these settings; any
+    other content of the folder (a run killed half-way, other settings) is removed and the
+    survey generated again. Generation is seeded, so a folder always holds the same files.
+
+    Args:
+        config: what to generate and in which format.
+        folder: the survey's own folder.
+
+    Returns:
+        The marker's content: ``{"synthetic": settings, "files": [paths], "objects": n}``,
+        ``files`` as absolute paths and ``objects`` the rows of the Parquet files written
+        (0 when the format is not Parquet).
+    """
+    folder = Path(folder)
+    done = folder / DONE
+    spec = config.to_dict()
+    record = json.loads(done.read_text()) if done.is_file() else None
+    if record is None or record.get("synthetic") != spec:
+        shutil.rmtree(folder, ignore_errors=True)
+        written = make_survey(config, folder)
+        objects = sum(pq.ParquetFile(p).metadata.num_rows for p in written
+                      if str(p).endswith(".parquet"))
+        record = {"synthetic": spec, "objects": objects,
+                  "files": [os.path.relpath(p, folder) for p in written]}
+        partial = folder / f".{DONE}.partial"
+        partial.write_text(json.dumps(record))
+        os.replace(partial, done)
+    return {**record, "files": [str(folder / f) for f in record["files"]]}

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from astroray.config import Config, check, check_inputs, check_positive_ints
+from astroray.config import Config, check, check_positive_ints
+from astroray.data.inputs import check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.models.anomaly.config import INPUT_TRANSFORMS, INPUTS, MCDSVDDConfig
 from astroray.models.anomaly.train import DetectorTrainConfig

@@ -32,7 +32,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from astroray.config import Config, check, check_inputs, check_positive_ints
+from astroray.config import Config, check, check_positive_ints
+from astroray.data.inputs import check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.data.windows import LightCurveWindows
 

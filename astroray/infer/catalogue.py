@@ -95,7 +95,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from astroray.config import Config, check, check_inputs, check_positive_ints
+from astroray.config import Config, check, check_positive_ints
+from astroray.data.inputs import check_inputs, resolve_inputs
 from astroray.data.registry import ReadUnit, iter_blocks, plan_read
 from astroray.data.schema import ERROR_SCHEMA, error_table
 from astroray.data.synthetic import SyntheticSurveyConfig
@@ -197,19 +198,8 @@ class InferConfig(Config):
         The synthetic survey is generated once into ``workdir/synthetic`` (seeded, so that a
         re-run reads the same files).
         """
-        paths = list(self.paths) + [p for p in self.optional_paths if Path(p).exists()]
-        if self.synthetic is not None:
-            from astroray.data.synthetic import make_survey
-
-            folder = Path(workdir) / "synthetic"
-            marker = folder / "_GENERATED.json"
-            spec = self.synthetic.to_dict()
-            if not marker.is_file() or json.loads(marker.read_text()) != spec:
-                shutil.rmtree(folder, ignore_errors=True)
-                make_survey(self.synthetic, folder)
-                _write_json_atomic(spec, marker)
-            paths.append(str(folder))
-        return tuple(paths)
+        return tuple(resolve_inputs(self.paths, self.optional_paths, self.synthetic, workdir,
+                                    to_parquet=False).paths)
 
 
 @dataclasses.dataclass

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from astroray.config import Config, check, check_inputs
+from astroray.config import Config, check
+from astroray.data.inputs import check_inputs, resolve_inputs
 from astroray.interp.ot import METHODS
 from astroray.interp.photometry import BANDS, SyntheticPhotometry
 from astroray.interp.series import build_time_series
@@ -386,15 +387,12 @@ def _uncertainty_rank_correlation(rows: Mapping[str, np.ndarray], method: str) -
 def _read_input(config: OTTimeSeriesConfig, out: Path) -> tuple[pa.Table, dict[str, Any]]:
     import pyarrow.parquet as pq
 
-    from astroray.data.synthetic import make_survey
-
-    paths = [str(p) for p in config.paths]
-    paths += [str(p) for p in config.optional_paths if Path(p).exists()]
-    info: dict[str, Any] = {"paths": list(paths)}
+    resolved = resolve_inputs(config.paths, config.optional_paths, config.synthetic, out,
+                              to_parquet=False)
+    paths = resolved.paths
+    info: dict[str, Any] = {"paths": resolved.present}
     if config.synthetic is not None:
-        written = make_survey(config.synthetic, out / "survey")
         info["synthetic"] = config.synthetic.to_dict()
-        paths += written
     files = []
     for p in paths:
         files += sorted(Path(p).rglob("*.parquet")) if Path(p).is_dir() else [Path(p)]

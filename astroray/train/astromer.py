@@ -13,10 +13,8 @@ restarts the group from the last checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -28,7 +26,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from astroray.config import Config, check, check_inputs, check_positive_ints, check_training
+from astroray.config import Config, check, check_positive_ints, check_training
+from astroray.data.inputs import check_inputs, resolve_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.data.windows import LightCurveWindows, window_dataset
 
@@ -168,49 +167,9 @@ def prepare_light_curves(paths: tuple[str, ...], optional_paths: tuple[str, ...]
     Returns:
         ``{"parquet": [folders], "inputs": [...], "skipped": [...], "objects": n}``.
     """
-    from astroray.config import IngestConfig
-    from astroray.data.ingest import ingest
-    from astroray.data.synthetic import make_survey
-
-    workdir = Path(workdir)
-    folders, info = [], {"inputs": [], "skipped": [], "objects": 0}
-    if synthetic is not None:
-        target = workdir / "synthetic"
-        done = target / "_DONE.json"
-        if not done.is_file():
-            shutil.rmtree(target, ignore_errors=True)
-            written = make_survey(synthetic.replace(format="parquet"), target)
-            n = sum(_parquet_rows(p) for p in written)
-            done.write_text(json.dumps({"objects": n, "synthetic": synthetic.to_dict()}))
-        folders.append(str(target))
-        info["objects"] += json.loads(done.read_text())["objects"]
-        info["inputs"].append({"synthetic": synthetic.to_dict()})
-    present = list(paths)
-    for path in optional_paths:
-        if os.path.exists(path):
-            present.append(path)
-        else:
-            info["skipped"].append(path)
-            logger.info("optional input %s is absent; skipped", path)
-    if present:
-        target = workdir / "ingested"
-        manifest = target / "manifest.json"
-        if not manifest.is_file():
-            summary = ingest(IngestConfig(paths=tuple(present)), target)
-            logger.info("%s", summary.line())
-        written = json.loads(manifest.read_text())
-        folders.append(str(target / "data"))
-        info["objects"] += int(written["written"])
-        info["inputs"].append({"paths": present, "written": written["written"],
-                               "failed": written["failed"]})
-    info["parquet"] = folders
-    return info
-
-
-def _parquet_rows(path: str) -> int:
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(path).metadata.num_rows
+    resolved = resolve_inputs(paths, optional_paths, synthetic, workdir)
+    return {"inputs": resolved.inputs, "skipped": resolved.skipped, "objects": resolved.objects,
+            "parquet": resolved.paths}
 
 
 def _val_mask(ids: pa.Array, fraction: float) -> np.ndarray:

@@ -38,7 +38,8 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from astroray.config import Config, check, check_inputs, check_positive_ints
+from astroray.config import Config, check, check_positive_ints
+from astroray.data.inputs import check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.eval.plots import plot_confusion_matrix
 from astroray.train._labelled import (

@@ -40,7 +40,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from astroray.config import Config, check, check_inputs, check_positive_ints, check_training
+from astroray.config import Config, check, check_positive_ints, check_training
+from astroray.data.inputs import check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 
 __all__ = ["RENDER_SPEC", "FinetuneConfig", "VisionDataset", "VisionPredictor", "finetune",

@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from astroray.config import ConfigError, IngestConfig
+from astroray.config import ConfigError
 from astroray.data._io import PathLimitError, walk_paths
 from astroray.data.datasource import read_errors
-from astroray.data.ingest import IngestError, ingest, primary_kind, published
+from astroray.data.ingest import IngestConfig, IngestError, ingest, primary_kind, published
 from astroray.data.registry import plan_read, read_files
 
 CSV = "time,mag,magerr,band\n51000.1,15.0,0.1,g\n51001.2,15.2,0.1,r\n"

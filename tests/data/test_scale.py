@@ -10,9 +10,8 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from astroray.config import IngestConfig
 from astroray.data.datasource import read_errors
-from astroray.data.ingest import ingest
+from astroray.data.ingest import IngestConfig, ingest
 from astroray.data.schema import validate_table
 from astroray.data.synthetic import SyntheticSurveyConfig, make_survey
 
