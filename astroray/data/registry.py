@@ -10,6 +10,13 @@ tables that sit beside it. A unit is then read anywhere (a Ray task or this proc
 :func:`read_unit`, which returns the good records as one canonical table and the failures as an
 errors table: a record that cannot be read is never dropped silently.
 
+A reader module may also register a writer of its format (:func:`register_writer`): the
+record kinds it writes, and the bands the format holds where it fixes them. Which formats can
+write a kind (:func:`list_writers`) is read from here, never kept by hand.
+
+(Over 600 lines: the reader and writer registries with the read planning and the labelling
+boundary they serve, imported from here by every reader and by the layers above.)
+
 Every record passes through :func:`read_records`, which joins the label tables (label,
 redshift, period, position), maps the label to its canonical name
 (:mod:`astroray.data.taxonomy`; the source's spelling goes to ``label_raw``) and validates the
@@ -50,12 +57,16 @@ __all__ = [
     "ReadPlan",
     "ReadUnit",
     "ReaderSpec",
+    "WriterSpec",
     "get_reader",
+    "get_writer",
     "list_formats",
+    "list_writers",
     "plan_read",
     "read_files",
     "read_unit",
     "register_reader",
+    "register_writer",
     "sniff_file",
 ]
 
@@ -135,6 +146,26 @@ class ReaderSpec:
     description: str = ""
 
 
+WriteFn = Callable[..., list[str]]
+
+
+@dataclass(frozen=True)
+class WriterSpec:
+    """A registered survey writer: canonical tables in, files laid out like the survey's out.
+
+    Attributes:
+        name: the format name, the same as its reader's.
+        kinds: record kinds it writes.
+        write: ``write(table_or_tables, out_dir, **options) -> paths written``.
+        bands: the bands the format holds (None: any band).
+    """
+
+    name: str
+    kinds: tuple[str, ...]
+    write: WriteFn
+    bands: tuple[str, ...] | None = None
+
+
 @dataclass(frozen=True)
 class ReadUnit:
     """Files read together by one reader, with the label tables joined to their objects.
@@ -203,6 +234,7 @@ class ReadPlan:
 
 
 _READERS: dict[str, ReaderSpec] = {}
+_WRITERS: dict[str, WriterSpec] = {}
 _LOADED = False
 
 
@@ -225,6 +257,23 @@ def register_reader(
             raise ValueError(f"a reader named {name!r} is already registered")
         _READERS[name] = ReaderSpec(name, tuple(kinds), sniff, fn, unit_key, file_kind,
                                     description)
+        return fn
+
+    return decorate
+
+
+def register_writer(name: str, *, kinds: Sequence[str],
+                    bands: Sequence[str] | None = None) -> Callable[[WriteFn], WriteFn]:
+    """Decorator registering a write function under a format name (beside its reader)."""
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f"writer {name!r}: unknown kind {kind!r}")
+
+    def decorate(fn: WriteFn) -> WriteFn:
+        if name in _WRITERS and _WRITERS[name].write is not fn:
+            raise ValueError(f"a writer named {name!r} is already registered")
+        _WRITERS[name] = WriterSpec(name, tuple(kinds), fn,
+                                    None if bands is None else tuple(bands))
         return fn
 
     return decorate
@@ -255,6 +304,22 @@ def list_formats() -> list[str]:
     """Names of all registered formats."""
     _load_readers()
     return sorted(_READERS)
+
+
+def get_writer(name: str) -> WriterSpec:
+    """The writer registered under ``name``."""
+    _load_readers()
+    try:
+        return _WRITERS[name]
+    except KeyError:
+        raise ValueError(f"no writer for format {name!r}; formats with a writer: "
+                         f"{list_writers()}") from None
+
+
+def list_writers(kind: str | None = None) -> list[str]:
+    """Names of the formats with a writer (of ``kind`` records, when given)."""
+    _load_readers()
+    return sorted(n for n, w in _WRITERS.items() if kind is None or kind in w.kinds)
 
 
 def sniff_file(path: str) -> str | None:

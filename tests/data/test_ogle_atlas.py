@@ -17,8 +17,9 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from astroray.data import _writers as w
 from astroray.data import synthetic as syn
+from astroray.data.readers.atlas import write_atlas
+from astroray.data.readers.ogle import write_ogle
 from astroray.data.registry import LABELS, list_formats, read_files, sniff_file
 from astroray.data.schema import validate_table
 
@@ -157,7 +158,7 @@ def test_atlas_malformed_file_is_one_error_naming_it(tmp_path, text, problem):
 
 def test_round_trip_ogle(tmp_path):
     table = syn.periodic_variables(12, seed=5, survey="ogle", bands=("I", "V"))
-    paths = w.write_ogle(table, tmp_path)
+    paths = write_ogle(table, tmp_path)
     assert {Path(p).name for p in paths} >= {"ident.dat", "labels.csv"}
     back = _read(tmp_path).to_pylist()
     by_synthetic = {json.loads(r["meta"])["synthetic_id"]: r for r in back}
@@ -177,14 +178,14 @@ def test_round_trip_ogle(tmp_path):
 
 def test_write_ogle_refuses_other_bands(tmp_path):
     with pytest.raises(ValueError, match=r"write_ogle: .*got \['B', 'R'\]"):
-        w.write_ogle(syn.periodic_variables(2, seed=1, n_points=(5, 9)), tmp_path)
+        write_ogle(syn.periodic_variables(2, seed=1, n_points=(5, 9)), tmp_path)
 
 
 def test_round_trip_atlas(tmp_path):
     stars = syn.periodic_variables(6, seed=2, survey="atlas", bands=("c", "o"))
     sne = syn.transients(6, seed=2, survey="atlas", bands=("c", "o"))
     for name, table in (("stars", stars), ("sne", sne)):
-        w.write_atlas(table, tmp_path / name)
+        write_atlas(table, tmp_path / name)
         back = _rows(_read(tmp_path / name))
         for row in table.to_pylist():
             got = back[row["object_id"]]
@@ -203,4 +204,4 @@ def test_round_trip_atlas(tmp_path):
 
 def test_write_atlas_refuses_other_bands(tmp_path):
     with pytest.raises(ValueError, match=r"write_atlas: .*got \['g', 'r'\]"):
-        w.write_atlas(syn.transients(2, seed=1, bands=("g", "r")), tmp_path)
+        write_atlas(syn.transients(2, seed=1, bands=("g", "r")), tmp_path)

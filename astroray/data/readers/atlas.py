@@ -22,18 +22,47 @@ dropped and counted in ``n_dropped``. The position is the median of ``RA``/``Dec
 id is the file name without its extension(s) (``SN2019abc.txt`` -> ``SN2019abc``); the server's
 own ``job<N>.txt`` names should be renamed after the object, or given ids through a label
 table (``object_id`` = the file stem).
+
+:func:`write_atlas`, registered beside the reader, writes the format (synthetic surveys, tests).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from astroray.data import _io
 from astroray.data.readers._common import clean_light_curve, light_curve_record
-from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
+from astroray.data.readers._writing import (
+    _LABELS,
+    _MAG_PER_LN,
+    Tables,
+    _as_fluxes,
+    _check_bands,
+    _csv_lines,
+    _curves,
+    _fixed,
+    _folder,
+    _id_numbers,
+    _safe_name,
+    _sky_position,
+    _tables,
+    _UniqueIds,
+    _write_label_table,
+)
+from astroray.data.registry import (
+    FileHead,
+    ReadFailure,
+    ReadOptions,
+    ReadUnit,
+    register_reader,
+    register_writer,
+)
 
 UJY_TO_NJY = 1000.0
 REQUIRED = ("MJD", "uJy", "duJy", "F")
@@ -115,3 +144,101 @@ def read_atlas(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict
                 # Forced at one position: the median only guards against a stray row.
                 record["ra"], record["dec"] = float(np.median(ra[ok])), float(np.median(dec[ok]))
         yield record
+
+
+# --------------------------------------------------------------------------------------------
+# Writer
+# --------------------------------------------------------------------------------------------
+
+
+_ATLAS_BANDS = ("c", "o")
+
+
+_ATLAS_HEADER = ("###MJD          m      dm   uJy   duJy F err chi/N     RA       Dec        x"
+                 "        y     maj   min   phi  apfit mag5sig Sky   Obs\n")
+
+
+_ATLAS_UJY_ZEROPOINT = 23.9  # AB magnitude of 1 uJy
+
+
+@register_writer("atlas", kinds=("lightcurve",), bands=_ATLAS_BANDS)
+def write_atlas(table: Tables, out_dir: str | Path, *, seed: int = 0) -> list[str]:
+    """ATLAS forced photometry as the ATLAS server returns it: one text file per object.
+
+    ``<out_dir>/<object_id>.txt`` starts with the server's ``###MJD m dm uJy duJy F err chi/N
+    RA Dec x y maj min phi apfit mag5sig Sky Obs`` header, then one row per exposure: MJD (6
+    decimals), AB magnitude ``m = 23.9 - 2.5 log10(|uJy|)`` (negative for negative fluxes, as
+    the server writes them) and ``dm``, flux ``uJy`` and ``duJy`` rounded to whole microjansky
+    (as the server prints them), filter ``c``/``o``, error code 0, the forced RA/Dec (the
+    object's ``ra``/``dec`` or a deterministic position) and plausible values for the PSF,
+    sky and ``Obs`` columns (drawn from ``seed``). Light curves in magnitudes are taken as AB.
+    ``labels.csv`` (``object_id,label,redshift,period``, plus ``synthetic_id`` when a name had
+    to be changed to be a file name) holds the labels. Read back by the ``atlas`` reader
+    (:mod:`astroray.data.readers.atlas`).
+
+    Raises:
+        ValueError: for bands other than c and o.
+
+    Returns:
+        The paths written (light curves, then the label table).
+    """
+    out = _folder(out_dir)
+    rng = np.random.default_rng(seed)
+    paths: list[str] = []
+    labels: list[dict[str, Any]] = []
+    used = _UniqueIds("write_atlas")
+    first_row = 0
+    for chunk in _tables(table):
+        c = _curves(chunk)
+        _check_bands(c, _ATLAS_BANDS, "write_atlas", "ATLAS photometry")
+        numbers = _id_numbers(c.ids, first_row)
+        first_row += len(c.ids)
+        flux, err = _as_fluxes(c)
+        ujy, dujy = flux / 1000.0, err / 1000.0
+        n_pts, row = ujy.size, c.row
+        positions = np.array([_sky_position(int(numbers[i]), m, "sky")
+                              for i, m in enumerate(c.metas)]).reshape(-1, 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            absf = np.abs(ujy)
+            m = np.where(absf > 0, _ATLAS_UJY_ZEROPOINT - 2.5 * np.log10(absf), 99.999)
+            m = np.where(ujy < 0, -m, m)
+            dm = np.minimum(np.where(absf > 0, _MAG_PER_LN * dujy / absf, 99.999), 99.999)
+            mag5 = np.where(dujy > 0, _ATLAS_UJY_ZEROPOINT - 2.5 * np.log10(5.0 * dujy), 99.99)
+        camera = np.array(["01a", "02a", "03a", "04a"])[rng.integers(0, 4, n_pts)]
+        mjd_night = np.floor(c.time).astype(np.int64)
+        seq = rng.integers(1, 1400, n_pts)
+        obs = [f"{cam}{night}o{s:04d}{band}" for cam, night, s, band
+               in zip(camera.tolist(), mjd_night.tolist(), seq.tolist(), c.band.tolist(),
+                      strict=True)]
+        data, starts = _csv_lines({
+            "MJD": _fixed(c.time, 6), "m": _fixed(m, 3), "dm": _fixed(dm, 3),
+            "uJy": pa.array(np.rint(ujy).astype(np.int64)),
+            "duJy": pa.array(np.rint(dujy).astype(np.int64)),
+            "F": pa.array(c.band.tolist(), type=pa.string()),
+            "err": pa.array(np.zeros(n_pts, dtype=np.int64)),
+            "chi": _fixed(rng.gamma(8.0, 1.0 / 8.0, n_pts), 2),
+            "RA": _fixed(positions[row, 0] if n_pts else np.zeros(0), 5),
+            "Dec": _fixed(positions[row, 1] if n_pts else np.zeros(0), 5),
+            "x": _fixed(rng.uniform(10.0, 10550.0, n_pts), 2),
+            "y": _fixed(rng.uniform(10.0, 10550.0, n_pts), 2),
+            "maj": _fixed(rng.uniform(1.9, 2.8, n_pts), 2),
+            "min": _fixed(rng.uniform(1.7, 2.4, n_pts), 2),
+            "phi": _fixed(rng.uniform(-90.0, 90.0, n_pts), 1),
+            "apfit": _fixed(rng.normal(-0.4, 0.03, n_pts), 3),
+            "mag5sig": _fixed(mag5, 2),
+            "Sky": _fixed(rng.uniform(19.0, 21.0, n_pts), 2),
+            "Obs": pa.array(obs, type=pa.string()),
+        }, delimiter=" ")
+        for i, oid in enumerate(c.ids):
+            name = _safe_name(oid)
+            used.add(name, oid)
+            path = out / f"{name}.txt"
+            lo, hi = int(starts[c.offsets[i]]), int(starts[c.offsets[i + 1]])
+            path.write_bytes(_ATLAS_HEADER.encode("ascii") + data[lo:hi])
+            paths.append(str(path))
+            labels.append({"object_id": name, "label": c.labels[i], "redshift": c.redshift[i],
+                           "period": c.metas[i].get("period"),
+                           "synthetic_id": None if name == oid else oid})
+    written = _write_label_table(out / _LABELS, labels, ["object_id", "label", "redshift",
+                                                          "period", "synthetic_id"])
+    return paths + ([written] if written else [])

@@ -15,12 +15,16 @@ Fill values are dropped and counted in ``n_dropped`` with the NaN/inf points
 (99.999, -99) or an error >= 9.9; fluxes or flux errors of exactly -999, -9999, -99999 or of
 1e30 and more. A value that is not a number is an error row quoting the value, its column and
 its line.
+
+:func:`write_csv`, registered beside the reader, writes the format (synthetic surveys, tests).
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +39,24 @@ from astroray.data.readers._common import (
     light_curve_record,
     sentinel_points,
 )
-from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
+from astroray.data.readers._writing import (
+    _LABELS,
+    Tables,
+    _csv_lines,
+    _curves,
+    _folder,
+    _safe_name,
+    _tables,
+    _write_label_table,
+)
+from astroray.data.registry import (
+    FileHead,
+    ReadFailure,
+    ReadOptions,
+    ReadUnit,
+    register_reader,
+    register_writer,
+)
 
 TIME_MJD = ("time", "mjd", "MJD", "t")
 TIME_JD = ("jd", "JD", "hjd", "HJD", "bjd", "BJD")
@@ -198,3 +219,47 @@ def _malformed(exc: pa.ArrowInvalid, data: bytes) -> str:
         return (f"line {number} is {len(line):,} bytes long (over "
                 f"{_READ.block_size // 2**20} MiB); not a table of observations")
     return text
+
+
+# --------------------------------------------------------------------------------------------
+# Writer
+# --------------------------------------------------------------------------------------------
+
+
+@register_writer("csv", kinds=("lightcurve",))
+def write_csv(table: Tables, out_dir: str | Path) -> list[str]:
+    """One CSV light curve per object, as the Stripe 82 RR Lyrae and ZTF BTS releases.
+
+    Writes ``<out_dir>/light-curves/<object_id>.csv`` with header ``time,mag,magerr,band``
+    (``time,flux,fluxerr,band`` for light curves in nJy), and ``<out_dir>/labels.csv`` with
+    ``object_id,label`` plus ``redshift`` and ``period`` when known. Read back by the ``csv``
+    reader (:mod:`astroray.data.readers.csv`), which takes the object id from the file name
+    (up to its first dot) and the survey from the folder name ``out_dir``.
+
+    Returns:
+        The paths written (light curves, then the label table).
+    """
+    out = _folder(out_dir)
+    folder = out / "light-curves"
+    folder.mkdir(exist_ok=True)
+    paths: list[str] = []
+    labels: list[dict[str, Any]] = []
+    for chunk in _tables(table):
+        c = _curves(chunk)
+        data, starts = _csv_lines({
+            "time": pa.array(c.time, type=pa.float64()),
+            "value": pa.array(c.value.astype(np.float32)),
+            "err": pa.array(c.err.astype(np.float32)),
+            "band": pa.array(c.band_names, type=pa.string()).take(pa.array(c.band_codes)),
+        })
+        for i, oid in enumerate(c.ids):
+            lo, hi = int(starts[c.offsets[i]]), int(starts[c.offsets[i + 1]])
+            head = b"time,flux,fluxerr,band\n" if c.is_flux[i] else b"time,mag,magerr,band\n"
+            path = folder / f"{_safe_name(oid)}.csv"
+            path.write_bytes(head + data[lo:hi])
+            paths.append(str(path))
+            labels.append({"object_id": oid, "label": c.labels[i], "redshift": c.redshift[i],
+                           "period": c.metas[i].get("period")})
+    written = _write_label_table(out / _LABELS, labels, ["object_id", "label", "redshift",
+                                                          "period"])
+    return paths + ([written] if written else [])

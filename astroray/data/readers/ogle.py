@@ -21,6 +21,8 @@ encoded in OGLE ids (``OGLE-LMC-CEP-0002``: LMC, CEP) go to ``meta``.
 Labels, periods and positions come from the catalogue files beside the photometry (OGLE's
 ``ident.dat`` and ``cepF.dat``-style parameter files, or any CSV / whitespace table with an
 ``ID`` column), through :mod:`astroray.data.labels`.
+
+:func:`write_ogle`, registered beside the reader, writes the format (synthetic surveys, tests).
 """
 
 from __future__ import annotations
@@ -28,13 +30,38 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from astroray.data import _io
 from astroray.data.labels import OGLE_ID
 from astroray.data.readers._common import clean_light_curve, light_curve_record, sentinel_points
-from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
+from astroray.data.readers._writing import (
+    _LABELS,
+    Tables,
+    _as_magnitudes,
+    _check_bands,
+    _csv_lines,
+    _Curves,
+    _curves,
+    _fixed,
+    _folder,
+    _id_numbers,
+    _sky_position,
+    _tables,
+    _UniqueIds,
+    _write_label_table,
+)
+from astroray.data.registry import (
+    FileHead,
+    ReadFailure,
+    ReadOptions,
+    ReadUnit,
+    register_reader,
+    register_writer,
+)
 
 #: HJD - 2450000 -> MJD.
 HJD2450000_TO_MJD = 2450000.0 - 2400000.5
@@ -155,3 +182,116 @@ def read_ogle(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict 
     yield light_curve_record(object_id=object_id, survey=options.survey or "ogle",
                              source=unit.paths[0], cols=cols, n_dropped=dropped, is_flux=False,
                              meta=meta)
+
+
+# --------------------------------------------------------------------------------------------
+# Writer
+# --------------------------------------------------------------------------------------------
+
+
+_OGLE_BANDS = ("I", "V")
+
+
+_OGLE_ID = re.compile(r"^OGLE-[A-Z0-9]+-[A-Z0-9]+-\d+$")
+
+
+#: Canonical class -> OGLE variability type (the id's third part) and ident.dat mode.
+_OGLE_CLASS = {"DCEP_F": ("CEP", "F"), "DCEP_1O": ("CEP", "1O"), "DCEP": ("CEP", ""),
+               "ACEP": ("ACEP", ""), "T2CEP": ("T2CEP", ""), "RRab": ("RRLYR", "RRab"),
+               "RRc": ("RRLYR", "RRc"), "RRd": ("RRLYR", "RRd"), "RRL": ("RRLYR", ""),
+               "EB": ("ECL", ""), "LPV": ("LPV", ""), "DSCT": ("DSCT", "")}
+
+
+_HJD2450000_TO_MJD = 2450000.0 - 2400000.5
+
+
+@register_writer("ogle", kinds=("lightcurve",), bands=_OGLE_BANDS)
+def write_ogle(table: Tables, out_dir: str | Path, *, field: str = "LMC") -> list[str]:
+    """OGLE-III/IV photometry: ``<ID>.I.dat`` and ``<ID>.V.dat`` per star, and catalogues.
+
+    Each file holds one observation per line, ``HJD-2450000 mag err`` (5, 3 and 3 decimals,
+    space separated), as the OGLE Collection of Variable Stars serves them; MJD become
+    HJD-2450000 (``MJD - 49999.5``; the heliocentric correction is not modelled). Ids of the
+    form ``OGLE-<FIELD>-<TYPE>-<N>`` are kept; others become ``OGLE-<field>-<TYPE>-<NNNNN>``
+    with the OGLE variability type of the label (``CEP`` for ``DCEP_F``, ``RRLYR`` for
+    ``RRab``, ``ECL`` for ``EB``, ``VAR`` for classes OGLE has no type for). ``ident.dat``
+    lists ``ID Mode RA Dec`` (OGLE's catalogue layout: mode ``F``/``1O`` for Cepheids, the
+    RR Lyrae subtype, blank otherwise; sexagesimal J2000 positions from ``ra``/``dec`` or a
+    deterministic LMC position), and ``labels.csv`` (``object_id,label,period,synthetic_id``)
+    the labels, periods and original ids. Light curves in nJy are written as AB magnitudes.
+    Read back by the ``ogle`` reader (:mod:`astroray.data.readers.ogle`), which merges the
+    band files of a star; the catalogues join through :mod:`astroray.data.labels`.
+
+    Raises:
+        ValueError: for bands other than I and V.
+
+    Returns:
+        The paths written (light curves, then ``ident.dat`` and ``labels.csv``).
+    """
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
+    out = _folder(out_dir)
+    paths: list[str] = []
+    labels: list[dict[str, Any]] = []
+    idents: list[tuple[str, str, float, float]] = []
+    used = _UniqueIds("write_ogle")
+    first_row = 0
+    for chunk in _tables(table):
+        c = _curves(chunk)
+        _check_bands(c, _OGLE_BANDS, "write_ogle", "OGLE photometry")
+        mag, err, usable = _as_magnitudes(c)
+        numbers = _id_numbers(c.ids, first_row)
+        first_row += len(c.ids)
+        order, groups = _groups_by_object_band(c, usable)
+        data, starts = _csv_lines({"t": _fixed(c.time[order] - _HJD2450000_TO_MJD, 5),
+                                   "m": _fixed(mag[order], 3), "e": _fixed(err[order], 3)},
+                                  delimiter=" ")
+        for i, oid in enumerate(c.ids):
+            vartype, mode = _OGLE_CLASS.get(c.labels[i] or "", ("VAR", ""))
+            ogle_id = (oid if _OGLE_ID.match(oid)
+                       else f"OGLE-{field}-{vartype}-{int(numbers[i]):05d}")
+            used.add(ogle_id, oid)
+            for bc, a, b in groups.get(i, []):
+                path = out / f"{ogle_id}.{c.band_names[bc]}.dat"
+                path.write_bytes(data[int(starts[a]):int(starts[b])])
+                paths.append(str(path))
+            ra, dec = _sky_position(int(numbers[i]), c.metas[i])
+            idents.append((ogle_id, mode, ra, dec))
+            labels.append({"object_id": ogle_id, "label": c.labels[i],
+                           "period": c.metas[i].get("period"),
+                           "synthetic_id": None if ogle_id == oid else oid})
+    if idents:
+        ra_text = Angle([r for _, _, r, _ in idents], unit=u.deg).to_string(
+            unit=u.hour, sep=":", precision=2, pad=True)
+        dec_text = Angle([d for _, _, _, d in idents], unit=u.deg).to_string(
+            unit=u.deg, sep=":", precision=1, pad=True, alwayssign=True)
+        lines = [f"{oid:<20s} {mode:<5s} {r} {d}\n"
+                 for (oid, mode, _, _), r, d in zip(idents, ra_text, dec_text, strict=True)]
+        ident = out / "ident.dat"
+        ident.write_text("".join(lines), encoding="ascii")
+        paths.append(str(ident))
+    written = _write_label_table(out / _LABELS, labels,
+                                 ["object_id", "label", "period", "synthetic_id"])
+    return paths + ([written] if written else [])
+
+
+def _groups_by_object_band(c: _Curves, keep: np.ndarray) -> tuple[np.ndarray,
+                                                                    dict[int, list[tuple]]]:
+    """Point order grouped by (object, band), time order kept; and each object's groups.
+
+    Returns:
+        (order, groups): the indices of the kept points in that order, and per object the
+        ``(band_code, lo, hi)`` slices of ``order`` that hold one band.
+    """
+    row = c.row
+    order = np.lexsort((np.arange(row.size), c.band_codes, row))
+    order = order[keep[order]]
+    g_row, g_band = row[order], c.band_codes[order]
+    boundary = np.flatnonzero(np.r_[True, (g_row[1:] != g_row[:-1])
+                                    | (g_band[1:] != g_band[:-1]), True])
+    groups: dict[int, list[tuple]] = {}
+    if order.size:
+        for a, b in zip(boundary[:-1].tolist(), boundary[1:].tolist(), strict=True):
+            groups.setdefault(int(g_row[a]), []).append((int(g_band[a]), a, b))
+    return order, groups

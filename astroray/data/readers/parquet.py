@@ -2,6 +2,8 @@
 
 The record kind is recognised from the columns. Each row is checked like any reader's output,
 so a hand-edited or foreign file with a bad row yields an error row for that object only.
+
+:func:`write_parquet`, registered beside the reader, writes the format (synthetic surveys, tests).
 """
 
 from __future__ import annotations
@@ -9,11 +11,24 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from astroray.data import _io
-from astroray.data.registry import FileHead, ReadFailure, ReadOptions, ReadUnit, register_reader
+from astroray.data.readers._writing import (
+    Tables,
+    _folder,
+    _tables,
+)
+from astroray.data.registry import (
+    FileHead,
+    ReadFailure,
+    ReadOptions,
+    ReadUnit,
+    register_reader,
+    register_writer,
+)
 from astroray.data.schema import SchemaError, conform
 
 _MARKERS = {"lightcurve": "time", "spectrum": "wavelength", "stamp": "science"}
@@ -87,3 +102,27 @@ def read_parquet(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[di
                     yield ReadFailure(path, row["object_id"], f"{name}: meta is not JSON: {exc}")
                     continue
             yield row
+
+
+# --------------------------------------------------------------------------------------------
+# Writer
+# --------------------------------------------------------------------------------------------
+
+
+@register_writer("parquet", kinds=("lightcurve", "spectrum", "stamp"))
+def write_parquet(table: Tables, out_dir: str | Path, *, name: str = "part") -> list[str]:
+    """Canonical astroray Parquet, one file per table (``<name>-00000.parquet``, ...).
+
+    Any record kind; the table is written as is (zstd-compressed). Read back by the
+    ``parquet`` reader (:mod:`astroray.data.readers.parquet`).
+
+    Returns:
+        The paths written.
+    """
+    out = _folder(out_dir)
+    paths = []
+    for k, chunk in enumerate(_tables(table)):
+        path = out / f"{name}-{k:05d}.parquet"
+        pq.write_table(chunk, path, compression="zstd")
+        paths.append(str(path))
+    return paths

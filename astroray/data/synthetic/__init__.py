@@ -30,7 +30,9 @@ the source, and it spells its classes canonically.
 from astroray.data.synthetic.periodic import PERIODIC_CLASSES, periodic_variables
 from astroray.data.synthetic.sn_series import sn_spectral_series
 from astroray.data.synthetic.spectrum import SPECTRUM_CLASSES, spectra
-from astroray.data.synthetic.stamp import _STAMP_SURVEYS as _STAMP_SURVEYS  # re-export (train.domain)
+
+# _STAMP_SURVEYS: re-exported for astroray.train.domain.
+from astroray.data.synthetic.stamp import _STAMP_SURVEYS as _STAMP_SURVEYS
 from astroray.data.synthetic.stamp import stamps
 from astroray.data.synthetic.survey import (
     DONE,

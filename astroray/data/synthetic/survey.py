@@ -1,8 +1,10 @@
 """Synthetic surveys on disk: the settings, and writing a kind in a real survey format.
 
-:func:`make_survey` generates a kind in chunks and writes it with the writers of
-:mod:`astroray.data._writers`, so that a synthetic catalogue is ingested exactly like a real one;
-:func:`generate_survey` does so once into a folder, finished by the marker :data:`DONE`.
+:func:`make_survey` generates a kind in chunks and writes it with the writer registered for the
+format (:func:`astroray.data.registry.get_writer`, beside the format's reader), so that a
+synthetic catalogue is ingested exactly like a real one; :func:`generate_survey` does so once
+into a folder, finished by the marker :data:`DONE`. The formats a kind can be written in
+(:data:`SURVEY_FORMATS`) are read from the registered writers.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import dataclasses
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from astroray.config import Config, check
+from astroray.data.registry import get_writer, list_writers
 from astroray.data.synthetic._common import (
     _chunked,
 )
@@ -27,18 +30,43 @@ from astroray.data.synthetic.periodic import periodic_variables
 from astroray.data.synthetic.sn_series import sn_spectral_series
 from astroray.data.synthetic.spectrum import spectra
 from astroray.data.synthetic.stamp import _STAMP_SURVEYS, stamps
-from astroray.data.synthetic.transient import transients
+from astroray.data.synthetic.transient import _TRANSIENT_SURVEYS, transients
 
 __all__ = ["DONE", "SURVEY_FORMATS", "SyntheticSurveyConfig", "generate_survey", "make_survey"]
 
-#: Formats (reader names) each synthetic kind can be written in.
-SURVEY_FORMATS: dict[str, tuple[str, ...]] = {
-    "periodic": ("csv", "macho", "ogle", "atlas", "alerce", "elasticc", "ztf_avro", "parquet"),
-    "transients": ("csv", "atlas", "alerce", "elasticc", "ztf_avro", "parquet"),
-    "spectra": ("sdss", "lamost", "parquet"),
-    "sn_series": ("sdss", "lamost", "parquet"),
-    "stamps": ("ztf_avro", "parquet"),
-}
+#: The record kind each synthetic kind generates.
+RECORD_KINDS = {"periodic": "lightcurve", "transients": "lightcurve", "spectra": "spectrum",
+                "sn_series": "spectrum", "stamps": "stamp"}
+
+
+class _SurveyFormats(Mapping[str, tuple[str, ...]]):
+    """Formats (reader names) each synthetic kind can be written in, read from the registry.
+
+    A kind goes to every format with a writer of its record kind, except that transients exist
+    only in the surveys their generator models (ZTF, LSST/ELAsTiCC, ATLAS): a format whose bands
+    cover none of theirs (MACHO's B and R, OGLE's I and V) does not take them.
+    """
+
+    def __getitem__(self, kind: str) -> tuple[str, ...]:
+        presets = ([_DEFAULT_BANDS[s] for s in _TRANSIENT_SURVEYS] if kind == "transients"
+                   else None)
+        formats = []
+        for name in list_writers(RECORD_KINDS[kind]):
+            bands = get_writer(name).bands
+            if presets is None or bands is None or any(set(b) <= set(bands) for b in presets):
+                formats.append(name)
+        return tuple(formats)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(RECORD_KINDS)
+
+    def __len__(self) -> int:
+        return len(RECORD_KINDS)
+
+
+#: Formats (reader names) each synthetic kind can be written in: ``{kind: formats}``.
+SURVEY_FORMATS: Mapping[str, tuple[str, ...]] = _SurveyFormats()
+
 
 @dataclasses.dataclass
 class SyntheticSurveyConfig(Config):
@@ -153,8 +181,7 @@ def make_survey(config: SyntheticSurveyConfig, out_dir: str | Path) -> list[str]
     Returns:
         The paths written.
     """
-    from astroray.data import _writers as w
-
+    write = get_writer(config.format).write
     survey, bands = _survey_defaults(config)
     fmt = config.format
     if fmt == "ztf_avro":
@@ -164,12 +191,8 @@ def make_survey(config: SyntheticSurveyConfig, out_dir: str | Path) -> list[str]
         else:
             lcs = _generate(config, survey, bands)
             cutouts = _generate(config, "B", None, kind="stamps", stream=1, real_fraction=1.0)
-        return w.write_ztf_avro(lcs, cutouts, out_dir, seed=config.seed)
-    chunks = _generate(config, survey, bands)
-    writer = {"csv": w.write_csv, "macho": w.write_macho, "ogle": w.write_ogle,
-              "atlas": w.write_atlas, "alerce": w.write_alerce, "elasticc": w.write_elasticc,
-              "sdss": w.write_sdss, "lamost": w.write_lamost, "parquet": w.write_parquet}[fmt]
-    return writer(chunks, out_dir)
+        return write(lcs, cutouts, out_dir, seed=config.seed)
+    return write(_generate(config, survey, bands), out_dir)
 
 
 #: The completion marker of a generated survey: written last, inside its folder, holding the
