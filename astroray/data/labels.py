@@ -246,8 +246,8 @@ def _angles(column: pd.Series, *, hours: bool) -> list[float | None]:
     numeric = pd.to_numeric(column, errors="coerce")
     if numeric.notna().sum() == sum(not _missing(v) for v in values):
         return [None if _missing(v) else float(v) for v in numeric.tolist()]
-    from astropy import units as u
-    from astropy.coordinates import Angle
+    from astropy import units as u  # lazy: astropy
+    from astropy.coordinates import Angle  # lazy: astropy
 
     unit = u.hourangle if hours else u.deg
     texts = [None if _missing(v) else str(v).strip() for v in values]

@@ -38,7 +38,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from astroray.data import _io
+from astroray.data import _io, readers
 from astroray.data.labels import beside, first_line, is_label_table, load_label_table
 from astroray.data.schema import (
     KINDS,
@@ -283,11 +283,9 @@ def _load_readers() -> None:
     global _LOADED
     if _LOADED:
         return
-    import astroray.data.readers as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
+    for mod in pkgutil.iter_modules(readers.__path__):
         if not mod.name.startswith("_"):
-            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+            importlib.import_module(f"{readers.__name__}.{mod.name}")
     _LOADED = True
 
 

@@ -53,6 +53,7 @@ from astroray.data.registry import (
     register_reader,
     register_writer,
 )
+from astroray.data.schema import LIGHT_CURVE_SCHEMA
 
 REQUIRED = ("objectId", "fid", "mjd", "magpsf", "sigmapsf")
 
@@ -174,8 +175,6 @@ def write_alerce(table: Tables, out_dir: str | Path, *, name: str = "synthetic",
 
 
 def _empty_light_curves() -> pa.Table:
-    from astroray.data.schema import LIGHT_CURVE_SCHEMA
-
     return LIGHT_CURVE_SCHEMA.empty_table()
 
 

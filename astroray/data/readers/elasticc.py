@@ -213,7 +213,7 @@ def _elasticc_metadata(c: _Curves, flux: np.ndarray, err: np.ndarray) -> pd.Data
         "MJD_DETECT_FIRST": first.astype(f32), "MJD_DETECT_LAST": last.astype(f32),
         "SEARCH_TYPE": np.full(n, -9, dtype=np.int32),
     })
-    from scipy.stats import norm
+    from scipy.stats import norm  # lazy: scipy
 
     for q in _ZPHOT_QUANTILES:
         # Quantiles of a Gaussian photo-z, clipped at the ends like SNANA's.

@@ -228,8 +228,8 @@ def write_ogle(table: Tables, out_dir: str | Path, *, field: str = "LMC") -> lis
     Returns:
         The paths written (light curves, then ``ident.dat`` and ``labels.csv``).
     """
-    from astropy import units as u
-    from astropy.coordinates import Angle
+    from astropy import units as u  # lazy: astropy
+    from astropy.coordinates import Angle  # lazy: astropy
 
     out = _folder(out_dir)
     paths: list[str] = []

@@ -182,7 +182,7 @@ def _interp_rows(x: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 def _smooth_noise(rng: np.random.Generator, n: int, length: int, width: float) -> np.ndarray:
     """Unit-variance Gaussian noise correlated over ``width`` samples, shape (n, length)."""
-    from scipy.ndimage import gaussian_filter1d
+    from scipy.ndimage import gaussian_filter1d  # lazy: scipy
 
     noise = gaussian_filter1d(rng.standard_normal((n, length)), sigma=max(width, 0.5), axis=1,
                               mode="wrap")

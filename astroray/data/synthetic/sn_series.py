@@ -104,7 +104,7 @@ def sn_spectral_series(
     if not 0 < wavelength_range[0] < wavelength_range[1] or dloglam <= 0 or snr <= 0:
         raise ValueError(f"invalid wavelength_range {wavelength_range}, dloglam {dloglam} or "
                          f"snr {snr}")
-    from astropy.cosmology import Planck18
+    from astropy.cosmology import Planck18  # lazy: astropy
 
     rng = _rng(seed, start)
     kind = np.array(types)[_class_indices(rng, n, tuple(types), None)]

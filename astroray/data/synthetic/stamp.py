@@ -42,7 +42,7 @@ _BOGUS_WEIGHTS = (0.25, 0.1, 0.1, 0.2, 0.15, 0.2)
 def _psf_images(kind: str, xc: np.ndarray, yc: np.ndarray, fwhm: np.ndarray, beta: np.ndarray,
                 size: int) -> np.ndarray:
     """Unit-flux PSFs integrated over pixels, (n, size, size)."""
-    from scipy.special import erf
+    from scipy.special import erf  # lazy: scipy
 
     pix = np.arange(size, dtype=np.float64)
     if kind == "gaussian":

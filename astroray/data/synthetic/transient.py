@@ -120,7 +120,7 @@ def transients(
 def _transient_chunk(rng: np.random.Generator, cls_idx: np.ndarray, ids: list[str],
                      bands: list[str], waves: np.ndarray, survey: str,
                      preset: dict[str, Any]) -> pa.Table:
-    from astropy.cosmology import Planck18
+    from astropy.cosmology import Planck18  # lazy: astropy
 
     n, nb = cls_idx.size, len(bands)
     names = np.array(TRANSIENT_CLASSES)[cls_idx]
