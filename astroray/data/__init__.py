@@ -13,7 +13,8 @@ from typing import Any
 _EXPORTS = {
     "read_errors": "datasource", "read_light_curves": "datasource",
     "read_spectra": "datasource", "read_stamps": "datasource", "read_survey": "datasource",
-    "IngestError": "ingest", "IngestSummary": "ingest", "ingest": "ingest",
+    "IngestConfig": "ingest", "IngestError": "ingest", "IngestSummary": "ingest",
+    "ingest": "ingest",
     "list_formats": "registry", "plan_read": "registry", "read_files": "registry",
     "sniff_file": "registry",
     "ERROR_SCHEMA": "schema", "LIGHT_CURVE_SCHEMA": "schema", "SPECTRUM_SCHEMA": "schema",
