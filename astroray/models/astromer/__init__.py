@@ -31,7 +31,8 @@ register_model("astromer-v1", Astromer, ASTROMER_V1, tiny=_TINY)
 register_model("astromer-v2", Astromer, ASTROMER_V2, tiny=_TINY)
 register_model("astromer-v1-official", Astromer, ASTROMER_V1_OFFICIAL, tiny=_TINY)
 register_model("astromer-tiny", Astromer, ASTROMER_TINY, tiny=_TINY)
-register_family(AstromerClassifier)
+register_family(AstromerClassifier, tiny=AstromerClassifierConfig(
+    encoder=ASTROMER_TINY.replace(**_TINY), labels=("a", "b", "c"), hidden=(16, 8), dropout=0.1))
 for _name in PUBLISHED:
     register_published(_name, lambda name=_name: resolve_published(name))
 

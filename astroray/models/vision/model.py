@@ -57,6 +57,14 @@ class VisionTransformer(PretrainedMixin, nn.Module):
         self.register_buffer("image_mean", mean, persistent=False)
         self.register_buffer("image_std", std, persistent=False)
 
+    @classmethod
+    def dummy_inputs(cls, config: VisionConfig, batch_size: int = 2,
+                     seed: int = 0) -> dict[str, torch.Tensor]:
+        """Tiny random inputs of :meth:`forward` (tests): images (B, C, S, S) in [0, 1]."""
+        g = torch.Generator().manual_seed(seed)
+        shape = (batch_size, config.num_channels, config.image_size, config.image_size)
+        return {"images": torch.rand(shape, generator=g)}
+
     @property
     def id2label(self) -> dict[int, str]:
         """Logit index -> class name (classification)."""
