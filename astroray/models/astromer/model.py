@@ -30,6 +30,7 @@ from torch import nn
 
 from astroray.models._pretrained import PretrainedMixin
 from astroray.models.astromer.config import AstromerClassifierConfig, AstromerConfig
+from astroray.models.layers.hsa import HierarchicalStochasticAttention
 
 __all__ = [
     "Astromer",
@@ -129,8 +130,6 @@ class _AttentionBlock(nn.Module):
         self.residual = config.residual
         self.hsa = None
         if config.attention.startswith("hsa"):
-            from astroray.uncertainty.hsa import HierarchicalStochasticAttention
-
             self.hsa = HierarchicalStochasticAttention(
                 config.num_heads, config.head_dim, config.hsa_centroids, config.hsa_tau1,
                 config.hsa_tau2, sample_weights=not config.attention.startswith("hsa_keys"),

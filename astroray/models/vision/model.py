@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from astroray.models._pretrained import PretrainedMixin
+from astroray.models.layers.stochastic import sample_probabilities, stochastic
 from astroray.models.vision.config import VisionConfig
 
 __all__ = ["VisionTransformer"]
@@ -123,8 +124,6 @@ class VisionTransformer(PretrainedMixin, nn.Module):
         When only the head has dropout the backbone runs once and only the head is sampled
         (the same distribution at the cost of one pass).
         """
-        from astroray.uncertainty import sample_probabilities, stochastic
-
         if self.config.task != "classification":
             raise ValueError("MC Dropout sampling needs a classification model")
         with stochastic(self, dropout=True, hsa=False):
