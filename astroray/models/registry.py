@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from astroray.config import Config, ConfigError
@@ -214,8 +215,6 @@ def check_model_folder(path: str | Path) -> dict[str, Any]:
         FileNotFoundError: when the folder or one of its files is missing.
         ValueError: naming the file and what is wrong.
     """
-    import torch
-
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such model folder")

@@ -23,6 +23,7 @@ from astroray.models.astromer.model import (
     masked_rmse,
     sinusoidal_frequencies,
 )
+from astroray.models.astromer.processing import Float32Windows, load_encoder, read_embeddings
 from astroray.models.astromer.published import PUBLISHED, resolve_published
 from astroray.models.registry import register_family, register_model, register_published
 
@@ -47,13 +48,16 @@ __all__ = [
     "AstromerClassifierHead",
     "AstromerConfig",
     "AstromerOutput",
+    "Float32Windows",
     "MaskedInputs",
     "TimeEncoding",
     "WeightedEmbedding",
     "error_weights",
     "layer_means",
+    "load_encoder",
     "mask_inputs",
     "masked_mean",
     "masked_rmse",
+    "read_embeddings",
     "sinusoidal_frequencies",
 ]

@@ -43,11 +43,11 @@ class VisionTransformer(PretrainedMixin, nn.Module):
         self.config = config
         hf = config.hf_config()
         if config.backbone == "vit":
-            from transformers import ViTModel
+            from transformers import ViTModel  # lazy: transformers
 
             self.backbone = ViTModel(hf, add_pooling_layer=False)
         else:
-            from transformers import Swinv2Model
+            from transformers import Swinv2Model  # lazy: transformers
 
             self.backbone = Swinv2Model(hf)
         self.dropout = nn.Dropout(config.head_dropout)
@@ -152,7 +152,7 @@ class VisionTransformer(PretrainedMixin, nn.Module):
         sources = list(self.config.pretrained if sources is None else sources)
         if not sources:
             return None
-        from transformers import Swinv2Model, ViTModel
+        from transformers import Swinv2Model, ViTModel  # lazy: transformers
 
         backbone_cls = ViTModel if self.config.backbone == "vit" else Swinv2Model
         own = self.backbone.state_dict()
