@@ -15,7 +15,9 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from astroray.infer.astromer import AstromerEmbedder
 from astroray.infer.predictors import _Prediction, register_predictor
+from astroray.models.anomaly import MCDSVDD, embedding_inputs, feature_inputs
 
 __all__ = ["AnomalyPredictor"]
 
@@ -35,8 +37,6 @@ class AnomalyPredictor:
     task = "anomaly"
 
     def __init__(self, model_dir: str, *, embedding: bool = False, device: str | None = None):
-        from astroray.models.anomaly import MCDSVDD
-
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = MCDSVDD.from_pretrained(model_dir).eval().to(self.device)
         self.config = self.model.config
@@ -46,16 +46,12 @@ class AnomalyPredictor:
         self.embedding = embedding
         self.embedder = None
         if self.config.input == "embeddings":
-            from astroray.infer.astromer import AstromerEmbedder
-
             self.embedder = AstromerEmbedder(
                 self.model.astromer, min_points=self.config.min_points,
                 bands=None if self.bands is None else list(self.bands), device=str(self.device))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> _Prediction:
         """Score a canonical batch (``batch_format="numpy"``); failures name the reason."""
-        from astroray.models.anomaly import embedding_inputs, feature_inputs
-
         ids = np.asarray(batch["object_id"]).astype(str)
         if self.embedder is None:
             x, ok, reasons = feature_inputs(batch, self.bands, min_points=self.config.min_points)

@@ -18,107 +18,35 @@ Objects with no window (every band shorter than ``min_points``) keep their row, 
 whose windows float32 cannot hold (times or values beyond float32 after centring, such as
 times of 1e39): their windows are dropped rather than fed to the model as inf, and
 ``embedder.windows.rejected`` says why, for a predictor's failure row.
+
+The family's preprocessing (:func:`load_encoder`, :class:`Float32Windows`,
+:func:`read_embeddings`) lives in :mod:`astroray.models.astromer.processing`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
 from astroray.config import Config, check, check_positive_ints
 from astroray.data.inputs import check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
-from astroray.data.windows import LightCurveWindows
 
-__all__ = ["AstromerEmbedder", "EmbedConfig", "embed", "load_encoder", "read_embeddings"]
+# re-export (issue 20: moved to astroray.models.astromer.processing)
+from astroray.models.astromer.processing import Float32Windows, load_encoder, read_embeddings
 
-logger = logging.getLogger(__name__)
+__all__ = ["AstromerEmbedder", "EmbedConfig", "Float32Windows", "embed", "load_encoder",
+           "read_embeddings"]
 
 #: CPUs of each Parquet read task of the embedding job (fractional: the actors keep most).
 _READ_CPUS = 0.25
-
-
-def load_encoder(model: str, *, random_init: bool = False, seed: int = 0,
-                 **overrides: Any) -> torch.nn.Module:
-    """An Astromer from a saved folder or a registry name.
-
-    Args:
-        model: a folder written by ``save_pretrained`` / pretraining, a published model's
-            name (``astromer1-macho``), or a registry name.
-        random_init: build the folder's architecture with random weights (a baseline).
-        seed: seed of a random initialisation.
-        **overrides: config overrides.
-
-    Returns:
-        The model in eval mode, on the CPU. A registry name (no weights) gives a random
-        initialisation and logs one warning line.
-    """
-    from astroray.models import create_model, list_published, load_model, resolve_model_path
-    from astroray.models._pretrained import read_config_json
-
-    torch.manual_seed(seed)
-    if str(model) in list_published() and not Path(model).is_dir():
-        model = resolve_model_path(model)
-    if Path(model).is_dir():
-        if random_init:
-            from astroray.models.astromer import Astromer
-
-            data = read_config_json(model)
-            data.pop("model_type", None)
-            net = Astromer(Astromer.config_class.from_dict({**data, **overrides}))
-        else:
-            net = load_model(model, **overrides)
-    else:
-        net = create_model(model, **overrides)
-        if not random_init:
-            logger.warning("no weights for %r (not a saved model folder): random "
-                           "initialisation", model)
-    return net.eval()
-
-
-class Float32Windows(LightCurveWindows):
-    """:class:`LightCurveWindows` that drops the objects float32 windows cannot hold.
-
-    Windows are float32 (what the model reads). Times or values that are finite in float64
-    but beyond float32 after centring (|t - t0| or |value - mean| above ~3.4e38) become inf
-    there, and the model's outputs NaN; every window of such an object is dropped, and
-    ``rejected`` (batch row -> reason, for the last call) says why.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.rejected: dict[int, str] = {}
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Window one batch; objects that overflow float32 have no window (see ``rejected``)."""
-        with np.errstate(over="ignore", invalid="ignore"):  # the overflow is checked below
-            out = super().__call__(batch)
-        self.rejected = {}
-        if not len(out["row"]):
-            return out
-        valid = out["mask"]
-        bad_t = (~np.isfinite(out["times"]) & valid).any(axis=1)  # (W,)
-        bad_v = (~np.isfinite(out["values"]) & valid).any(axis=1)
-        bad = bad_t | bad_v
-        if not bad.any():
-            return out
-        rows = np.asarray(out["row"])
-        for r in np.unique(rows[bad]):
-            sel = bad & (rows == r)
-            what = " and ".join(name for name, flag in (("times", bad_t[sel].any()),
-                                                        ("values", bad_v[sel].any())) if flag)
-            bands = ", ".join(sorted({str(b) for b in np.asarray(out["band"])[sel]}))
-            self.rejected[int(r)] = (f"{what} of band {bands} not finite in float32 after "
-                                     "centring (beyond 3.4e38): inputs beyond float32")
-        keep = ~np.isin(rows, np.fromiter(self.rejected, np.int64))
-        return {k: v[keep] for k, v in out.items()}
 
 
 class AstromerEmbedder:
@@ -160,8 +88,8 @@ class AstromerEmbedder:
         self.d_model = cfg.d_model
 
     def encode_windows(self, windows: dict[str, np.ndarray]) -> np.ndarray:
-        """Layer means (W, S, D) of a windows batch (see :class:`LightCurveWindows`)."""
-        from astroray.train.trainer import autocast
+        """Layer means (W, S, D) of a windows batch (see :class:`Float32Windows`)."""
+        from astroray.train.trainer import autocast  # lazy: ray (imported by train.trainer)
 
         out = []
         n = len(windows["times"])
@@ -210,30 +138,6 @@ def _fixed(values: np.ndarray, null: pa.Array) -> pa.Array:
     """(N, D) float32 -> fixed_size_list<float>[D] with the rows in ``null`` set to null."""
     return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1],
                                              mask=null)
-
-
-def read_embeddings(table: pa.Table, column: str = "layer_embeddings") -> np.ndarray:
-    """An embeddings column as a numpy array: (N, D) or, for ``layer_embeddings``, (N, S, D).
-
-    Null rows (objects without windows) come back as NaN.
-    """
-    col = table.column(column).combine_chunks()
-    n = len(col)
-    if n == 0:
-        return np.zeros((0,), np.float32)
-    inner = col.type.value_type
-    if pa.types.is_fixed_size_list(inner):
-        s, d = col.type.list_size, inner.list_size
-        out = np.full((n, s, d), np.nan, np.float32)
-        valid = ~np.asarray(col.is_null())
-        vals = col.filter(pa.array(valid)).flatten().flatten().to_numpy(zero_copy_only=False)
-        out[valid] = vals.reshape(-1, s, d)
-        return out
-    d = col.type.list_size
-    out = np.full((n, d), np.nan, np.float32)
-    valid = ~np.asarray(col.is_null())
-    out[valid] = col.filter(pa.array(valid)).flatten().to_numpy(zero_copy_only=False).reshape(-1, d)
-    return out
 
 
 @dataclasses.dataclass
@@ -297,11 +201,14 @@ def embed(config: EmbedConfig, out: str | Path) -> dict[str, Any]:
         ``{"metrics", "data", "model"}``: objects, windows and throughput; the inputs; the
         model used.
     """
-    import ray
+    import ray  # lazy: ray
 
-    from astroray.runtime import check_actor_pool, init_ray
-    from astroray.train.astromer import LC_COLUMNS, prepare_light_curves
-    from astroray.train.trainer import gpu_available
+    from astroray.runtime import check_actor_pool, init_ray  # lazy: ray
+    from astroray.train.astromer import (  # lazy: ray (imported by the astroray.train package)
+        LC_COLUMNS,
+        prepare_light_curves,
+    )
+    from astroray.train.trainer import gpu_available  # lazy: ray
 
     init_ray()
     check_actor_pool("EmbedConfig", config.num_actors, config.actor_cpus, _READ_CPUS)
@@ -323,8 +230,6 @@ def embed(config: EmbedConfig, out: str | Path) -> dict[str, Any]:
     target = out / "embeddings"
     emb.write_parquet(str(target))
     seconds = time.perf_counter() - started
-    import pyarrow.parquet as pq
-
     table = pq.read_table(target, columns=["object_id", "n_windows"])
     windows = int(np.asarray(table.column("n_windows")).sum())
     saved = Path(config.model).is_dir()
@@ -342,7 +247,7 @@ def embed(config: EmbedConfig, out: str | Path) -> dict[str, Any]:
 def write_embed_results(summary: dict[str, Any], config: EmbedConfig, out: str | Path, *,
                         smoke: bool, started: float) -> None:
     """Print the one-line summary of an embedding run and write ``out/results.json``."""
-    from astroray.runtime import write_results
+    from astroray.runtime import write_results  # lazy: ray
 
     m = summary["metrics"]
     print(f"embed: {m['objects']} objects, {m['windows']} windows in {m['seconds']:.1f} s "

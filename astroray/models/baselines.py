@@ -105,12 +105,12 @@ def make_baseline(name: str, task: str = "classification", *, seed: int = 0,
         seed: random state.
         n_jobs: Random Forest parallelism.
     """
-    from sklearn.compose import TransformedTargetRegressor
-    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC, SVR
+    from sklearn.compose import TransformedTargetRegressor  # lazy: sklearn
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor  # lazy: sklearn
+    from sklearn.impute import SimpleImputer  # lazy: sklearn
+    from sklearn.pipeline import make_pipeline  # lazy: sklearn
+    from sklearn.preprocessing import StandardScaler  # lazy: sklearn
+    from sklearn.svm import SVC, SVR  # lazy: sklearn
 
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; one of {BASELINES}")

@@ -30,6 +30,11 @@ from astroray.config import Config, check, check_positive_ints, check_training
 from astroray.data.inputs import check_inputs, resolve_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.data.windows import LightCurveWindows, window_dataset
+from astroray.models import create_model, get_config, list_models, load_model, resolve_model_path
+from astroray.models._pretrained import read_config_json
+from astroray.models.astromer import error_weights, mask_inputs, masked_rmse
+from astroray.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
+from astroray.train.metrics import MaskedRegressionMeter
 
 __all__ = ["PretrainConfig", "pretrain", "prepare_light_curves", "split_by_object"]
 
@@ -99,8 +104,6 @@ class PretrainConfig(Config):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from astroray.models import list_models
-
         check(self.model in list_models(), self, "model", self.model,
               f"one of {list_models()}")
         check(isinstance(self.model_overrides, dict), self, "model_overrides",
@@ -127,8 +130,6 @@ class PretrainConfig(Config):
 
     def model_config(self) -> Config:
         """The model's config: the registered one with ``model_overrides`` applied."""
-        from astroray.models import get_config
-
         return get_config(self.model, **self.model_overrides)
 
     def smoke(self) -> PretrainConfig:
@@ -203,7 +204,7 @@ def split_by_object(ds: Any, val_fraction: float, *, num_cpus: float | None = No
 
 
 def _read_parquet(folders: list[str], num_cpus: float) -> Any:
-    import ray
+    import ray  # lazy: ray
 
     return ray.data.read_parquet(folders, columns=LC_COLUMNS, num_cpus=num_cpus)
 
@@ -233,9 +234,7 @@ def _lr_lambda(warmup: int):
 def _evaluate(model: torch.nn.Module, shard: Any, model_cfg: Any, device: torch.device,
               batch_size: int, seed: int) -> dict[str, float]:
     """Masked-magnitude RMSE / R^2 over this worker's validation shard, reduced over all."""
-    from astroray.models.astromer import error_weights, mask_inputs
-    from astroray.train.metrics import MaskedRegressionMeter
-    from astroray.train.trainer import autocast
+    from astroray.train.trainer import autocast  # lazy: ray (imported by train.trainer)
 
     meter = MaskedRegressionMeter()
     rank = _rank()
@@ -260,21 +259,18 @@ def _evaluate(model: torch.nn.Module, shard: Any, model_cfg: Any, device: torch.
 
 
 def _rank() -> int:
-    import ray.train
+    import ray.train  # lazy: ray
 
     return ray.train.get_context().get_world_rank()
 
 
 def _train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
     """Per-worker loop: resume, train epochs, validate, checkpoint, report."""
-    import ray.train
-    import ray.train.torch
-    from ray.train import Checkpoint
+    import ray.train  # lazy: ray
+    import ray.train.torch  # lazy: ray
+    from ray.train import Checkpoint  # lazy: ray
 
-    from astroray.models import create_model, load_model
-    from astroray.models.astromer import error_weights, mask_inputs, masked_rmse
-    from astroray.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
-    from astroray.train.trainer import autocast, in_lockstep, mark_progress
+    from astroray.train.trainer import autocast, in_lockstep, mark_progress  # lazy: ray
 
     cfg = PretrainConfig.from_dict(loop_config["config"])
     ctx = ray.train.get_context()
@@ -401,13 +397,15 @@ def pretrain(config: PretrainConfig, out: str | Path) -> dict[str, Any]:
         before and after pretraining, per-epoch history, the data used, the saved model
         folder, and how the run started (epoch it resumed from, attempts).
     """
-    from astroray.runtime import init_ray
-    from astroray.train.trainer import fit_with_progress, gpu_available, make_torch_trainer
+    from astroray.runtime import init_ray  # lazy: ray
+    from astroray.train.trainer import (  # lazy: ray
+        fit_with_progress,
+        gpu_available,
+        make_torch_trainer,
+    )
 
     init_ray()
     if config.init_from:  # a published name becomes its (converted) folder, once, here
-        from astroray.models import resolve_model_path
-
         config = config.replace(init_from=resolve_model_path(config.init_from))
     out = Path(out).resolve()
     started = time.perf_counter()
@@ -418,8 +416,6 @@ def pretrain(config: PretrainConfig, out: str | Path) -> dict[str, Any]:
     train_lcs, val_lcs = split_by_object(lcs, config.val_fraction, num_cpus=config.data_cpus)
     model_cfg = config.model_config()
     if config.init_from:  # the folder's input convention, not the registered one's
-        from astroray.models._pretrained import read_config_json
-
         model_cfg = model_cfg.replace(**{k: v for k, v in read_config_json(config.init_from)
                                          .items() if k in ("window_size", "time_origin")})
     window, origin = model_cfg.window_size, model_cfg.time_origin
@@ -492,7 +488,7 @@ def pretrain(config: PretrainConfig, out: str | Path) -> dict[str, Any]:
 def write_pretrain_results(summary: dict[str, Any], config: PretrainConfig, out: str | Path, *,
                            smoke: bool, started: float) -> None:
     """Print the one-line summary of a pretraining run and write ``out/results.json``."""
-    from astroray.runtime import write_results
+    from astroray.runtime import write_results  # lazy: ray
 
     m = summary["metrics"]
     print(f"pretrain: {config.model}: masked validation RMSE {m['val_rmse_initial']:.4f} "

@@ -1,11 +1,18 @@
-"""Uncertainty of classifiers: MC Dropout, hierarchical stochastic attention, their scores."""
+"""Uncertainty of classifiers: MC Dropout, hierarchical stochastic attention, their scores.
 
-from astroray.uncertainty.hsa import (
+The stochastic layers and the Monte Carlo passes are model code (models use them), kept in
+:mod:`astroray.models.layers` and re-exported here; the scores are this package's own.
+"""
+
+# re-export (issue 20: moved to astroray.models.layers)
+from astroray.models.layers import (
     HierarchicalStochasticAttention,
     fit_centroids,
     gumbel_softmax,
+    has_stochastic_layers,
+    sample_probabilities,
+    stochastic,
 )
-from astroray.uncertainty.mc import has_stochastic_layers, sample_probabilities, stochastic
 from astroray.uncertainty.scores import (
     SCORES,
     expected_calibration_error,

@@ -276,9 +276,10 @@ def test_bulk_inference_adds_anomaly_score_and_bad_objects_go_to_errors(
 
 def test_embedding_inputs_detector_round_trip(tmp_path):
     from astroray.data._io import numpy_batch
-    from astroray.infer.astromer import AstromerEmbedder, load_encoder
+    from astroray.infer.astromer import AstromerEmbedder
     from astroray.infer.predictors import get_predictor
     from astroray.models.anomaly import embedding_inputs
+    from astroray.models.astromer import load_encoder
 
     encoder = load_encoder("astromer-tiny", random_init=True)
     table = periodic_variables(40, seed=2, n_points=(30, 60))

@@ -250,8 +250,8 @@ def test_name_lookup_converts_once_into_the_cache(tmp_path, monkeypatch):
     load_model("astromer1-macho")  # from the cache: not converted again
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
     # Bulk inference and embedding take the name too (`--model astromer1-macho`).
-    from astroray.infer.astromer import load_encoder
     from astroray.infer.catalogue import InferConfig, ensure_model
+    from astroray.models.astromer import load_encoder
 
     assert ensure_model(InferConfig(model="astromer1-macho", paths=("x",)), tmp_path)[0].model \
         == str(folder)

@@ -15,6 +15,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from astroray.data._io import numpy_batch
+from astroray.features import feature_names, table_features
+from astroray.models.astromer.processing import read_embeddings
+
 __all__ = ["embedding_inputs", "feature_inputs", "valid_points"]
 
 
@@ -74,8 +78,6 @@ def feature_inputs(data: pa.Table | Mapping[str, Any], bands: Sequence[str], *,
         ``(x, ok, reasons)``: (N, F) float64 features (NaN rows where not ok), (N,) which
         objects can be scored, and row -> reason for the others.
     """
-    from astroray.features import feature_names, table_features
-
     counts = valid_points(data, bands)
     ok = counts >= min_points
     x = np.full((len(counts), len(feature_names(list(bands)))), np.nan)
@@ -104,9 +106,6 @@ def embedding_inputs(data: pa.Table | Mapping[str, Any], embedder: Any, *,
         ``(x, ok, reasons)``: (N, D) float64 embeddings (NaN rows where not ok), (N,) which
         objects can be scored, and row -> reason for the others.
     """
-    from astroray.data._io import numpy_batch
-    from astroray.infer.astromer import read_embeddings
-
     batch = numpy_batch(data) if isinstance(data, pa.Table) else dict(data)
     counts = valid_points(batch, bands)
     if counts.size == 0:

@@ -81,6 +81,13 @@ class MCDSVDD(PretrainedMixin, nn.Module):
 
     # -- inputs ------------------------------------------------------------------------------
 
+    @classmethod
+    def dummy_inputs(cls, config: MCDSVDDConfig, batch_size: int = 2,
+                     seed: int = 0) -> dict[str, torch.Tensor]:
+        """Tiny random inputs of :meth:`forward` (tests): transformed inputs (B, F) in [0, 1]."""
+        g = torch.Generator().manual_seed(seed)
+        return {"x": torch.rand((batch_size, config.input_dim), generator=g)}
+
     def fit_transform(self, x: np.ndarray) -> np.ndarray:
         """Fit the input quantile transform on training inputs (N, F) and apply it."""
         quantiles, references = fit_quantiles(x, self.config.n_quantiles)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from astroray.config import Config, check, check_positive_ints
+from astroray.models.anomaly._quantile import fit_quantiles, quantile_transform
 from astroray.models.anomaly.config import MCDSVDDConfig
 from astroray.models.anomaly.model import MCDSVDD
 
@@ -207,10 +208,8 @@ def baseline_scores(x_train: np.ndarray, x_test: np.ndarray, *, seed: int = 0,
     Returns:
         ``{"isolation_forest": (M,), "ocsvm": (M,)}``.
     """
-    from sklearn.ensemble import IsolationForest
-    from sklearn.svm import OneClassSVM
-
-    from astroray.models.anomaly._quantile import fit_quantiles, quantile_transform
+    from sklearn.ensemble import IsolationForest  # lazy: sklearn
+    from sklearn.svm import OneClassSVM  # lazy: sklearn
 
     quantiles, references = fit_quantiles(x_train, 1000)
     a = quantile_transform(x_train, quantiles, references, transform)

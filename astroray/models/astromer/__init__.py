@@ -23,6 +23,7 @@ from astroray.models.astromer.model import (
     masked_rmse,
     sinusoidal_frequencies,
 )
+from astroray.models.astromer.processing import Float32Windows, load_encoder, read_embeddings
 from astroray.models.astromer.published import PUBLISHED, resolve_published
 from astroray.models.registry import register_family, register_model, register_published
 
@@ -31,7 +32,8 @@ register_model("astromer-v1", Astromer, ASTROMER_V1, tiny=_TINY)
 register_model("astromer-v2", Astromer, ASTROMER_V2, tiny=_TINY)
 register_model("astromer-v1-official", Astromer, ASTROMER_V1_OFFICIAL, tiny=_TINY)
 register_model("astromer-tiny", Astromer, ASTROMER_TINY, tiny=_TINY)
-register_family(AstromerClassifier)
+register_family(AstromerClassifier, tiny=AstromerClassifierConfig(
+    encoder=ASTROMER_TINY.replace(**_TINY), labels=("a", "b", "c"), hidden=(16, 8), dropout=0.1))
 for _name in PUBLISHED:
     register_published(_name, lambda name=_name: resolve_published(name))
 
@@ -46,13 +48,16 @@ __all__ = [
     "AstromerClassifierHead",
     "AstromerConfig",
     "AstromerOutput",
+    "Float32Windows",
     "MaskedInputs",
     "TimeEncoding",
     "WeightedEmbedding",
     "error_weights",
     "layer_means",
+    "load_encoder",
     "mask_inputs",
     "masked_mean",
     "masked_rmse",
+    "read_embeddings",
     "sinusoidal_frequencies",
 ]

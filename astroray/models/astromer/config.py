@@ -13,7 +13,7 @@ PE_TYPES = ("sinusoidal", "trainable")
 PE_POSITIONS = ("input", "output")
 #: ``hsa`` / ``hsa_keys``: hierarchical stochastic attention as its authors wrote it (with
 #: Gumbel weights / with softmax weights); ``hsa_snap`` / ``hsa_keys_snap``: our earlier
-#: hard-snap variant of the same (see :mod:`astroray.uncertainty.hsa`).
+#: hard-snap variant of the same (see :mod:`astroray.models.layers.hsa`).
 ATTENTIONS = ("softmax", "hsa", "hsa_keys", "hsa_snap", "hsa_keys_snap")
 TIME_ORIGINS = ("first", "mean")
 ATTENTION_MASKINGS = ("exclude", "plus_one")
@@ -71,7 +71,7 @@ class AstromerConfig(Config):
             stochastic attention as in the authors' code: keys replaced by a soft
             Gumbel-softmax mixture of learnable centroids scored by dot product, Gumbel-softmax
             weights of the unscaled products, sampled in every mode; see
-            :mod:`astroray.uncertainty.hsa`), ``hsa_keys`` (those keys with softmax weights:
+            :mod:`astroray.models.layers.hsa`), ``hsa_keys`` (those keys with softmax weights:
             HA-MC Dropout's attention), or ``hsa_snap`` / ``hsa_keys_snap`` (our earlier
             variant: keys snapped to the nearest centroid by a hard Gumbel-softmax, scaled
             weights, deterministic in eval mode outside Monte Carlo inference).

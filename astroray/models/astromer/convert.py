@@ -27,6 +27,7 @@ import torch
 
 from astroray.models._tf_checkpoint import CheckpointError, TFCheckpoint
 from astroray.models.astromer.config import ASTROMER_V1_OFFICIAL, AstromerConfig
+from astroray.models.astromer.model import Astromer
 
 __all__ = ["ConversionError", "astromer1_config_from_conf", "convert_astromer1"]
 
@@ -146,8 +147,6 @@ def convert_astromer1(src: str | Path, out: str | Path) -> Path:
         ConversionError: for a missing or malformed checkpoint or conf.json, or a checkpoint
             of another architecture; the message names the file.
     """
-    from astroray.models.astromer.model import Astromer
-
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise ConversionError(f"{src}: no such folder (expected the official weights folder "

@@ -30,6 +30,7 @@ from torch import nn
 
 from astroray.models._pretrained import PretrainedMixin
 from astroray.models.astromer.config import AstromerClassifierConfig, AstromerConfig
+from astroray.models.layers.hsa import HierarchicalStochasticAttention
 
 __all__ = [
     "Astromer",
@@ -129,8 +130,6 @@ class _AttentionBlock(nn.Module):
         self.residual = config.residual
         self.hsa = None
         if config.attention.startswith("hsa"):
-            from astroray.uncertainty.hsa import HierarchicalStochasticAttention
-
             self.hsa = HierarchicalStochasticAttention(
                 config.num_heads, config.head_dim, config.hsa_centroids, config.hsa_tau1,
                 config.hsa_tau2, sample_weights=not config.attention.startswith("hsa_keys"),
@@ -207,6 +206,24 @@ class Astromer(PretrainedMixin, nn.Module):
         # to the trivial answer. The weights still get gradients, so it learns from step 1.
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+
+    @classmethod
+    def dummy_inputs(cls, config: AstromerConfig, batch_size: int = 2,
+                     seed: int = 0) -> dict[str, torch.Tensor]:
+        """Tiny random inputs of :meth:`forward` (tests): 16-point windows, the last half padded.
+
+        Args:
+            config: the model's config.
+            batch_size: windows B.
+            seed: seed of the draws (the same inputs on every call).
+        """
+        g = torch.Generator().manual_seed(seed)
+        t = min(config.window_size, 16)
+        mask = torch.ones(batch_size, t, dtype=torch.bool)  # (B, T)
+        mask[-1, t // 2:] = False
+        times = torch.cumsum(torch.rand(batch_size, t, generator=g) * 2.0, dim=1) * mask
+        values = torch.randn(batch_size, t, generator=g) * mask
+        return {"times": times, "values": values, "mask": mask}
 
     @property
     def num_states(self) -> int:
@@ -534,6 +551,14 @@ class AstromerClassifier(PretrainedMixin, nn.Module):
         model.encoder.load_state_dict(encoder.state_dict())
         model.head.load_state_dict(head.state_dict())
         return model.eval()
+
+    @classmethod
+    def dummy_inputs(cls, config: AstromerClassifierConfig, batch_size: int = 2,
+                     seed: int = 0) -> dict[str, torch.Tensor]:
+        """Tiny random inputs of :meth:`forward` (tests): layer means (B, S, D)."""
+        g = torch.Generator().manual_seed(seed)
+        shape = (batch_size, config.encoder.num_layers + 1, config.encoder.d_model)
+        return {"means": torch.randn(shape, generator=g)}
 
     def forward(self, means: torch.Tensor) -> torch.Tensor:
         """Class logits (B, C) from per-object layer means (B, S, D)."""

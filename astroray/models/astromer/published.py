@@ -27,6 +27,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from astroray.models.astromer.convert import convert_astromer1
+
 __all__ = ["PUBLISHED", "PublishedWeights", "available_published", "cache_dir", "find_source",
            "resolve_published"]
 
@@ -127,8 +129,6 @@ def resolve_published(name: str, *, source: str | Path | None = None, download: 
         KeyError: for an unknown name.
         FileNotFoundError: when neither the cache nor a local copy has it (and no download).
     """
-    from astroray.models.astromer.convert import convert_astromer1
-
     entry = _entry(name)
     target = cache_dir() / name
     if not refresh and (target / "model.safetensors").is_file() and (

@@ -35,6 +35,14 @@ class MorphologyCNN(PretrainedMixin, nn.Module):
                                       nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(c3, len(config.labels)))
 
+    @classmethod
+    def dummy_inputs(cls, config: MorphologyConfig, batch_size: int = 2,
+                     seed: int = 0) -> dict[str, torch.Tensor]:
+        """Tiny random inputs of :meth:`forward` (tests): images (B, 1, S, S) in noise units."""
+        g = torch.Generator().manual_seed(seed)
+        shape = (batch_size, 1, config.image_size, config.image_size)
+        return {"images": torch.randn(shape, generator=g)}
+
     @property
     def id2label(self) -> dict[int, str]:
         """Logit index -> class name."""

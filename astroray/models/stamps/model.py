@@ -113,6 +113,14 @@ class StampClassifier(PretrainedMixin, nn.Module):
         self.classifier = CosineClassifier(config.feature_dim, len(config.labels),
                                            config.temperature)
 
+    @classmethod
+    def dummy_inputs(cls, config: StampConfig, batch_size: int = 2,
+                     seed: int = 0) -> dict[str, torch.Tensor]:
+        """Tiny random inputs of :meth:`forward` (tests): raw cutouts (B, 3, S + 4, S + 4)."""
+        g = torch.Generator().manual_seed(seed)
+        side = config.crop_size + 4
+        return {"stamps": torch.randn((batch_size, len(CHANNELS), side, side), generator=g)}
+
     @property
     def id2label(self) -> dict[int, str]:
         """Logit index -> class name."""

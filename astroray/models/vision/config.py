@@ -182,7 +182,7 @@ class VisionConfig(Config):
     def hf_config(self) -> Any:
         """The ``transformers`` config of the backbone."""
         if self.backbone == "vit":
-            from transformers import ViTConfig
+            from transformers import ViTConfig  # lazy: transformers
 
             return ViTConfig(
                 hidden_size=self.hidden_size, num_hidden_layers=self.num_layers,
@@ -192,7 +192,7 @@ class VisionConfig(Config):
                 image_size=self.image_size, patch_size=self.patch_size,
                 num_channels=self.num_channels, layer_norm_eps=self.layer_norm_eps,
                 qkv_bias=True)
-        from transformers import Swinv2Config
+        from transformers import Swinv2Config  # lazy: transformers
 
         return Swinv2Config(
             image_size=self.image_size, patch_size=self.patch_size,

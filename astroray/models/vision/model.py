@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from astroray.models._pretrained import PretrainedMixin
+from astroray.models.layers.stochastic import sample_probabilities, stochastic
 from astroray.models.vision.config import VisionConfig
 
 __all__ = ["VisionTransformer"]
@@ -42,11 +43,11 @@ class VisionTransformer(PretrainedMixin, nn.Module):
         self.config = config
         hf = config.hf_config()
         if config.backbone == "vit":
-            from transformers import ViTModel
+            from transformers import ViTModel  # lazy: transformers
 
             self.backbone = ViTModel(hf, add_pooling_layer=False)
         else:
-            from transformers import Swinv2Model
+            from transformers import Swinv2Model  # lazy: transformers
 
             self.backbone = Swinv2Model(hf)
         self.dropout = nn.Dropout(config.head_dropout)
@@ -56,6 +57,14 @@ class VisionTransformer(PretrainedMixin, nn.Module):
         std = torch.tensor(config.image_std, dtype=torch.float32).view(1, -1, 1, 1)
         self.register_buffer("image_mean", mean, persistent=False)
         self.register_buffer("image_std", std, persistent=False)
+
+    @classmethod
+    def dummy_inputs(cls, config: VisionConfig, batch_size: int = 2,
+                     seed: int = 0) -> dict[str, torch.Tensor]:
+        """Tiny random inputs of :meth:`forward` (tests): images (B, C, S, S) in [0, 1]."""
+        g = torch.Generator().manual_seed(seed)
+        shape = (batch_size, config.num_channels, config.image_size, config.image_size)
+        return {"images": torch.rand(shape, generator=g)}
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -115,8 +124,6 @@ class VisionTransformer(PretrainedMixin, nn.Module):
         When only the head has dropout the backbone runs once and only the head is sampled
         (the same distribution at the cost of one pass).
         """
-        from astroray.uncertainty import sample_probabilities, stochastic
-
         if self.config.task != "classification":
             raise ValueError("MC Dropout sampling needs a classification model")
         with stochastic(self, dropout=True, hsa=False):
@@ -145,7 +152,7 @@ class VisionTransformer(PretrainedMixin, nn.Module):
         sources = list(self.config.pretrained if sources is None else sources)
         if not sources:
             return None
-        from transformers import Swinv2Model, ViTModel
+        from transformers import Swinv2Model, ViTModel  # lazy: transformers
 
         backbone_cls = ViTModel if self.config.backbone == "vit" else Swinv2Model
         own = self.backbone.state_dict()

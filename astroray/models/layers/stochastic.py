@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 import torch
 from torch import nn
 
-from astroray.uncertainty.hsa import HierarchicalStochasticAttention
+from astroray.models.layers.hsa import HierarchicalStochasticAttention
 
 __all__ = ["has_stochastic_layers", "sample_probabilities", "stochastic"]
 
