@@ -29,7 +29,7 @@ from astroray.render import (
     render_spectra,
 )
 from astroray.render.config import CANONICAL_BANDS
-from astroray.render.lightcurves import fold_periods
+from astroray.render.periods import fold_periods
 
 __all__ = ["LC_COLUMNS", "RENDER_SPEC", "SPECTRUM_COLUMNS", "light_curve_periods",
            "prepare_arrays", "read_render_spec", "render_batch", "render_config",
@@ -108,7 +108,7 @@ def _pad(rows: list[np.ndarray], width: int, dtype: Any, fill: Any) -> np.ndarra
 def light_curve_periods(table: pa.Table, render: Any) -> tuple[np.ndarray, np.ndarray]:
     """Per object of a canonical table: the period a folded picture uses, and its power.
 
-    :func:`astroray.render.lightcurves.fold_periods` over every point of each object (before
+    :func:`astroray.render.periods.fold_periods` over every point of each object (before
     any thinning), with the table's ``period`` column as the catalogue period. All NaN when
     ``render`` does not fold.
     """
