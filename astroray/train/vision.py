@@ -31,7 +31,7 @@ from ray.train import Checkpoint
 from astroray.eval import classification_metrics, redshift_metrics
 from astroray.models import create_model
 from astroray.models.vision import VisionTransformer
-from astroray.models.vision.processing import (  # noqa: F401  (re-exports, see below)
+from astroray.models.vision.processing import (
     RENDER_SPEC,
     light_curve_periods,
     prepare_arrays,
