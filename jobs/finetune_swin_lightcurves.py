@@ -15,7 +15,7 @@ from pathlib import Path
 from _common import job_parser, load_job_config
 
 from astroray.runtime import init_ray
-from astroray.train.vision import FinetuneConfig, finetune, write_finetune_results
+from astroray.studies.finetune_vision import FinetuneConfig, finetune, write_finetune_results
 
 
 def main(argv: list[str] | None = None) -> int:

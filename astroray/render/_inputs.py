@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from astroray.render.config import CANONICAL_BANDS
+
 
 def pad_arrays(seqs: Sequence[Any], dtype: Any, fill: Any) -> tuple[np.ndarray, np.ndarray]:
     """Pad 1-D arrays to a (B, N) array without a Python loop over their elements.
@@ -87,8 +89,6 @@ def band_indices(bands: Any, names: Sequence[str] | None) -> tuple[np.ndarray, l
     Returns:
         ``(indices, names)``: (B, N) int64 array padded with -1, and the band order used.
     """
-    from astroray.render.config import CANONICAL_BANDS
-
     if isinstance(bands, np.ndarray) and bands.dtype != object and bands.ndim == 2:
         seqs = list(bands)
     else:

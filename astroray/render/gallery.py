@@ -15,7 +15,13 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-__all__ = ["encode_png", "render_files_to_png", "render_table", "write_gallery", "write_png"]
+from astroray.render._inputs import arrow_lists, band_indices
+from astroray.render.config import LightCurveRenderConfig, SpectrumRenderConfig
+from astroray.render.lightcurves import render_light_curves
+from astroray.render.spectra import render_spectra
+
+__all__ = ["encode_png", "render_files_to_png", "render_table", "safe_name", "write_gallery",
+           "write_png"]
 
 _KINDS = {
     "spectrum": "spectrum", "spectra": "spectrum",
@@ -34,7 +40,7 @@ def encode_png(image: Any, compress_level: int = 6) -> bytes:
     Returns:
         The PNG file's bytes.
     """
-    from PIL import Image
+    from PIL import Image  # lazy: Pillow
 
     arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if arr.dtype != np.uint8:
@@ -65,7 +71,8 @@ def write_png(path: str | Path, image: Any) -> str:
     return str(path)
 
 
-def _safe_name(object_id: Any) -> str:
+def safe_name(object_id: Any) -> str:
+    """An object id as a file name: unsafe characters replaced, at most 200 characters."""
     name = re.sub(r"[^A-Za-z0-9._+-]+", "_", str(object_id)).strip("._") or "object"
     return name[:200]
 
@@ -94,7 +101,7 @@ def _write_all(arr: np.ndarray, ids: Sequence[Any], out: Path, seen: dict[str, i
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for image, object_id in zip(arr, ids, strict=True):
-        base = _safe_name(object_id)
+        base = safe_name(object_id)
         name = base
         while name in seen:
             seen[base] += 1
@@ -119,8 +126,6 @@ def render_table(table: pa.Table, kind: str, config: Any = None,
     Returns:
         (rows, C, H, W) uint8 tensor.
     """
-    from astroray.render._inputs import arrow_lists
-
     kind_name = _KINDS.get(kind)
     if kind_name is None:
         raise ValueError(f"unknown kind {kind!r}; expected 'lightcurve' or 'spectrum'")
@@ -129,12 +134,8 @@ def render_table(table: pa.Table, kind: str, config: Any = None,
         return arrow_lists(table.column(name)) if name in table.column_names else None
 
     if kind_name == "spectrum":
-        from astroray.render.spectra import render_spectra
-
         return render_spectra(column("wavelength"), column("flux"), column("ivar"),
                               column("mask"), config=config, device=device)
-    from astroray.render.lightcurves import render_light_curves
-
     n = table.num_rows
     mags = column("mag") or [None] * n
     fluxes = column("flux") or [None] * n
@@ -165,12 +166,8 @@ def render_files_to_png(table: pa.Table, kind: str, out_dir: str | Path,
             raise ValueError(f"limit must be >= 0, got {limit}")
         table = table.slice(0, limit)
     if config is None:
-        from astroray.render.config import LightCurveRenderConfig, SpectrumRenderConfig
-
         if _KINDS.get(kind) == "lightcurve":
             # One band order for the whole table, so that colours agree between files.
-            from astroray.render._inputs import arrow_lists, band_indices
-
             bands = (band_indices(arrow_lists(table.column("band")), None)[1]
                      if "band" in table.column_names and table.num_rows else None)
             config = LightCurveRenderConfig(bands=tuple(bands) if bands else None)

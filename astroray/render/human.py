@@ -51,6 +51,10 @@ Spectra are drawn as observed wavelength [Angstrom] against flux in the survey's
 ``ivar == 0``) in grey, a lightly smoothed line over it, and common emission and absorption
 lines marked at the object's redshift.
 
+The period search and the folding choice (:func:`choose_period`, :func:`lomb_scargle_period`,
+:func:`fold_phase` and the constants named above) live in :mod:`astroray.render.periods`, which
+the model-input renderer shares; this module draws.
+
 Figures are :class:`matplotlib.figure.Figure` objects drawn by ``FigureCanvasAgg``: no pyplot,
 no backend switch and no change to ``rcParams``, so plotting is safe in threads and Ray actors.
 Each PNG carries its title and subtitle as PNG text chunks (``Title``, ``Description``), usable
@@ -59,9 +63,7 @@ as alt text.
 
 from __future__ import annotations
 
-import inspect
 import io
-import json
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -72,47 +74,26 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from astroray.render.gallery import safe_name
+from astroray.render.periods import (
+    PeriodChoice,
+    catalogue_period,
+    choose_period,
+    fold_phase,
+    is_aperiodic_class,
+    positive_float,
+    record_meta,
+)
+
 __all__ = [
     "BAND_STYLES",
-    "FAP_THRESHOLD",
-    "FOLD_MODES",
-    "MIN_CYCLES",
-    "MIN_PERIOD_DAYS",
-    "MIN_POINTS_LS",
     "SPECTRAL_LINES",
-    "TREND_RATIO",
     "LightCurveView",
-    "LombScargleResult",
-    "PeriodChoice",
-    "catalogue_period",
-    "choose_period",
-    "fold_phase",
-    "is_aperiodic_class",
     "light_curve_view",
-    "lomb_scargle_period",
     "plot_object",
     "plot_table",
     "render_human",
 ]
-
-#: Lomb-Scargle false-alarm probability below which ``fold="auto"`` folds a light curve.
-FAP_THRESHOLD = 1e-3
-#: Shortest period searched (days): RR Lyrae c and most delta Scuti stars lie above it, and the
-#: fast periodogram's grid grows as baseline / this.
-MIN_PERIOD_DAYS = 0.05
-#: The longest period searched is the baseline divided by this: fewer cycles do not show a period.
-MIN_CYCLES = 3.0
-#: Fewer points than this are never searched for a period ("too short to fold").
-MIN_POINTS_LS = 20
-#: A Lomb-Scargle period folds only when it explains this many times more variance than the best
-#: slow trend (periods beyond baseline / 3): supernovae have a high, "significant" peak too.
-TREND_RATIO = 1.5
-#: Accepted values of ``fold``.
-FOLD_MODES = ("auto", "none", "period", "lomb_scargle")
-
-_SAMPLES_PER_PEAK = 2  # coarse grid; its highest peaks are then refined 10x finer
-_N_CANDIDATES = 8
-_REFINE_POINTS = 21
 
 #: Conventional colour and marker per band: (colour, marker). Keys are normalised band names
 #: (see ``_band_key``); unknown bands get the leftover colours in order of appearance.
@@ -137,15 +118,6 @@ _FALLBACK = (("#1f77b4", "o"), ("#9467bd", "s"), ("#e377c2", "^"), ("#7f7f7f", "
 _SURVEY_PREFIX = re.compile(r"^(ztf|lsst|sdss|ps1|panstarrs|des|atlas|decam|hsc)[\s_:-]*",
                             re.IGNORECASE)
 
-#: Class names (true or predicted) of objects that are never folded by ``fold="auto"`` unless a
-#: catalogue period is known: transients and stochastic variables (ELAsTiCC, ALeRCE, BTS names).
-_APERIODIC = re.compile(
-    r"(^|[^a-z])(sn|sne|slsn|supernova|tde|kn|kilonova|nova|dwarf.?nova|agn|qso|blazar|"
-    r"ulens|microlens\w*|m.?dwarf.?flare|flare|ilot|cart|pisn|transient)([^a-z]|$)"
-    r"|^(sn|slsn)[a-z]*",
-    re.IGNORECASE,
-)
-
 #: Lines marked on spectra: (label, vacuum rest wavelengths in Angstrom, emission?). The schema's
 #: wavelengths are vacuum, so these are too (the air values are 1-2 A shorter above 3000 A).
 SPECTRAL_LINES: tuple[tuple[str, tuple[float, ...], bool], ...] = (
@@ -160,7 +132,6 @@ SPECTRAL_LINES: tuple[tuple[str, tuple[float, ...], bool], ...] = (
     ("Na D", (5891.58, 5897.56), False),
     ("H$\\alpha$", (6564.61,), True),
 )
-_PERIOD_KEYS = ("period", "Period", "Per", "PERIOD", "P")
 _KIND_NAMES = {
     "spectrum": "spectrum", "spectra": "spectrum",
     "lightcurve": "lightcurve", "lightcurves": "lightcurve", "light_curve": "lightcurve",
@@ -170,346 +141,6 @@ _UNIT_LABELS = {
     "1e-17 erg / (s cm2 Angstrom)":
         "$10^{-17}$ erg s$^{-1}$ cm$^{-2}$ $\\AA^{-1}$",
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# Periods and folding (pure functions)
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PeriodChoice:
-    """The period a light curve is folded at, and why.
-
-    Attributes:
-        period: days; None when the light curve is drawn against time.
-        source: ``"catalogue"``, ``"Lomb-Scargle"``, or None when not folded.
-        fap: false-alarm probability of the Lomb-Scargle peak (None when not searched).
-        reason: why it is not folded (empty when folded).
-        aperiodic: not folded because the object is a transient or trend-dominated (its class,
-            or a slow trend in the periodogram): drawn in days since the first detection.
-    """
-
-    period: float | None
-    source: str | None
-    fap: float | None = None
-    reason: str = ""
-    aperiodic: bool = False
-
-    @property
-    def folded(self) -> bool:
-        """Whether the light curve is drawn folded."""
-        return self.period is not None
-
-    def describe(self) -> str:
-        """One line for the plot's subtitle."""
-        if self.period is None:
-            text = f"not folded: {self.reason}" if self.reason else "not folded"
-            if self.fap is not None:
-                text += f" (Lomb-Scargle FAP {_fmt_fap(self.fap)})"
-            return text
-        text = f"folded at P = {_fmt_period(self.period)} d ({self.source}"
-        if self.fap is not None:
-            text += f", FAP {_fmt_fap(self.fap)}"
-        return text + ")"
-
-
-def _fmt_period(period: float) -> str:
-    return f"{period:.6g}" if period < 100 else f"{period:.1f}"
-
-
-def _fmt_fap(fap: float) -> str:
-    return f"{fap:.2g}" if fap >= 1e-99 else "< 1e-99"
-
-
-def _positive_float(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) and out > 0 else None
-
-
-def _meta(record: Mapping[str, Any]) -> dict[str, Any]:
-    meta = record.get("meta")
-    if isinstance(meta, Mapping):
-        return dict(meta)
-    if isinstance(meta, str | bytes) and meta:
-        try:
-            out = json.loads(meta)
-        except json.JSONDecodeError:
-            return {}
-        return out if isinstance(out, dict) else {}
-    return {}
-
-
-def catalogue_period(record: Mapping[str, Any]) -> float | None:
-    """The known period of a record (days): its ``period`` column, else ``meta`` period/Per.
-
-    Args:
-        record: a canonical light-curve row (a dict, as ``Table.to_pylist`` gives).
-
-    Returns:
-        The period, or None when none is known (missing, null, not positive or not finite).
-    """
-    period = _positive_float(record.get("period"))
-    if period is not None:
-        return period
-    meta = _meta(record)
-    for key in _PERIOD_KEYS:
-        period = _positive_float(meta.get(key))
-        if period is not None:
-            return period
-    return None
-
-
-def is_aperiodic_class(name: str | None) -> bool:
-    """Whether a class name is a transient or stochastic variable (not folded by "auto")."""
-    return bool(name) and _APERIODIC.search(str(name)) is not None
-
-
-def fold_phase(time: Any, period: float, values: Any, is_mag: bool,
-               reference: Any = None) -> np.ndarray:
-    """Phase of each point in [0, 1), with phase 0 at maximum light.
-
-    Maximum light is the brightest point, the smallest magnitude or the largest flux, among
-    the ``reference`` points (all points when None; :func:`light_curve_view` passes the
-    best-sampled band, so that bands of different mean brightness do not compete).
-
-    Args:
-        time: (N,) times in days (MJD).
-        period: the period in days.
-        values: (N,) magnitudes or fluxes.
-        is_mag: True for magnitudes (brighter is smaller).
-        reference: (N,) boolean mask of the points that define maximum light, or None.
-
-    Returns:
-        (N,) float64 phases in [0, 1).
-    """
-    t = np.asarray(time, dtype=np.float64)
-    v = np.asarray(values, dtype=np.float64)
-    if not period > 0:
-        raise ValueError(f"period must be positive, got {period}")
-    ref = np.ones(t.shape, bool) if reference is None else np.asarray(reference, bool)
-    if not ref.any():
-        raise ValueError("no reference points to define maximum light")
-    idx = np.flatnonzero(ref)
-    brightest = idx[np.argmin(v[idx]) if is_mag else np.argmax(v[idx])]
-    phase = np.mod((t - t[brightest]) / period, 1.0)
-    # mod of a tiny negative rounding error gives exactly 1.0: keep the interval half-open.
-    phase[phase >= 1.0] = 0.0
-    return phase
-
-
-def _clean_err(err: np.ndarray | None, n: int, bands: np.ndarray) -> np.ndarray:
-    """Positive uncertainties: zero ones get their band's median (weights stay finite)."""
-    if err is None:
-        return np.ones(n)
-    dy = np.asarray(err, dtype=np.float64).copy()
-    for band in np.unique(bands):
-        m = bands == band
-        good = dy[m] > 0
-        fill = np.median(dy[m][good]) if good.any() else 1.0
-        dy[m & ~(dy > 0)] = fill
-    return dy
-
-
-def _fast_kwds() -> dict[str, Any]:
-    """Keyword arguments that keep astropy's fast periodogram fast.
-
-    Astropy >= 8 defaults it to an accurate but ~5x slower NUFFT ('lra'); Press & Rybicki's
-    extirpolation ('fasper', the old default) with 2x instead of 5x oversampled FFTs is plenty
-    for finding candidate peaks, which are then measured exactly.
-    """
-    from astropy.timeseries.periodograms.lombscargle.implementations.fast_impl import (
-        lombscargle_fast,
-    )
-
-    kwds: dict[str, Any] = {"trig_sum_kwds": {"oversampling": 2}}
-    if "algorithm" in inspect.signature(lombscargle_fast).parameters:
-        kwds["algorithm"] = "fasper"
-    return kwds
-
-
-@dataclass(frozen=True)
-class LombScargleResult:
-    """The outcome of :func:`lomb_scargle_period`.
-
-    Attributes:
-        period: the best period (days).
-        fap: false-alarm probability of the pooled periodogram's peak at ``period`` (Baluev's
-            upper bound over the searched frequencies).
-        power: pooled periodogram power at ``period`` (standard normalisation: the fraction of
-            the variance a sinusoid at that period explains).
-        trend_power: the highest pooled power at periods from baseline / 3 to 5 x baseline,
-            outside the search: a slow trend (a supernova's rise and fall) that explains more
-            of the variance than the best period means the light curve is not periodic.
-        baseline: last minus first time (days).
-    """
-
-    period: float
-    fap: float
-    power: float
-    trend_power: float
-    baseline: float
-
-    @property
-    def trend_dominated(self) -> bool:
-        """The best period does not explain clearly more variance than a slow trend.
-
-        "Clearly" is :data:`TREND_RATIO` times: on the real samples every supernova long enough
-        to search (183 ZTF BTS SN Ia, 17 ALeRCE SNe, 10 ELAsTiCC transients; labels ignored)
-        stays below 1.31, while Stripe 82 RR Lyrae found at their catalogue period are above 1.99.
-        """
-        return self.power < TREND_RATIO * self.trend_power
-
-    @property
-    def daily_alias(self) -> bool:
-        """The period is the 1-day (or half-day) sampling alias of ground-based surveys.
-
-        A trend observed once a night leaks into a peak at 1 (and 2) cycles per day, as wide as
-        the periodogram's resolution (1 / baseline): the aperiodic light curves of the real
-        samples (ZTF, ELAsTiCC supernovae) all peak there.
-        """
-        f = 1.0 / self.period
-        tolerance = max(1.0 / self.baseline, 0.002) if self.baseline > 0 else 0.002
-        return any(abs(f - k) < tolerance for k in (1.0, 2.0))
-
-
-def lomb_scargle_period(time: Any, values: Any, err: Any = None, bands: Any = None, *,
-                        min_period: float = MIN_PERIOD_DAYS,
-                        max_period: float | None = None) -> LombScargleResult:
-    """Best Lomb-Scargle period of a (multi-band) light curve and its false-alarm probability.
-
-    Args:
-        time: (N,) times in days.
-        values: (N,) magnitudes or fluxes.
-        err: (N,) 1-sigma uncertainties, or None for equal weights.
-        bands: (N,) band names, or None for one band.
-        min_period: shortest period searched (days).
-        max_period: longest period searched (days); default baseline / :data:`MIN_CYCLES`.
-
-    Returns:
-        The best period, its false-alarm probability and the powers that tell a trend apart.
-
-    Raises:
-        ValueError: fewer than 3 points, or a baseline too short for the period range.
-    """
-    from astropy.timeseries import LombScargle, LombScargleMultiband
-
-    t = np.asarray(time, dtype=np.float64)
-    y = np.asarray(values, dtype=np.float64)
-    b = np.zeros(t.shape, dtype=np.int64) if bands is None else np.asarray(bands).astype(str)
-    if t.size < 3:
-        raise ValueError(f"need at least 3 points for a periodogram, got {t.size}")
-    baseline = float(t.max() - t.min())
-    max_period = baseline / MIN_CYCLES if max_period is None else max_period
-    if not max_period > min_period:
-        raise ValueError(f"baseline {baseline:.3g} d too short for periods from {min_period} d")
-    dy = _clean_err(err, t.size, b)
-    # Pooled series: each band centred and scaled, so that bands with different means and
-    # amplitudes add their power at a shared period instead of adding offsets.
-    ys, dys = np.empty_like(y), np.empty_like(dy)
-    for band in np.unique(b):
-        m = b == band
-        w = dy[m] ** -2
-        scale = float(np.std(y[m])) or 1.0
-        ys[m] = (y[m] - np.sum(w * y[m]) / w.sum()) / scale
-        dys[m] = dy[m] / scale
-    f_lo, f_hi = 1.0 / max_period, 1.0 / min_period
-    pooled = LombScargle(t, ys, dys)
-    freq, power = pooled.autopower(minimum_frequency=f_lo, maximum_frequency=f_hi,
-                                   samples_per_peak=_SAMPLES_PER_PEAK, method="fast",
-                                   method_kwds=_fast_kwds())
-    best = int(np.nanargmax(power))
-    # Highest local maxima of the coarse grid, re-measured on a fine grid around each: a coarse
-    # grid can miss the top of a narrow true peak and hand the win to an alias.
-    interior = np.r_[False, (power[1:-1] >= power[:-2]) & (power[1:-1] >= power[2:]), False]
-    peaks = np.flatnonzero(interior) if interior.any() else np.array([best])
-    peaks = peaks[np.argsort(power[peaks])[::-1][:_N_CANDIDATES]]
-    step = freq[1] - freq[0] if freq.size > 1 else f_lo
-    offsets = np.linspace(-step, step, _REFINE_POINTS)
-    fine = np.unique(np.clip((freq[peaks][:, None] + offsets).ravel(), f_lo, f_hi))
-    # A shared 3-harmonic shape (per-band offsets) on the standardised bands: pulsators are not
-    # sinusoids, and the harmonics tell the true period from its 1-day aliases (93.5% of the
-    # Stripe 82 RR Lyrae within 1%, against 71% for one sinusoid per band, nterms_band=1).
-    model = LombScargleMultiband(t, ys, b, dys, nterms_base=3, nterms_band=0)
-    fine_power = model.power(fine, method="flexible")
-    f_best = float(fine[int(np.nanargmax(fine_power))])
-    # Exact powers (the coarse grid is approximate): the chosen period's, for the false-alarm
-    # probability, and the best slow trend's.
-    best_power = float(np.clip(pooled.power(f_best, method="cython"), 0.0, 1.0 - 1e-12))
-    trend = pooled.power(np.linspace(0.2 / baseline, MIN_CYCLES / baseline, 40), method="cython")
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        fap = float(pooled.false_alarm_probability(best_power, method="baluev",
-                                                   minimum_frequency=f_lo,
-                                                   maximum_frequency=f_hi))
-    # Baluev's formula overflows (NaN) only for peaks so high that the probability is ~0.
-    fap = min(max(fap, 0.0), 1.0) if math.isfinite(fap) else 0.0
-    return LombScargleResult(1.0 / f_best, fap, best_power, float(np.nanmax(trend)), baseline)
-
-
-def choose_period(time: Any, values: Any, err: Any = None, bands: Any = None, *,
-                  catalogue: float | None = None, fold: str = "auto",
-                  classes: Sequence[str | None] = (),
-                  fap_threshold: float = FAP_THRESHOLD,
-                  min_period: float = MIN_PERIOD_DAYS) -> PeriodChoice:
-    """Decide whether and at which period to fold a light curve (rules: module docstring).
-
-    Args:
-        time: (N,) times in days.
-        values: (N,) magnitudes or fluxes.
-        err: (N,) uncertainties or None.
-        bands: (N,) band names or None.
-        catalogue: a known period (days), or None.
-        fold: ``auto``, ``none``, ``period`` or ``lomb_scargle``.
-        classes: true and/or predicted class names; a transient or stochastic class stops
-            ``auto`` from searching for a period.
-        fap_threshold: largest false-alarm probability ``auto`` folds at.
-        min_period: shortest period searched (days).
-
-    Returns:
-        The choice: period and source, or the reason for drawing against time.
-
-    Raises:
-        ValueError: for an unknown ``fold``.
-    """
-    if fold not in FOLD_MODES:
-        raise ValueError(f"fold must be one of {FOLD_MODES}, got {fold!r}")
-    if fold == "none":
-        return PeriodChoice(None, None, reason="folding off")
-    t = np.asarray(time, dtype=np.float64)
-    baseline = float(t.max() - t.min()) if t.size else 0.0
-    catalogue = _positive_float(catalogue)
-    if fold == "period":
-        if catalogue is None:
-            return PeriodChoice(None, None, reason="no catalogue period")
-        return PeriodChoice(catalogue, "catalogue")
-    if fold == "auto" and catalogue is not None:
-        if baseline >= catalogue:
-            return PeriodChoice(catalogue, "catalogue")
-        reason = f"baseline {baseline:.3g} d shorter than the period {_fmt_period(catalogue)} d"
-        return PeriodChoice(None, None, reason=reason)
-    if fold == "auto":
-        aperiodic = next((c for c in classes if is_aperiodic_class(c)), None)
-        if aperiodic is not None:
-            return PeriodChoice(None, None, reason=f"{aperiodic} is not periodic", aperiodic=True)
-    if t.size < (MIN_POINTS_LS if fold == "auto" else 3):
-        return PeriodChoice(None, None, reason=f"too few points ({t.size}) to fold")
-    if baseline < MIN_CYCLES * min_period * 1.01:
-        return PeriodChoice(None, None, reason=f"baseline {baseline:.3g} d too short to fold")
-    ls = lomb_scargle_period(t, values, err, bands, min_period=min_period)
-    if fold == "lomb_scargle":
-        return PeriodChoice(ls.period, "Lomb-Scargle", fap=ls.fap)
-    if ls.fap >= fap_threshold:
-        return PeriodChoice(None, None, fap=ls.fap, reason="no significant period")
-    if ls.trend_dominated:
-        return PeriodChoice(None, None, fap=ls.fap, reason="a slow trend dominates",
-                            aperiodic=True)
-    if ls.daily_alias:
-        return PeriodChoice(None, None, fap=ls.fap,
-                            reason=f"best period {_fmt_period(ls.period)} d is the daily alias")
-    return PeriodChoice(ls.period, "Lomb-Scargle", fap=ls.fap)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -606,11 +237,11 @@ def light_curve_view(record: Mapping[str, Any], *, period: float | None = None,
              else np.full(n, "band"))
     err = (np.asarray(record["err"], dtype=np.float64) if record.get("err") is not None
            else np.zeros(n))
-    known = _positive_float(period) if period is not None else catalogue_period(record)
+    known = positive_float(period) if period is not None else catalogue_period(record)
     choice = choose_period(time, values, err, bands, catalogue=known, fold=fold,
                            classes=_classes(record, predicted_class))
     order = _band_order(bands)
-    meta = _meta(record)
+    meta = record_meta(record)
     if is_mag:
         system = meta.get("mag_system")
         y_label = f"magnitude ({system})" if system else "magnitude"
@@ -648,8 +279,8 @@ def _new_axes(size: tuple[float, float], dpi: int, title: str, subtitle: str,
     ``right`` inches beside the axes.
     """
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib
+        from matplotlib.figure import Figure  # lazy: matplotlib
     except ImportError as exc:  # matplotlib is an optional dependency
         raise ImportError("human plots need matplotlib: pip install matplotlib") from exc
 
@@ -775,7 +406,7 @@ def _smooth(flux: np.ndarray, good: np.ndarray, sigma: float) -> np.ndarray:
 
 def _plot_spectrum(record: Mapping[str, Any], predicted_class: str | None,
                    predicted_prob: float | None, dpi: int, size: tuple[float, float]) -> bytes:
-    from matplotlib.transforms import blended_transform_factory
+    from matplotlib.transforms import blended_transform_factory  # lazy: matplotlib
 
     wave = np.asarray(record.get("wavelength") if record.get("wavelength") is not None else [],
                       np.float64)
@@ -820,7 +451,7 @@ def _plot_spectrum(record: Mapping[str, Any], predicted_class: str | None,
                 ax.axvline(w, color=colour, lw=0.7, ls=":", alpha=0.8, zorder=0)
             ax.text(observed[0], 0.98, name, transform=where, rotation=90, ha="right",
                     va="top", fontsize=7, color=colour)
-    meta = _meta(record)
+    meta = record_meta(record)
     unit = meta.get("flux_unit")
     ax.set_ylabel(f"flux [{_UNIT_LABELS.get(unit, unit)}]" if unit else "flux")
     ax.set_xlabel("observed wavelength [Å] (vacuum)")
@@ -948,15 +579,13 @@ def render_human(table: pa.Table, kind: str, out_dir: str | Path, limit: int | N
     Returns:
         The paths written, in table order.
     """
-    from astroray.render.gallery import _safe_name
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seen: dict[str, int] = {}
     paths = []
     for oid, png in plot_table(table, kind, limit=limit, predictions=predictions, fold=fold,
                                dpi=dpi):
-        base = name = _safe_name(oid)
+        base = name = safe_name(oid)
         while name in seen:
             seen[base] += 1
             name = f"{base}_{seen[base]}"

@@ -26,9 +26,14 @@ finds once per object where the light curves are prepared); an object without on
 against time. Phase 0 is maximum light: the brightest point of a 3-harmonic Fourier series
 fitted to all bands at once (one shape, an offset per band) by least squares, evaluated at
 256 phases. The brightest single point, which the plots for people use
-(:func:`astroray.render.human.fold_phase`), moves with the noise of one observation, and so
+(:func:`astroray.render.periods.fold_phase`), moves with the noise of one observation, and so
 would the whole picture; the fit does not. Folding and the fit are tensor operations in
 float64, the same code on CPU and GPU.
+
+Size (~640 lines): the chunk renderer, its compositing paths (int16 fixed point on CPU, float
+on accelerators, checked against each other) and the tensor folding are one pipeline over the
+same buffers; the rasterising primitives are already apart (:mod:`astroray.render._raster`,
+:mod:`astroray.render._marks`), and so is the period search (:mod:`astroray.render.periods`).
 """
 
 from __future__ import annotations
@@ -40,11 +45,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from astroray.render import _raster
+from astroray.render import _marks, _raster
 from astroray.render._inputs import band_indices, is_ragged, pad_arrays, to_padded_tensor
 from astroray.render.config import LightCurveRenderConfig
+from astroray.render.periods import fold_periods
 
-__all__ = ["RenderLightCurves", "fold_periods", "render_light_curves"]
+__all__ = ["RenderLightCurves", "render_light_curves"]
 
 #: Harmonics of the Fourier series whose maximum sets phase 0 of a folded picture.
 FOLD_HARMONICS = 3
@@ -185,14 +191,14 @@ def _render_chunk(t: torch.Tensor, v: torch.Tensor, e: torch.Tensor, band: torch
     marks = cfg.show_markers and radius > 0
     # with the axis limits around [0, 1], every (scaled) point lies inside its panel
     inside = l0 <= 0.0 and l1 >= 1.0
-    pad = max(_raster.marker_pad(radius, edge, centred_inside=inside),
+    pad = max(_marks.marker_pad(radius, edge, centred_inside=inside),
               _raster.reach(half, n_sub) + 2, 4)
     lane_bits = _lane_bits(x, present, Wc, pad, radius, edge, alpha, marks)
     canvas = _raster.PackedCanvas(P * L, Wc, Hc, dev, lane_bits=lane_bits, pad=pad,
                                   pad_rows=pad)
     entries = []  # (index, value) per primitive, each (B, entries per object)
     if bars:
-        entries.append(_raster.bar_entries(
+        entries.append(_marks.bar_entries(
             canvas, plane_bars, x, torch.minimum(y_e1, y_e2), torch.maximum(y_e1, y_e2),
             with_err, width=width, alpha=alpha))
     if lines:
@@ -204,7 +210,7 @@ def _render_chunk(t: torch.Tensor, v: torch.Tensor, e: torch.Tensor, band: torch
         entries.append(_raster.translucent_entries(canvas, plane_marks, top, bottom,
                                                    n_sub=n_sub, alpha=alpha))
     if marks:
-        entries.append(_raster.marker_entries(canvas, plane_marks, x, y, present,
+        entries.append(_marks.marker_entries(canvas, plane_marks, x, y, present,
                                               radius=radius, edge_width=edge, alpha=alpha))
     entries = [(i.view(B, -1), v.view(B, -1)) for i, v in entries]
     for start in range(0, B, P):
@@ -232,7 +238,7 @@ def _lane_bits(x: torch.Tensor, present: torch.Tensor, width: int, pad: int, rad
     element) can reach the pixel, times the largest depth of one element, plus the line's: the
     number is bounded by the points in two adjacent bins of the marker's width.
     """
-    k = _raster.marker_reach(radius, edge)
+    k = _marks.marker_reach(radius, edge)
     w = 2 * k + 1
     R, M = x.shape
     n_bins = (width + 2 * pad) // w + 2
@@ -242,7 +248,7 @@ def _lane_bits(x: torch.Tensor, present: torch.Tensor, width: int, pad: int, rad
     pairs = count[:, :n_bins - 1] + count[:, 1:n_bins] if n_bins > 1 else count[:, :1]
     crowd = int(pairs.max()) if pairs.numel() else 0
     one = math.ceil(float(_raster._tau(alpha, 1.0)) * _raster.TAU_UNIT)
-    elem = max(_raster.marker_tau_max(radius, edge, alpha) if marks else 0, one)
+    elem = max(_marks.marker_tau_max(radius, edge, alpha) if marks else 0, one)
     return 16 if crowd * elem + one + 1 < 1 << 15 else 32
 
 
@@ -469,75 +475,6 @@ def _fold(t: torch.Tensor, v: torch.Tensor, e: torch.Tensor, band: torch.Tensor,
 
     return (x.reshape(B, cycles * N), rep(v), rep(e), rep(band),
             keep.reshape(B, cycles * N), folded)
-
-
-def fold_periods(time: Sequence[Any], value: Sequence[Any], err: Sequence[Any] | None,
-                 band: Sequence[Any] | None, *, config: LightCurveRenderConfig,
-                 catalogue: Sequence[Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The period each object is folded at, and the Lomb-Scargle power behind it.
-
-    Call it once per object where light curves are read and prepared (it runs a periodogram
-    per object, ~0.1-0.2 s each): its periods go to :func:`render_light_curves` (``period``)
-    with every batch. ``fold='period'`` takes ``catalogue`` (days; missing, non-finite or
-    non-positive values count as unknown) and, for objects without one, searches a period
-    when ``period_fallback='lomb_scargle'``; ``fold='lomb_scargle'`` always searches. The
-    search is :func:`astroray.render.human.lomb_scargle_period`: a pooled periodogram of the
-    standardised bands (bands sharing a period add their power), its highest peaks re-measured
-    with a shared 3-harmonic multi-band model, between ``config.min_period`` and
-    ``config.max_period`` (default baseline / 3).
-
-    Args:
-        time: per object, times (days).
-        value: per object, magnitudes or fluxes.
-        err: per object, uncertainties (or None).
-        band: per object, band names (or None: one band).
-        config: the picture (``fold`` and the search range).
-        catalogue: per object, a known period or None.
-
-    Returns:
-        ``(period, power)``: (B,) float64; period NaN where the object is drawn against time
-        (no catalogue period, too few points or too short a baseline to search), power NaN
-        where no periodogram was run (catalogue periods).
-    """
-    from astroray.render.human import lomb_scargle_period
-
-    n = len(time)
-    period, power = np.full(n, np.nan), np.full(n, np.nan)
-    if not config.folded:
-        return period, power
-    for i in range(n):
-        known = _positive(catalogue[i]) if catalogue is not None else None
-        if config.fold == "period" and known is not None:
-            period[i] = known
-            continue
-        if config.fold == "period" and config.period_fallback == "none":
-            continue
-        t = np.asarray(time[i] if time[i] is not None else [], dtype=np.float64).reshape(-1)
-        v = np.asarray(value[i] if value[i] is not None else np.full(t.size, np.nan),
-                       dtype=np.float64).reshape(-1)
-        e = (np.asarray(err[i], dtype=np.float64).reshape(-1)
-             if err is not None and err[i] is not None else None)
-        b = (np.asarray(band[i]).astype(str).reshape(-1)
-             if band is not None and band[i] is not None else None)
-        ok = np.isfinite(t) & np.isfinite(v)
-        try:
-            res = lomb_scargle_period(t[ok], v[ok], None if e is None else e[ok],
-                                      None if b is None else b[ok],
-                                      min_period=config.min_period,
-                                      max_period=config.max_period)
-        except ValueError:  # too few points, or a baseline too short to search
-            continue
-        period[i], power[i] = res.period, res.power
-    return period, power
-
-
-def _positive(value: Any) -> float | None:
-    """A finite positive float, or None."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) and out > 0 else None
 
 
 def render_light_curves(

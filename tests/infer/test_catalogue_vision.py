@@ -13,8 +13,8 @@ from astroray.data.synthetic import SyntheticSurveyConfig, make_survey
 from astroray.infer.catalogue import InferConfig, read_catalogue, run_inference
 from astroray.infer.predictors import get_predictor, predictor_kind, prob_column
 from astroray.models import create_model, tiny_overrides
+from astroray.models.vision.processing import prepare_arrays, write_render_spec
 from astroray.render import LightCurveRenderConfig, SpectrumRenderConfig
-from astroray.train.vision import prepare_arrays, write_render_spec
 
 
 def _vision_model(tmp_path, name, kind, render, labels=("STAR", "GALAXY", "QSO"),

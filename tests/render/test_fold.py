@@ -20,7 +20,7 @@ from _samples import (
 
 from astroray.config import ConfigError
 from astroray.render import LightCurveRenderConfig, RenderLightCurves, render_light_curves
-from astroray.render.lightcurves import fold_periods
+from astroray.render.periods import fold_periods
 
 MIN_IOU = 0.9
 COLOUR_TOLERANCE = 12.0

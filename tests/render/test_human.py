@@ -12,17 +12,14 @@ import pyarrow as pa
 import pytest
 
 from astroray.data.registry import read_files
-from astroray.render.human import (
+from astroray.render.human import light_curve_view, plot_object, plot_table, render_human
+from astroray.render.periods import (
     FAP_THRESHOLD,
     PeriodChoice,
     catalogue_period,
     choose_period,
     fold_phase,
     is_aperiodic_class,
-    light_curve_view,
-    plot_object,
-    plot_table,
-    render_human,
 )
 
 Image = pytest.importorskip("PIL.Image")
