@@ -21,7 +21,7 @@ from astroray.models.astromer import ASTROMER_TINY, AstromerClassifier, Astromer
 from astroray.render import LightCurveRenderConfig, SpectrumRenderConfig
 from astroray.serve import ServeConfig
 from astroray.serve.schemas import LightCurve, Spectrum
-from astroray.train.vision import write_render_spec
+from astroray.models.vision.processing import write_render_spec
 
 CLASSES = ("DCEP_F", "DCEP_1O", "EB", "LPV", "RRab", "RRc")
 TOKEN = "s3cret-token"
