@@ -38,10 +38,10 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-from astroray.config import Config, check, check_inputs, check_positive_ints
-from astroray.data.synthetic import SyntheticSurveyConfig
+from astroray.config import Config, check, check_positive_ints
 from astroray.eval.plots import plot_confusion_matrix
 from astroray.train._labelled import (
+    ClassifyDataset,
     fit_early_stopping,
     load_labelled,
     stratified_test,
@@ -58,53 +58,6 @@ logger = logging.getLogger(__name__)
 METHODS = ("published", "published_ft", "own", "untrained", "gru", "rf")
 ENCODER_METHODS = ("published", "published_ft", "own", "untrained")
 HEAD_OPTIMIZERS = ("adamw", "adam")
-
-
-@dataclasses.dataclass
-class ClassifyDataset(Config):
-    """One labelled data set of the evaluation.
-
-    Attributes:
-        name: its name in the results.
-        paths: survey files/folders or canonical Parquet (ingested).
-        optional_paths: the same, used when present (the data set is skipped when nothing is
-            there).
-        synthetic: a labelled synthetic survey to generate.
-        label_map: renames labels (``{"ab": "RRab"}``); labels not in it are kept.
-        classes: keep only these classes (after renaming); None keeps every labelled object.
-        test_fraction: fraction of each class in the fixed test set.
-        test_per_class: cap on test objects per class (None: no cap).
-        min_points: bands with fewer points are not used; objects left without any are
-            dropped (and counted).
-        seed: seed of the test split.
-    """
-
-    name: str = "synthetic"
-    paths: tuple[str, ...] = ()
-    optional_paths: tuple[str, ...] = ()
-    synthetic: SyntheticSurveyConfig | None = None
-    label_map: dict[str, str] = dataclasses.field(default_factory=dict)
-    classes: tuple[str, ...] | None = None
-    test_fraction: float = 0.3
-    test_per_class: int | None = None
-    min_points: int = 5
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.classes is not None:
-            self.classes = tuple(self.classes)
-        check(isinstance(self.name, str) and self.name != "" and "/" not in self.name, self,
-              "name", self.name, "a non-empty name without '/'")
-        check_inputs(self)
-        check(isinstance(self.label_map, dict), self, "label_map", self.label_map,
-              "a mapping of label renames")
-        check(0.0 < self.test_fraction < 1.0, self, "test_fraction", self.test_fraction,
-              "a number in (0, 1)")
-        check(self.test_per_class is None or (isinstance(self.test_per_class, int)
-                                              and self.test_per_class > 0),
-              self, "test_per_class", self.test_per_class, "a positive integer or null")
-        check(isinstance(self.min_points, int) and self.min_points >= 1, self, "min_points",
-              self.min_points, "an integer >= 1")
 
 
 def check_encoder_and_datasets(cfg: Any) -> None:
