@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from _common import job_parser, load_job_config
+from astroray.studies.anomaly import METHODS, AnomalyConfig, run_anomaly
 
-from astroray.eval.anomaly import METHODS, AnomalyConfig, run_anomaly
 from astroray.runtime import init_ray, write_results
 
 

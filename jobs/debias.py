@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from _common import job_parser, load_job_config
+from astroray.studies.debias import DebiasConfig, run_debias
 
-from astroray.debias import DebiasConfig, run_debias
 from astroray.runtime import init_ray, write_results
 
 

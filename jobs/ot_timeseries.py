@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from _common import job_parser, load_job_config
+from astroray.studies.ot_timeseries import OTTimeSeriesConfig, run_ot_timeseries
 
-from astroray.interp.evaluate import OTTimeSeriesConfig, run_ot_timeseries
 from astroray.runtime import init_ray, write_results
 
 
