@@ -1,4 +1,4 @@
-"""The Astromer evaluation protocol: per-band embeddings, masked R^2, folds, learning."""
+"""The Astromer classifier and its few-shot study: per-band embeddings, masked R^2, folds."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from astroray.data.windows import LightCurveWindows
 from astroray.infer.astromer import AstromerEmbedder
 from astroray.models import create_model
 
-# The module (astroray.train re-exports its ``classify`` function under the same name).
+# The library module and the few-shot study built on it.
 C = importlib.import_module("astroray.train.classify")
 S = importlib.import_module("astroray.studies.few_shot")
 DS = {"name": "d", "paths": ["x"]}
