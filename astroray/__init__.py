@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from astroray._version import __version__
 
 _EXPORTS = {
     "list_formats": "astroray.data.registry",

@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``astroray`` command."""
     parser = argparse.ArgumentParser(
         prog="astroray", description="Survey-scale astronomy machine learning on Ray.")
-    from astroray import __version__
+    from astroray._version import __version__
 
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     parser.add_argument("--version", action="version", version=f"astroray {__version__}")

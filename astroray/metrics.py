@@ -4,8 +4,9 @@ The lowest layer of the package (numpy and scikit-learn only), so that every fig
 an evaluation table and an uncertainty study is computed one way:
 
 * :func:`macro_f1`: scikit-learn's macro F1 over the classes present in the truth or the
-  predictions. A class that is predicted but never true, or true but never predicted, counts
-  with F1 = 0 (``2 TP / (2 TP + FP + FN)``); a class in neither array does not count.
+  predictions (or over given classes). A class that is predicted but never true, or true but
+  never predicted, counts with F1 = 0 (``2 TP / (2 TP + FP + FN)``); a class in neither array
+  does not count unless it is listed. :func:`per_class_f1` gives the F1 of each class.
 * :func:`confusion_matrix`: scikit-learn's matrix over given or sorted-union labels, with a
   clear error for values outside the labels (scikit-learn silently drops them).
 * :func:`reliability_curve` and :func:`expected_calibration_error`: confidence bins of the
@@ -22,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "expected_calibration_error", "macro_f1", "reliability_curve"]
+__all__ = ["confusion_matrix", "expected_calibration_error", "macro_f1", "per_class_f1",
+           "reliability_curve"]
 
 
 def _pair(y_true: Sequence[Any], y_pred: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -37,23 +39,44 @@ def _present(t: np.ndarray, p: np.ndarray) -> list[Any]:
     return sorted(set(t.tolist()) | set(p.tolist()))
 
 
-def macro_f1(y_true: Sequence[Any], y_pred: Sequence[Any]) -> float:
+def macro_f1(y_true: Sequence[Any], y_pred: Sequence[Any],
+             labels: Sequence[Any] | None = None) -> float:
     """Macro-averaged F1 (scikit-learn) over the classes present in either array.
 
     Args:
         y_true: true classes (names or indices), (N,).
         y_pred: predicted classes, same kind, (N,).
+        labels: the classes averaged over; default those present in either array. A listed
+            class in neither array counts with F1 = 0.
 
     Returns:
         The mean over those classes of ``2 TP / (2 TP + FP + FN)``; NaN for empty input.
     """
-    from sklearn.metrics import f1_score
-
     t, p = _pair(y_true, y_pred)
     if t.size == 0:
         return float("nan")
-    # Every listed class is in one of the arrays, so 2 TP + FP + FN > 0: no zero division.
-    return float(f1_score(t, p, labels=_present(t, p), average="macro", zero_division=0))
+    return float(np.mean(per_class_f1(t, p, labels)))
+
+
+def per_class_f1(y_true: Sequence[Any], y_pred: Sequence[Any],
+                 labels: Sequence[Any] | None = None) -> np.ndarray:
+    """F1 of each class (scikit-learn), ``2 TP / (2 TP + FP + FN)``, 0 where that is 0 / 0.
+
+    Args:
+        y_true: true classes (names or indices), (N,).
+        y_pred: predicted classes, same kind, (N,).
+        labels: class order; default the sorted union of both arrays.
+
+    Returns:
+        (K,) float64 F1 in ``labels`` order (zeros for empty input).
+    """
+    from sklearn.metrics import f1_score  # lazy: scikit-learn
+
+    t, p = _pair(y_true, y_pred)
+    labels = _present(t, p) if labels is None else list(labels)
+    if t.size == 0:  # scikit-learn refuses empty input
+        return np.zeros(len(labels))
+    return f1_score(t, p, labels=labels, average=None, zero_division=0).astype(np.float64)
 
 
 def confusion_matrix(y_true: Sequence[Any], y_pred: Sequence[Any],
@@ -71,7 +94,7 @@ def confusion_matrix(y_true: Sequence[Any], y_pred: Sequence[Any],
     Raises:
         ValueError: for unequal shapes, or a value that is not among ``labels``.
     """
-    from sklearn import metrics
+    from sklearn import metrics  # lazy: scikit-learn
 
     t, p = _pair(y_true, y_pred)
     labels = _present(t, p) if labels is None else list(labels)

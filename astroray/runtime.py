@@ -15,6 +15,8 @@ from typing import Any
 
 import ray
 
+from astroray._version import __version__
+
 __all__ = ["check_actor_pool", "configure_console", "init_ray", "progress", "write_results"]
 
 #: What the terminal shows: astroray's own lines only (quiet, the default), or Ray's logs too
@@ -183,8 +185,6 @@ def write_results(
         smoke: whether it ran shrunk.
         started: ``time.perf_counter()`` at its start.
     """
-    from astroray import __version__
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = {

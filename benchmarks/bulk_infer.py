@@ -146,8 +146,8 @@ class _MemorySampler:
 def _spectra_model(folder: Path, name: str) -> Path:
     """A ViT spectra classifier (random weights) with the render spec of a fine-tuned one."""
     from astroray.models import create_model, tiny_overrides
-    from astroray.render import SpectrumRenderConfig
     from astroray.models.vision.processing import write_render_spec
+    from astroray.render import SpectrumRenderConfig
 
     torch.manual_seed(0)
     overrides = tiny_overrides(name) if "tiny" in name else {}

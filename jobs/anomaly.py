@@ -8,8 +8,8 @@ from pathlib import Path
 
 from _common import job_parser, load_job_config
 
-from astroray.eval.anomaly import METHODS, AnomalyConfig, run_anomaly
 from astroray.runtime import init_ray, write_results
+from astroray.studies.anomaly import METHODS, AnomalyConfig, run_anomaly
 
 
 def main(argv: list[str] | None = None) -> int:

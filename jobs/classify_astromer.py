@@ -9,7 +9,7 @@ from pathlib import Path
 from _common import job_parser, load_job_config
 
 from astroray.runtime import init_ray, write_results
-from astroray.train.classify import METHODS, ClassifyConfig, classify, format_tables
+from astroray.studies.few_shot import METHODS, ClassifyConfig, classify, format_tables
 
 
 def main(argv: list[str] | None = None) -> int:

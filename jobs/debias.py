@@ -8,8 +8,8 @@ from pathlib import Path
 
 from _common import job_parser, load_job_config
 
-from astroray.debias import DebiasConfig, run_debias
 from astroray.runtime import init_ray, write_results
+from astroray.studies.debias import DebiasConfig, run_debias
 
 
 def main(argv: list[str] | None = None) -> int:

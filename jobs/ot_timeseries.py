@@ -8,8 +8,8 @@ from pathlib import Path
 
 from _common import job_parser, load_job_config
 
-from astroray.interp.evaluate import OTTimeSeriesConfig, run_ot_timeseries
 from astroray.runtime import init_ray, write_results
+from astroray.studies.ot_timeseries import OTTimeSeriesConfig, run_ot_timeseries
 
 
 def main(argv: list[str] | None = None) -> int:

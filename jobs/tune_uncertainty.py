@@ -9,7 +9,7 @@ from pathlib import Path
 from _common import job_parser, load_job_config
 
 from astroray.runtime import init_ray, write_results
-from astroray.train.tune_uncertainty import TuneUncertaintyConfig, tune_uncertainty
+from astroray.studies.tune_uncertainty import TuneUncertaintyConfig, tune_uncertainty
 
 
 def main(argv: list[str] | None = None) -> int:

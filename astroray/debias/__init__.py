@@ -4,9 +4,11 @@
   intrinsic properties (:mod:`astroray.debias.metric`);
 * :func:`galaxy_images`: galaxies with intrinsic morphology, observed at a redshift and
   through a PSF, with human labels that miss unresolved features; :func:`degrade`: artificially
-  redshifted copies (:mod:`astroray.debias.galaxies`);
-* :func:`run_debias`: a naive CNN on the biased labels and the de-biasing strategies, with
-  their accuracy against the true morphology and their L (:mod:`astroray.debias.train`).
+  redshifted copies (:mod:`astroray.debias.galaxies`).
+
+The study built on them (a naive CNN on the biased labels and the de-biasing strategies, with
+their accuracy against the true morphology and their L; ``jobs/debias.py``) is
+:mod:`astroray.studies.debias`.
 """
 
 from astroray.debias.galaxies import (
@@ -24,31 +26,17 @@ from astroray.debias.metric import (
     class_fraction_curve,
     quantile_bins,
 )
-from astroray.debias.train import (
-    STRATEGIES,
-    DebiasConfig,
-    evaluate,
-    run_debias,
-    train_strategy,
-    well_resolved,
-)
 
 __all__ = [
     "CLASSES",
-    "STRATEGIES",
-    "DebiasConfig",
     "GalaxyConfig",
     "angular_scale",
     "bias_metric",
     "bootstrap_bias_metric",
     "class_fraction_curve",
     "degrade",
-    "evaluate",
     "galaxy_images",
     "gaussian_blur",
     "label_probability",
     "quantile_bins",
-    "run_debias",
-    "train_strategy",
-    "well_resolved",
 ]

@@ -160,7 +160,7 @@ def gaussian_blur(images: np.ndarray, fwhm_pix: np.ndarray) -> np.ndarray:
     Gaussian is analytic, ``exp(-2 pi^2 sigma^2 k^2)``; torch's FFT is several times faster
     than numpy's here, so the work runs in torch (float32: 1e-7 of the peak is ample).
     """
-    import torch
+    import torch  # lazy: torch
 
     n, h, w = images.shape
     sigma = np.broadcast_to(np.asarray(fwhm_pix, np.float64) * _FWHM_TO_SIGMA, (n,))
@@ -335,8 +335,8 @@ def degrade(images: np.ndarray, z0: np.ndarray, psf0: np.ndarray, z1: np.ndarray
     Returns:
         The degraded images (n, S, S), float32.
     """
-    import torch
-    import torch.nn.functional as F
+    import torch  # lazy: torch
+    import torch.nn.functional as F  # lazy: torch
 
     z0, psf0 = np.asarray(z0, np.float64), np.asarray(psf0, np.float64)
     z1 = np.maximum(np.asarray(z1, np.float64), z0)

@@ -43,7 +43,7 @@ def classification_metrics(y_true: Sequence[Any], y_pred: Sequence[Any],
         "support"}}, "per_class_recall": {label: recall}, "labels", "confusion"}`` (confusion as
         nested lists, rows true, columns predicted).
     """
-    from sklearn.metrics import precision_recall_fscore_support
+    from sklearn.metrics import precision_recall_fscore_support  # lazy: scikit-learn
 
     counts, labels = metrics.confusion_matrix(y_true, y_pred, labels)
     n = int(counts.sum())

@@ -20,10 +20,10 @@ logger = logging.getLogger(__name__)
 
 def _pyplot() -> Any:
     try:
-        import matplotlib
+        import matplotlib  # lazy: matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: matplotlib
     except ImportError:
         logger.warning("matplotlib is not installed: no figure written")
         return None

@@ -27,6 +27,8 @@ from astroray.models._pretrained import (
     read_safetensors_header,
 )
 from astroray.models.card import DomainCheck, read_model_card
+from astroray.uncertainty import uncertainty_scores
+from astroray.uncertainty.sampling import sample_object_probs
 
 __all__ = ["DomainChecked", "Prediction", "Predictor", "get_predictor", "model_hash",
            "predictor_kind", "predictor_task", "prob_column", "register_predictor"]
@@ -233,9 +235,6 @@ class AstromerClassifierPredictor:
     def _sampled(self, windows: dict[str, np.ndarray], ok: np.ndarray
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Mean probabilities (n, C) and uncertainty scores of the objects with windows."""
-        from astroray.train.uncertainty import sample_object_probs
-        from astroray.uncertainty import uncertainty_scores
-
         remap = np.cumsum(ok) - 1  # batch row -> position among the objects with windows
         win = {k: torch.from_numpy(np.ascontiguousarray(windows[k])).to(self.device)
                for k in ("times", "values", "mask")}

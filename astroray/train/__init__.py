@@ -1,8 +1,12 @@
-"""Training on Ray Train: Astromer pretraining, few-shot classification, checkpoints, metrics."""
+"""Training on Ray Train: Astromer pretraining, classifier fitting, checkpoints, metrics.
+
+The experiment protocols built on these loops (few-shot tables, uncertainty comparison, domain
+adaptation and their sweeps) are in :mod:`astroray.studies`.
+"""
 
 from astroray.train.astromer import PretrainConfig, prepare_light_curves, pretrain, split_by_object
 from astroray.train.checkpoint import TRAINING_STATE, load_checkpoint, save_checkpoint, unwrap
-from astroray.train.classify import ClassifyConfig, ClassifyDataset, GRUClassifier, classify
+from astroray.train.classify import ClassifyConfig, ClassifyDataset, GRUClassifier
 from astroray.train.metrics import MaskedRegressionMeter, macro_f1, mean_spread
 from astroray.train.trainer import (
     autocast,
@@ -20,7 +24,6 @@ __all__ = [
     "MaskedRegressionMeter",
     "PretrainConfig",
     "autocast",
-    "classify",
     "gpu_available",
     "in_lockstep",
     "load_checkpoint",

@@ -1,15 +1,16 @@
 """Labelled light-curve data sets for the Astromer evaluations, and early-stopped fitting.
 
-Shared by the few-shot classification (:mod:`astroray.train.classify`) and the uncertainty
-comparison (:mod:`astroray.train.uncertainty`): the labelled objects of a data set, cut into
-sequential windows for an encoder, with a fixed stratified test set split by object.
+Shared by the classifier fitting (:mod:`astroray.train.classify`), the few-shot classification
+and the uncertainty comparison studies: a labelled data set's settings
+(:class:`ClassifyDataset`), its labelled objects cut into sequential windows for an encoder,
+with a fixed stratified test set split by object.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,11 +18,61 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
+from astroray.config import Config, check
 from astroray.data._io import numpy_batch
+from astroray.data.inputs import check_inputs
+from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.data.windows import LightCurveWindows
+from astroray.models._pretrained import read_config_json
+from astroray.train.astromer import LC_COLUMNS, prepare_light_curves
 
-if TYPE_CHECKING:
-    from astroray.train.classify import ClassifyDataset
+
+@dataclasses.dataclass
+class ClassifyDataset(Config):
+    """One labelled data set of the evaluation.
+
+    Attributes:
+        name: its name in the results.
+        paths: survey files/folders or canonical Parquet (ingested).
+        optional_paths: the same, used when present (the data set is skipped when nothing is
+            there).
+        synthetic: a labelled synthetic survey to generate.
+        label_map: renames labels (``{"ab": "RRab"}``); labels not in it are kept.
+        classes: keep only these classes (after renaming); None keeps every labelled object.
+        test_fraction: fraction of each class in the fixed test set.
+        test_per_class: cap on test objects per class (None: no cap).
+        min_points: bands with fewer points are not used; objects left without any are
+            dropped (and counted).
+        seed: seed of the test split.
+    """
+
+    name: str = "synthetic"
+    paths: tuple[str, ...] = ()
+    optional_paths: tuple[str, ...] = ()
+    synthetic: SyntheticSurveyConfig | None = None
+    label_map: dict[str, str] = dataclasses.field(default_factory=dict)
+    classes: tuple[str, ...] | None = None
+    test_fraction: float = 0.3
+    test_per_class: int | None = None
+    min_points: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.classes is not None:
+            self.classes = tuple(self.classes)
+        check(isinstance(self.name, str) and self.name != "" and "/" not in self.name, self,
+              "name", self.name, "a non-empty name without '/'")
+        check_inputs(self)
+        check(isinstance(self.label_map, dict), self, "label_map", self.label_map,
+              "a mapping of label renames")
+        check(0.0 < self.test_fraction < 1.0, self, "test_fraction", self.test_fraction,
+              "a number in (0, 1)")
+        check(self.test_per_class is None or (isinstance(self.test_per_class, int)
+                                              and self.test_per_class > 0),
+              self, "test_per_class", self.test_per_class, "a positive integer or null")
+        check(isinstance(self.min_points, int) and self.min_points >= 1, self, "min_points",
+              self.min_points, "an integer >= 1")
+
 
 
 def fit_early_stopping(model: nn.Module, epoch_batches: Any, val_loss: Any, *, max_steps: int,
@@ -65,8 +116,6 @@ def fit_early_stopping(model: nn.Module, epoch_batches: Any, val_loss: Any, *, m
 
 def load_labelled(ds_cfg: ClassifyDataset, workdir: Path) -> tuple[pa.Table | None, dict]:
     """The data set's labelled light curves (labels renamed, classes kept), or None."""
-    from astroray.train.astromer import LC_COLUMNS, prepare_light_curves
-
     if not ds_cfg.paths and ds_cfg.synthetic is None and not any(
             Path(p).exists() for p in ds_cfg.optional_paths):
         return None, {"skipped": f"none of {list(ds_cfg.optional_paths)} is present"}
@@ -129,8 +178,6 @@ def window_labelled(ds_cfg: ClassifyDataset, encoder: str,
         The data, or ``{"skipped": why, "data": ...}`` when it is absent or has fewer than
         two classes.
     """
-    from astroray.models._pretrained import read_config_json
-
     table, info = load_labelled(ds_cfg, workdir)
     if table is None or table.num_rows == 0:
         return {"skipped": info.get("skipped", "no labelled objects"), "data": info}

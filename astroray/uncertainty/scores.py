@@ -88,7 +88,7 @@ def misclassification_auroc(y_true: Sequence[int], probs: Any,
     Returns:
         ``{score: AUC}``; NaN for every score when all predictions are right (or all wrong).
     """
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_auc_score  # lazy: scikit-learn
 
     scores = scores or uncertainty_scores(probs)
     y = np.asarray(y_true)

@@ -58,6 +58,18 @@ def test_missing_class_and_label_order():
         classification_metrics(y, p, labels=[0, 1])
 
 
+def test_per_class_and_listed_class_f1():
+    from astroray.metrics import macro_f1, per_class_f1
+
+    y, p = [0, 0, 1, 1, 1], [0, 1, 1, 1, 0]
+    labels = [0, 1, 2]  # 2 is in neither array: F1 0 when listed, absent otherwise
+    expected = skm.f1_score(y, p, labels=labels, average=None, zero_division=0)
+    np.testing.assert_allclose(per_class_f1(y, p, labels), expected)
+    assert macro_f1(y, p, labels) == pytest.approx(expected.mean())
+    assert macro_f1(y, p) == pytest.approx(expected[:2].mean())
+    assert per_class_f1([], [], labels).tolist() == [0.0, 0.0, 0.0]
+
+
 def test_redshift_metrics_match_independent_computations():
     rng = np.random.default_rng(3)
     z = rng.uniform(0.0, 3.0, 2000)

@@ -318,9 +318,9 @@ def _check_tune_domain(out: Path, results: dict) -> None:
 
 def _check_anomaly(out: Path, results: dict) -> None:
     from astroray.data.synthetic import periodic_variables
-    from astroray.eval.anomaly import METHODS
     from astroray.infer.predictors import get_predictor, predictor_task
     from astroray.models.anomaly import MCDSVDD
+    from astroray.studies.anomaly import METHODS
 
     assert results["job"] == "anomaly"
     tables = results["metrics"]["tables"]

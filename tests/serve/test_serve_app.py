@@ -18,10 +18,10 @@ from astroray.data.synthetic import periodic_variables, spectra
 from astroray.infer.predictors import get_predictor, model_hash, prob_column
 from astroray.models import create_model, tiny_overrides
 from astroray.models.astromer import ASTROMER_TINY, AstromerClassifier, AstromerClassifierConfig
+from astroray.models.vision.processing import write_render_spec
 from astroray.render import LightCurveRenderConfig, SpectrumRenderConfig
 from astroray.serve import ServeConfig
 from astroray.serve.schemas import LightCurve, Spectrum
-from astroray.models.vision.processing import write_render_spec
 
 CLASSES = ("DCEP_F", "DCEP_1O", "EB", "LPV", "RRab", "RRc")
 TOKEN = "s3cret-token"

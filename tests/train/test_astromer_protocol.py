@@ -1,4 +1,4 @@
-"""The Astromer evaluation protocol: per-band embeddings, masked R^2, folds, learning."""
+"""The Astromer classifier and its few-shot study: per-band embeddings, masked R^2, folds."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from astroray.data.windows import LightCurveWindows
 from astroray.infer.astromer import AstromerEmbedder
 from astroray.models import create_model
 
-# The module (astroray.train re-exports its ``classify`` function under the same name).
+# The library module and the few-shot study built on it.
 C = importlib.import_module("astroray.train.classify")
+S = importlib.import_module("astroray.studies.few_shot")
 DS = {"name": "d", "paths": ["x"]}
 WEIGHTS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "weights"
 
@@ -57,7 +58,7 @@ def test_per_band_embeddings_against_the_window_means(tiny_dir):
 
 def test_masked_r2_of_untrained_and_published_encoders(tiny_dir):
     table = periodic_variables(40, seed=5)
-    untrained = C.masked_r2(tiny_dir, table, min_points=5, random_init=True)
+    untrained = S.masked_r2(tiny_dir, table, min_points=5, random_init=True)
     # A fresh head predicts the window mean: R^2 0 exactly, RMSE that of the mean.
     assert untrained["r2"] == pytest.approx(0.0, abs=1e-6)
     assert untrained["rmse"] == pytest.approx(untrained["rmse_zero"], rel=1e-6)
@@ -67,7 +68,7 @@ def test_masked_r2_of_untrained_and_published_encoders(tiny_dir):
 
     folder = convert_astromer1(WEIGHTS / "astromer1-macho",
                                Path(tiny_dir).parent / "published")
-    published = C.masked_r2(str(folder), table, min_points=5)
+    published = S.masked_r2(str(folder), table, min_points=5)
     # The authors' MACHO weights predict hidden magnitudes of MACHO-like curves (0.14 here
     # with 180 objects); inputs prepared with the wrong time origin would not.
     assert published["r2"] > 0.05, published
@@ -78,9 +79,9 @@ def test_folds_and_the_all_setting():
     y = np.repeat([0, 1], [30, 12])
     pool = np.arange(42)
     rng = np.random.default_rng(0)
-    train, val = C._draw_fold(y, pool, ["a", "b"], 5, 0.25, rng)
+    train, val = S._draw_fold(y, pool, ["a", "b"], 5, 0.25, rng)
     assert np.bincount(y[train]).tolist() == [5, 5] and np.bincount(y[val]).tolist() == [2, 2]
-    train, val = C._draw_fold(y, pool, ["a", "b"], "all", 0.25, rng)
+    train, val = S._draw_fold(y, pool, ["a", "b"], "all", 0.25, rng)
     assert not set(train) & set(val) and set(train) | set(val) == set(pool)
     assert np.bincount(y[val]).tolist() == [6, 2]
     with pytest.raises(ConfigError, match="samples_per_class"):

@@ -9,7 +9,7 @@ import torch
 
 from astroray.models import get_config
 from astroray.models.astromer import AstromerClassifier, AstromerClassifierConfig
-from astroray.train.uncertainty import object_logits, sample_object_probs
+from astroray.uncertainty.sampling import object_logits, sample_object_probs
 
 
 def test_object_passes_pool_windows_per_object():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from astroray.interp import (
+from astroray.ot import (
     entropic_barycenter,
     interpolate_spectra,
     pixel_edges,

@@ -40,10 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from astroray.config import Config, check, check_positive_ints
 from astroray.debias.galaxies import CLASSES, GalaxyConfig, degrade, galaxy_images
 from astroray.debias.metric import bias_metric, bootstrap_bias_metric, class_fraction_curve
+from astroray.models import create_model
+from astroray.models.morphology import MorphologyCNN, MorphologyConfig
 
 __all__ = ["STRATEGIES", "DebiasConfig", "evaluate", "run_debias", "train_strategy",
            "well_resolved"]
@@ -161,8 +165,6 @@ def well_resolved(data: dict[str, np.ndarray], config: DebiasConfig) -> np.ndarr
 
 def _augment(x: Any, gen: Any) -> Any:
     """Random flip and quarter turn of a batch (B, H, W): morphology has no orientation."""
-    import torch
-
     if torch.rand((), generator=gen) < 0.5:
         x = torch.flip(x, dims=(-1,))
     return torch.rot90(x, int(torch.randint(0, 4, (), generator=gen)), dims=(-2, -1))
@@ -189,11 +191,6 @@ def train_strategy(strategy: str, data: dict[str, np.ndarray], config: DebiasCon
         ``state`` (the model's state dict), ``model_config`` (its config as a dict),
         ``losses`` (mean loss per epoch), ``train_objects`` and ``seconds``.
     """
-    import torch
-    import torch.nn.functional as F
-
-    from astroray.models import create_model
-
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; known: {STRATEGIES}")
     torch.set_num_threads(threads)
@@ -286,10 +283,10 @@ def evaluate(y: np.ndarray, data: dict[str, np.ndarray], config: DebiasConfig) -
 def _figure(curves: dict[str, dict[str, dict[str, list[float]]]], path: Path) -> str | None:
     """Predicted featured fraction vs each observable, one line per row; None without mpl."""
     try:
-        import matplotlib
+        import matplotlib  # lazy: matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: matplotlib
     except ImportError:
         log.warning("matplotlib is not installed: no figure")
         return None
@@ -336,10 +333,7 @@ def run_debias(config: DebiasConfig, out: str | Path) -> dict[str, Any]:
         featured fraction), ``data`` (counts), ``models`` (folders), ``training`` (losses,
         seconds), ``figure`` and ``markdown`` paths.
     """
-    import ray
-    import torch
-
-    from astroray.models.morphology import MorphologyCNN, MorphologyConfig
+    import ray  # lazy: ray
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,12 +19,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
 
 from astroray.config import Config, check, check_positive_ints
 from astroray.data.inputs import check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
+from astroray.features import feature_names
+from astroray.infer.astromer import AstromerEmbedder, load_encoder
+from astroray.models.anomaly import (
+    baseline_scores,
+    embedding_inputs,
+    feature_inputs,
+    fit_detector,
+    pretrain_autoencoder,
+    train_svdd,
+)
 from astroray.models.anomaly.config import INPUT_TRANSFORMS, INPUTS, MCDSVDDConfig
 from astroray.models.anomaly.train import DetectorTrainConfig
+from astroray.train.astromer import prepare_light_curves
 
 __all__ = ["METHODS", "AnomalyConfig", "AnomalyDataset", "anomaly_table", "load_inputs",
            "run_anomaly"]
@@ -156,8 +170,6 @@ class AnomalyConfig(Config):
 
 
 def _read_table(parquet: list[str]) -> Any:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     columns = ["object_id", "time", "band", "mag", "flux", "err", "label"]
     tables = []
@@ -171,7 +183,6 @@ def _read_table(parquet: list[str]) -> Any:
 
 def _features_task(table: Any, bands: tuple[str, ...], min_points: int
                    ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-    from astroray.models.anomaly import feature_inputs
 
     return feature_inputs(table, bands, min_points=min_points)
 
@@ -194,10 +205,7 @@ def load_inputs(dataset: AnomalyDataset, config: AnomalyConfig, workdir: str | P
         (N, F) and labels (N,) of the usable objects, and what was read and left out (with
         reasons, counted).
     """
-    import ray
-
-    from astroray.features import feature_names
-    from astroray.train.astromer import prepare_light_curves
+    import ray  # lazy: ray
 
     info = prepare_light_curves(dataset.paths, dataset.optional_paths, dataset.synthetic,
                                 workdir)
@@ -218,8 +226,6 @@ def load_inputs(dataset: AnomalyDataset, config: AnomalyConfig, workdir: str | P
                          for lo, hi in chunks])
         names = feature_names(list(bands))
     else:
-        from astroray.infer.astromer import AstromerEmbedder
-        from astroray.models.anomaly import embedding_inputs
 
         embedder = AstromerEmbedder(encoder, min_points=dataset.min_points,
                                     bands=list(bands), device="cpu")
@@ -269,10 +275,7 @@ def _fold_task(x: np.ndarray, labels: np.ndarray, train_idx: np.ndarray,
                test_idx: np.ndarray, held_out: str, fold: int, detector: dict[str, Any],
                train: dict[str, Any], trees: int, nu: float, seed: int) -> dict[str, Any]:
     """Train every method on the inliers of the training folds; AUROC on the test fold."""
-    import torch
-    from sklearn.metrics import roc_auc_score
-
-    from astroray.models.anomaly import baseline_scores, pretrain_autoencoder, train_svdd
+    from sklearn.metrics import roc_auc_score  # lazy: scikit-learn
 
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -301,10 +304,6 @@ def _final_task(x: np.ndarray, labels: np.ndarray, detector: dict[str, Any],
                 train: dict[str, Any], encoder_state: dict[str, Any] | None,
                 path: str) -> dict[str, Any]:
     """Train the detector with every class as an inlier and save it."""
-    import torch
-
-    from astroray.models.anomaly import fit_detector
-
     torch.set_num_threads(1)
     cfg = MCDSVDDConfig.from_dict(detector)
     model, history = fit_detector(x, labels, cfg, DetectorTrainConfig.from_dict(train))
@@ -362,14 +361,13 @@ def run_anomaly(config: AnomalyConfig, out: str | Path) -> dict[str, Any]:
     Returns:
         ``{"tables", "folds", "datasets", "detectors", "encoder"}``.
     """
-    import ray
-    from sklearn.model_selection import StratifiedKFold
+    import ray  # lazy: ray
+    from sklearn.model_selection import StratifiedKFold  # lazy: scikit-learn
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     encoder = None
     if config.input == "embeddings":
-        from astroray.infer.astromer import load_encoder
 
         encoder = load_encoder(str(config.encoder))
     fold_task = ray.remote(num_cpus=config.task_cpus)(_fold_task)

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from astroray.config import ConfigError
-from astroray.debias import DebiasConfig, evaluate, galaxy_images, train_strategy, well_resolved
+from astroray.debias import galaxy_images
 from astroray.models import create_model, load_model, tiny_overrides
+from astroray.studies.debias import DebiasConfig, evaluate, train_strategy, well_resolved
 
 
 def test_morphology_cnn_tiny_forward_backward_round_trip(tmp_path):

@@ -21,12 +21,16 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from astroray.config import Config, check
 from astroray.data.inputs import check_inputs, resolve_inputs
-from astroray.interp.ot import METHODS
-from astroray.interp.photometry import BANDS, SyntheticPhotometry
-from astroray.interp.series import build_time_series
+from astroray.data.schema import error_table
+from astroray.ot.ot import METHODS
+from astroray.ot.photometry import BANDS, SyntheticPhotometry
+from astroray.ot.plots import plot_series_comparison
+from astroray.ot.series import build_time_series
+from astroray.runtime import check_actor_pool, init_ray
 
 __all__ = [
     "OTTimeSeriesConfig",
@@ -52,13 +56,13 @@ class OTTimeSeriesConfig(Config):
         optional_paths: the same, skipped when absent.
         synthetic: a ``sn_series`` :class:`~astroray.data.synthetic.SyntheticSurveyConfig`
             (its mapping), generated as the input (the truth is its full cadence).
-        bands: bands to measure (keys of :data:`astroray.interp.photometry.BANDS`); those the
+        bands: bands to measure (keys of :data:`astroray.ot.photometry.BANDS`); those the
             spectra do not cover are skipped with the reason in the results.
         gaps: days between kept epochs.
         methods: interpolation methods (``exact``, ``entropic``, ``linear``).
         threshold: relative band-flux residual a point must stay below.
         min_coverage: least share of a band's response inside the spectra.
-        gap_scale: days for the gap uncertainty to reach one (see :mod:`astroray.interp.series`).
+        gap_scale: days for the gap uncertainty to reach one (see :mod:`astroray.ot.series`).
         reg: entropic regularisation.
         n_bins: coarse bins of the entropic barycenter.
         num_actors: evaluator actors.
@@ -146,7 +150,7 @@ def evaluate_supernova(
         gaps: days between kept epochs; each keeps one epoch every ``round(gap / cadence)``.
         methods: interpolation methods.
         phase: phase of each epoch ``(E,)`` (defaults to days from the first epoch).
-        gap_scale: see :func:`astroray.interp.series.build_time_series`.
+        gap_scale: see :func:`astroray.ot.series.build_time_series`.
         reg: entropic regularisation.
         n_bins: entropic coarse bins.
 
@@ -322,7 +326,7 @@ def residual_table(rows: Mapping[str, np.ndarray], methods: Sequence[str],
         and, per method, the fraction below the threshold and the median residual
         (``<method>_median``).
     """
-    import pandas as pd
+    import pandas as pd  # lazy: pandas
 
     df = pd.DataFrame({k: rows[k] for k in ("type", "gap", "method", "band", "interpolated",
                                             "residual", "error")})
@@ -368,7 +372,7 @@ def markdown_table(table: Sequence[Mapping[str, Any]], methods: Sequence[str],
 
 def _uncertainty_rank_correlation(rows: Mapping[str, np.ndarray], method: str) -> float | None:
     """Spearman correlation of the uncertainty factor with the residual (interpolated points)."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas
 
     df = pd.DataFrame({k: rows[k] for k in ("method", "interpolated", "residual",
                                             "uncertainty", "error")})
@@ -385,8 +389,6 @@ def _uncertainty_rank_correlation(rows: Mapping[str, np.ndarray], method: str) -
 
 
 def _read_input(config: OTTimeSeriesConfig, out: Path) -> tuple[pa.Table, dict[str, Any]]:
-    import pyarrow.parquet as pq
-
     resolved = resolve_inputs(config.paths, config.optional_paths, config.synthetic, out,
                               to_parquet=False)
     paths = resolved.paths
@@ -410,11 +412,7 @@ def run_ot_timeseries(config: OTTimeSeriesConfig, out: str | Path) -> dict[str, 
     Returns:
         A summary: ``table``, ``markdown``, ``bands``, ``counts``, ``uncertainty``, paths.
     """
-    import pyarrow.parquet as pq
-    import ray
-
-    from astroray.data.schema import error_table
-    from astroray.runtime import check_actor_pool, init_ray
+    import ray  # lazy: ray
 
     init_ray()  # joins the running Ray (or RAY_ADDRESS), else starts a local one
     # The repartition before the actors runs as tasks of 1 CPU each.
@@ -449,7 +447,6 @@ def run_ot_timeseries(config: OTTimeSeriesConfig, out: str | Path) -> dict[str, 
         if supernovae.num_rows else None
     figure = None
     if config.n_plot and supernovae.num_rows and phot is not None:
-        from astroray.interp.plots import plot_series_comparison
 
         figure = str(plot_series_comparison(supernovae, config, phot,
                                             out / "ot_timeseries.png"))

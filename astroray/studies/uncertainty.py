@@ -36,12 +36,23 @@ import torch
 from torch import nn
 
 from astroray.config import Config, check, check_positive_ints
-from astroray.train._labelled import LabelledWindows, fit_early_stopping, window_labelled
-from astroray.train.astromer import PretrainConfig
-from astroray.train.classify import ClassifyDataset, check_encoder_and_datasets
+from astroray.eval.plots import plot_reliability
+from astroray.infer.astromer import load_encoder
+from astroray.models.astromer import AstromerClassifier, AstromerClassifierConfig
+from astroray.runtime import init_ray
+from astroray.train._labelled import (
+    ClassifyDataset,
+    LabelledWindows,
+    fit_early_stopping,
+    window_labelled,
+)
+from astroray.train.astromer import PretrainConfig, pretrain
+from astroray.train.classify import check_encoder_and_datasets
+from astroray.train.metrics import mean_spread
+from astroray.uncertainty import fit_centroids, reliability_curve, uncertainty_metrics
+from astroray.uncertainty.sampling import object_logits, sample_object_probs
 
-__all__ = ["METHODS", "UncertaintyConfig", "object_logits", "sample_object_probs",
-           "train_uncertainty"]
+__all__ = ["METHODS", "UncertaintyConfig", "train_uncertainty"]
 
 logger = logging.getLogger(__name__)
 
@@ -155,9 +166,6 @@ class UncertaintyConfig(Config):
 def _build(encoder: str, classes: list[str], method: str, cfg: UncertaintyConfig,
            seed: int, min_points: int) -> nn.Module:
     """A classifier for ``method`` with the pretrained encoder's weights (HSA centroids unset)."""
-    from astroray.infer.astromer import load_encoder
-    from astroray.models.astromer import AstromerClassifier, AstromerClassifierConfig
-
     base = load_encoder(encoder)
     dropout = cfg.dropout if method in (*_DROPOUT, "ensemble") else 0.0
     attention = _ATTENTION.get(method, "softmax")
@@ -175,50 +183,6 @@ def _build(encoder: str, classes: list[str], method: str, cfg: UncertaintyConfig
                          f"(missing {unexpected}, unexpected {result.unexpected_keys})")
     return model
 
-
-def object_logits(model: nn.Module, windows: dict[str, torch.Tensor], win_obj: torch.Tensor,
-                  n_objects: int, chunk: int = 256) -> torch.Tensor:
-    """Class logits (N, C) of objects from their windows (W, T) (``win_obj``: (W,) object).
-
-    An object's head input is the mean of its windows' layer means (all bands). The encoder
-    runs on at most ``chunk`` windows at a time (attention memory grows with W x T^2).
-    """
-    parts = []
-    for lo in range(0, len(win_obj), chunk):
-        sl = slice(lo, lo + chunk)
-        parts.append(model.encoder.embed(windows["times"][sl], windows["values"][sl],
-                                         windows["mask"][sl]))  # (w, S, D)
-    means = torch.cat(parts)  # (W, S, D)
-    sums = torch.zeros(n_objects, *means.shape[1:], dtype=means.dtype, device=means.device)
-    sums = sums.index_add(0, win_obj, means)
-    counts = torch.bincount(win_obj, minlength=n_objects).clamp(min=1).to(means.dtype)
-    return model(sums / counts[:, None, None])  # (N, C)
-
-
-def sample_object_probs(model: nn.Module, windows: dict[str, torch.Tensor],
-                        win_obj: torch.Tensor, n_objects: int, passes: int, *,
-                        dropout: bool, hsa: bool, max_windows: int = 512) -> torch.Tensor:
-    """``(T, N, C)`` probabilities of T passes; the stochastic layers chosen are sampled.
-
-    The passes run as one forward over T copies of the windows (in chunks of whole passes
-    of at most ``max_windows`` windows); with no stochastic layer switched on every pass is
-    the deterministic one.
-    """
-    from astroray.uncertainty import sample_probabilities, stochastic
-
-    n_win = len(win_obj)
-
-    def forward(chunk: dict[str, torch.Tensor]) -> torch.Tensor:
-        t = chunk["times"].shape[0] // n_win
-        obj = chunk["obj"] + torch.arange(t).repeat_interleave(n_win) * n_objects
-        return object_logits(model, chunk, obj, t * n_objects)  # (t * N, C)
-
-    model.eval()
-    inputs = {**windows, "obj": win_obj}
-    if dropout or hsa:
-        with stochastic(model, dropout=dropout, hsa=hsa):
-            return sample_probabilities(forward, inputs, passes, max_rows=max_windows)
-    return sample_probabilities(forward, inputs, 1, max_rows=max_windows)
 
 
 def _standardize(model: nn.Module, windows: dict[str, torch.Tensor], win_obj: np.ndarray,
@@ -246,8 +210,6 @@ def _standardize(model: nn.Module, windows: dict[str, torch.Tensor], win_obj: np
 def _fit_centroids(model: nn.Module, windows: dict[str, torch.Tensor], win_obj: np.ndarray,
                    objects: np.ndarray, seed: int, max_windows: int = 512) -> None:
     """HSA centroids from the k-means of the pretrained keys on training windows."""
-    from astroray.uncertainty import fit_centroids
-
     rows = np.flatnonzero(np.isin(win_obj, objects))
     rows = np.random.default_rng(seed).permutation(rows)[:max_windows]
     sample = [windows[k][rows] for k in ("times", "values", "mask")]
@@ -304,7 +266,6 @@ def _train_model(encoder: str, classes: list[str], method: str, cfg: Uncertainty
 
 
 def _restore(result: dict[str, Any]) -> nn.Module:
-    from astroray.models.astromer import AstromerClassifier, AstromerClassifierConfig
 
     model = AstromerClassifier(AstromerClassifierConfig.from_dict(result["config"]))
     model.load_state_dict(result["state"])
@@ -356,11 +317,7 @@ def _split(data: LabelledWindows, cfg: UncertaintyConfig,
 
 def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: UncertaintyConfig, encoder: str,
                       workdir: Path, out: Path) -> dict[str, Any]:
-    import ray
-
-    from astroray.eval.plots import plot_reliability
-    from astroray.train.metrics import mean_spread
-    from astroray.uncertainty import reliability_curve, uncertainty_metrics
+    import ray  # lazy: ray
 
     data = window_labelled(ds_cfg, encoder, workdir)
     if isinstance(data, dict):
@@ -414,8 +371,6 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: UncertaintyConfig, encoder: 
 def _encoder(encoder: str | None, pretrain_cfg: PretrainConfig | None, out: Path
              ) -> tuple[str, dict[str, Any] | None]:
     """The encoder folder: the one given, or one pretrained now into ``out/pretrain``."""
-    from astroray.train.astromer import pretrain
-
     if encoder is None:
         assert pretrain_cfg is not None  # checked by the configs
         pretrained = pretrain(pretrain_cfg, out / "pretrain")
@@ -433,8 +388,6 @@ def train_uncertainty(config: UncertaintyConfig, out: str | Path) -> dict[str, A
         set, method) with the mean and spread over folds of macro F1, ROC-AUC of each score,
         ECE and the relative inference cost.
     """
-    from astroray.runtime import init_ray
-
     init_ray()
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from astroray.config import ConfigError
-from astroray.train.tune_domain import TuneDomainConfig
-from astroray.train.tune_uncertainty import TuneUncertaintyConfig
+from astroray.studies.tune_domain import TuneDomainConfig
+from astroray.studies.tune_uncertainty import TuneUncertaintyConfig
 
 
 @pytest.mark.parametrize("cls, base", [(TuneUncertaintyConfig, "jobs/tune_uncertainty.yaml"),

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from astroray.interp.photometry import SyntheticPhotometry
-from astroray.interp.series import build_time_series
+from astroray.ot.photometry import SyntheticPhotometry
+from astroray.ot.series import build_time_series
 
 __all__ = ["plot_series_comparison"]
 
@@ -35,18 +35,18 @@ def plot_series_comparison(supernovae: pa.Table, config: Any, phot: SyntheticPho
     """Plot, for a few supernovae at the largest gap, spectra and light curves: truth vs methods.
 
     Args:
-        supernovae: one row per supernova (:func:`astroray.interp.evaluate.group_supernovae`).
-        config: the :class:`~astroray.interp.evaluate.OTTimeSeriesConfig`.
+        supernovae: one row per supernova (:func:`astroray.studies.ot_timeseries.group_supernovae`).
+        config: the :class:`~astroray.studies.ot_timeseries.OTTimeSeriesConfig`.
         phot: synthetic photometry of the supernovae's grid.
         path: PNG to write.
 
     Returns:
         The path written.
     """
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     rows = _pick(supernovae, config.n_plot)
     gap = max(config.gaps)

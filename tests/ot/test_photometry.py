@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from astroray.interp import AB_MINUS_VEGA, SyntheticPhotometry, band_response
+from astroray.ot import AB_MINUS_VEGA, SyntheticPhotometry, band_response
 
 C = 2.99792458e18  # Angstrom / s
 WAVE = np.geomspace(3500.0, 10000.0, 3000)

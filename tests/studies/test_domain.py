@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from astroray.config import ConfigError
-from astroray.train.domain import DomainAdaptConfig, markdown_table, pick_shots, summarise
+from astroray.studies.domain import DomainAdaptConfig, markdown_table, pick_shots, summarise
 
 
 def test_pick_shots_draws_k_per_class_seeded():

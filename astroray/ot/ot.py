@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from astroray.interp.photometry import pixel_edges
+from astroray.ot.photometry import pixel_edges
 
 __all__ = [
     "METHODS",
@@ -137,7 +137,7 @@ def entropic_barycenter(p0: np.ndarray, p1: np.ndarray, wavelength: np.ndarray,
     Returns:
         Pixel masses ``(P, L)`` on the original grid (coarse densities interpolated back).
     """
-    import ot
+    import ot  # lazy: POT
 
     p0, p1 = np.atleast_2d(p0), np.atleast_2d(p1)
     n = p0.shape[0]

@@ -65,7 +65,7 @@ def band_response(band: str) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(wavelength, response)``: Angstrom ``(K,)`` and dimensionless ``(K,)``.
     """
-    import speclite.filters
+    import speclite.filters  # lazy: speclite
 
     name = BANDS.get(band, band)
     try:

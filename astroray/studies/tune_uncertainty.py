@@ -1,6 +1,6 @@
 """Ray Tune sweep of an uncertainty method's hyperparameters, with ASHA early stopping.
 
-Each trial fine-tunes the classifier of :mod:`astroray.train.uncertainty` with one draw of
+Each trial fine-tunes the classifier of :mod:`astroray.studies.uncertainty` with one draw of
 the search space (dropout rate, passes T, HSA temperatures tau1 / tau2 and centroids K,
 ensemble size, learning rate; only those the method uses) on the training objects of fold 0
 of one data set, reporting the validation cross-entropy at every check so that ASHA stops
@@ -13,6 +13,7 @@ and BALD. The fixed test set is never seen by the sweep.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,22 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 
 from astroray.config import Config, check
-from astroray.train.sweep import check_sweep_settings, load_base
-from astroray.train.uncertainty import METHODS, UncertaintyConfig
+from astroray.runtime import init_ray
+from astroray.studies.uncertainty import (
+    METHODS,
+    UncertaintyConfig,
+    _encoder,
+    _restore,
+    _split,
+    _train_model,
+)
+from astroray.train._labelled import window_labelled
+from astroray.train.sweep import asha_sweep, check_sweep_settings, load_base
+from astroray.uncertainty import uncertainty_metrics
+from astroray.uncertainty.sampling import sample_object_probs
 
 __all__ = ["TuneUncertaintyConfig", "tune_uncertainty"]
 
@@ -110,7 +123,7 @@ class TuneUncertaintyConfig(Config):
 
     def search_space(self) -> dict[str, Any]:
         """The Ray Tune search space of the method."""
-        from ray import tune
+        from ray import tune  # lazy: ray
 
         dists = {"dropout": tune.uniform(*self.dropout), "passes": tune.choice(self.passes),
                  "hsa_tau1": tune.loguniform(*self.hsa_tau1),
@@ -125,11 +138,7 @@ def _trial(params: dict[str, Any], *, base: dict[str, Any], method: str, encoder
            classes: list[str], min_points: int, windows: dict[str, np.ndarray],
            win_obj: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray) -> None:
     """One Tune trial: train with ``params``, report checks, then the validation scores."""
-    import torch
-    from ray import tune
-
-    from astroray.train.uncertainty import _restore, _train_model, sample_object_probs
-    from astroray.uncertainty import uncertainty_metrics
+    from ray import tune  # lazy: ray
 
     cfg = UncertaintyConfig.from_dict({**base, **params})
     last = {"step": 0}
@@ -167,14 +176,7 @@ def tune_uncertainty(config: TuneUncertaintyConfig, out: str | Path) -> dict[str
         ``{"trials": [...], "best": {"config", "metrics"}, "completed", "stopped_early",
         "dataset", "encoder", "pretrain"}``.
     """
-    import json
-
-    from ray import tune
-
-    from astroray.runtime import init_ray
-    from astroray.train._labelled import window_labelled
-    from astroray.train.sweep import asha_sweep
-    from astroray.train.uncertainty import _encoder, _split
+    from ray import tune  # lazy: ray
 
     init_ray()
     out = Path(out).resolve()

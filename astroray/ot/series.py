@@ -1,7 +1,7 @@
 """A high-cadence spectral time series of one supernova from a sparse sequence of spectra.
 
 Each target time between the first and last observed epochs is interpolated from the pair of
-observed epochs that brackets it (:func:`astroray.interp.ot.interpolate_spectra`), at
+observed epochs that brackets it (:func:`astroray.ot.ot.interpolate_spectra`), at
 ``a = (t - t_i) / (t_{i+1} - t_i)``. Every interpolated epoch carries an uncertainty factor
 (a relative flux error) built from the two penalties the method calls for:
 
@@ -29,8 +29,8 @@ import dataclasses
 
 import numpy as np
 
-from astroray.interp.ot import interpolate_spectra
-from astroray.interp.photometry import SyntheticPhotometry
+from astroray.ot.ot import interpolate_spectra
+from astroray.ot.photometry import SyntheticPhotometry
 
 __all__ = ["TimeSeries", "build_time_series", "photometric_mismatch", "warp_to_photometry"]
 
@@ -134,7 +134,7 @@ def build_time_series(
         times: observed epochs ``(N,)`` (days), distinct; N >= 2.
         flux: observed spectra ``(N, L)``.
         targets: times ``(T,)`` to build spectra at.
-        method: ``exact``, ``entropic`` or ``linear`` (see :mod:`astroray.interp.ot`).
+        method: ``exact``, ``entropic`` or ``linear`` (see :mod:`astroray.ot.ot`).
         gap_scale: days over which the bridge error of a gap reaches a relative error of one.
         photometry: observed band fluxes ``(N, B)`` at the observed epochs (``phot`` bands).
         phot: synthetic photometry of the grid (needed with ``photometry`` or

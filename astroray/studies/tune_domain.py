@@ -19,10 +19,20 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 
 from astroray.config import Config, check
-from astroray.train.domain import DomainAdaptConfig, DomainData
-from astroray.train.sweep import check_sweep_settings, load_base
+from astroray.models.stamps import StampClassifier
+from astroray.runtime import init_ray
+from astroray.studies.domain import (
+    DomainAdaptConfig,
+    DomainData,
+    _run_mode,
+    load_domain_data,
+    pick_shots,
+)
+from astroray.train.domain import FitSettings, balanced_accuracy, fit_stamps
+from astroray.train.sweep import asha_sweep, check_sweep_settings, load_base
 
 __all__ = ["TuneDomainConfig", "tune_domain"]
 
@@ -89,7 +99,7 @@ class TuneDomainConfig(Config):
 
     def search_space(self) -> dict[str, Any]:
         """The Ray Tune search space: log-uniform lambda, T and learning rate."""
-        from ray import tune
+        from ray import tune  # lazy: ray
 
         return {name: tune.loguniform(*getattr(self, name)) for name in _SPACE}
 
@@ -97,11 +107,7 @@ class TuneDomainConfig(Config):
 def _trial(params: dict[str, Any], *, base: dict[str, Any], state: dict[str, np.ndarray],
            data: DomainData, shots: int, pick_seed: int) -> None:
     """One Tune trial: MME from the source-only model with ``params``, reporting each check."""
-    import torch
-    from ray import tune
-
-    from astroray.models.stamps import StampClassifier
-    from astroray.train.domain import FitSettings, balanced_accuracy, fit_stamps, pick_shots
+    from ray import tune  # lazy: ray
 
     cfg = DomainAdaptConfig.from_dict({**base, "mme_lambda": params["mme_lambda"],
                                        "mme_lr": params["mme_lr"]})
@@ -137,14 +143,8 @@ def tune_domain(config: TuneDomainConfig, out: str | Path) -> dict[str, Any]:
         ``{"trials": [...], "best": {"config", "metrics"}, "completed", "stopped_early",
         "source_only": its validation balanced accuracies}``.
     """
-    import ray
-    import torch
-    from ray import tune
-
-    from astroray.models.stamps import StampClassifier
-    from astroray.runtime import init_ray
-    from astroray.train.domain import _run_mode, balanced_accuracy, load_domain_data
-    from astroray.train.sweep import asha_sweep
+    import ray  # lazy: ray
+    from ray import tune  # lazy: ray
 
     init_ray()
     out = Path(out).resolve()

@@ -1,20 +1,20 @@
 """Optimal-transport interpolation of spectral time series and synthetic photometry."""
 
-from astroray.interp.ot import (
+from astroray.ot.ot import (
     METHODS,
     entropic_barycenter,
     interpolate_spectra,
     quantile_barycenter,
     to_distribution,
 )
-from astroray.interp.photometry import (
+from astroray.ot.photometry import (
     AB_MINUS_VEGA,
     BANDS,
     SyntheticPhotometry,
     band_response,
     pixel_edges,
 )
-from astroray.interp.series import (
+from astroray.ot.series import (
     TimeSeries,
     build_time_series,
     photometric_mismatch,
