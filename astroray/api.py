@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from astroray.data._io import numpy_batch
+from astroray.data.registry import read_files
 from astroray.data.schema import ERROR_SCHEMA, conform, error_table
 from astroray.infer.catalogue import PredictBatch
 from astroray.infer.predictors import get_predictor, model_hash, predictor_task
@@ -92,8 +93,6 @@ def load_model(model: str | Path, *, device: str | None = None,
 def _as_table(data: Any, kind: str, *, format: str | None,
               labels: Sequence[str] | None) -> tuple[pa.Table, pa.Table]:
     """``data`` as a canonical table of ``kind`` and the errors of reading it."""
-    from astroray.data.registry import read_files
-
     if isinstance(data, (str, Path)) or (isinstance(data, Sequence)
                                          and not isinstance(data, (pa.Table, bytes))
                                          and all(isinstance(p, (str, Path)) for p in data)):
@@ -107,7 +106,7 @@ def _as_table(data: Any, kind: str, *, format: str | None,
     if isinstance(data, pa.Table):
         return conform(data, kind), error_table([])
     try:
-        import pandas as pd
+        import pandas as pd  # lazy: pandas
     except ImportError:  # pragma: no cover - pandas is a dependency
         pd = None
     if pd is not None and isinstance(data, pd.DataFrame):

@@ -8,6 +8,8 @@ import os
 import signal
 import sys
 import threading
+import time
+import traceback
 from collections.abc import Sequence
 
 __all__ = ["main"]
@@ -24,7 +26,7 @@ def _add_ray_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_formats(args: argparse.Namespace) -> int:
-    from astroray.data.registry import get_reader, list_formats
+    from astroray.data.registry import get_reader, list_formats  # lazy: CLI start-up
 
     for name in list_formats():
         spec = get_reader(name)
@@ -33,8 +35,8 @@ def _cmd_formats(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from astroray.data.ingest import IngestConfig, ingest, prepare_inputs
-    from astroray.runtime import init_ray
+    from astroray.data.ingest import IngestConfig, ingest, prepare_inputs  # lazy: CLI start-up
+    from astroray.runtime import init_ray  # lazy: CLI start-up
 
     config = IngestConfig.from_file(args.config) if args.config else None
     overrides = {k: v for k, v in {
@@ -51,8 +53,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from astroray.demo import DemoConfig, run_demo
-    from astroray.runtime import init_ray
+    from astroray.demo import DemoConfig, run_demo  # lazy: CLI start-up
+    from astroray.runtime import init_ray  # lazy: CLI start-up
 
     config = DemoConfig.from_file(args.config) if args.config else DemoConfig()
     if args.real is not None:
@@ -65,9 +67,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from astroray.data.ingest import IngestError, primary_kind
-    from astroray.data.registry import plan_read, read_files
-    from astroray.render import render_files_to_png
+    from astroray.data.ingest import IngestError, primary_kind  # lazy: CLI start-up
+    from astroray.data.registry import plan_read, read_files  # lazy: CLI start-up
+    from astroray.render import render_files_to_png  # lazy: CLI start-up
 
     plan = plan_read(args.paths, format=args.format, labels=args.labels or None)
     kind = primary_kind(plan)
@@ -76,7 +78,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     table, errors = read_files(args.paths, format=args.format, kind=kind,
                                labels=args.labels or None)
     if args.human:  # plots for people: axes, units, legend, folded periodic variables
-        from astroray.render.human import render_human
+        from astroray.render.human import render_human  # lazy: CLI start-up
 
         written = render_human(table, kind, args.out, limit=args.limit, fold=args.fold)
     else:  # the papers' model-input images
@@ -100,10 +102,12 @@ def _config_with(cls: type, args: argparse.Namespace, **overrides: object) -> ob
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
-    import time
-
-    from astroray.runtime import init_ray
-    from astroray.train.astromer import PretrainConfig, pretrain, write_pretrain_results
+    from astroray.runtime import init_ray  # lazy: CLI start-up
+    from astroray.train.astromer import (  # lazy: CLI start-up
+        PretrainConfig,
+        pretrain,
+        write_pretrain_results,
+    )
 
     started = time.perf_counter()
     config = _config_with(PretrainConfig, args, paths=tuple(args.paths), model=args.model,
@@ -116,10 +120,12 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    import time
-
-    from astroray.infer.astromer import EmbedConfig, embed, write_embed_results
-    from astroray.runtime import init_ray
+    from astroray.infer.astromer import (  # lazy: CLI start-up
+        EmbedConfig,
+        embed,
+        write_embed_results,
+    )
+    from astroray.runtime import init_ray  # lazy: CLI start-up
 
     started = time.perf_counter()
     config = _config_with(EmbedConfig, args, paths=tuple(args.paths), model=args.model)
@@ -130,10 +136,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
-    import time
-
-    from astroray.infer.catalogue import InferConfig, run_job
-    from astroray.runtime import init_ray
+    from astroray.infer.catalogue import InferConfig, run_job  # lazy: CLI start-up
+    from astroray.runtime import init_ray  # lazy: CLI start-up
 
     started = time.perf_counter()
     config = _config_with(InferConfig, args, paths=tuple(args.paths), model=args.model,
@@ -147,7 +151,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from astroray.infer.report import write_report
+    from astroray.infer.report import write_report  # lazy: CLI start-up
 
     path = write_report(args.catalogue, args.out, gallery=args.gallery)
     print(f"report: {path}")
@@ -155,7 +159,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from astroray.submit import submit_job
+    from astroray.submit import submit_job  # lazy: CLI start-up
 
     rest = list(args.job_args)
     if rest[:1] == ["--"]:
@@ -176,7 +180,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from astroray.serve.config import ServeConfig, serve_config_yaml
+    from astroray.serve.config import ServeConfig, serve_config_yaml  # lazy: CLI start-up
 
     config = ServeConfig.from_file(args.config)
     overrides = {k: v for k, v in {"host": args.host, "port": args.port,
@@ -185,8 +189,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.print_serve_config:
         sys.stdout.write(serve_config_yaml(config))
         return 0
-    from astroray.runtime import init_ray
-    from astroray.serve.app import run
+    from astroray.runtime import init_ray  # lazy: CLI start-up
+    from astroray.serve.app import run  # lazy: CLI start-up
 
     init_ray(args.address, num_cpus=args.num_cpus)
     try:
@@ -198,7 +202,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from astroray.models.astromer.convert import convert_astromer1
+    from astroray.models.astromer.convert import convert_astromer1  # lazy: CLI start-up
 
     out = convert_astromer1(args.src, args.out)
     print(f"convert: {args.kind} weights in {args.src} -> {out} (astroray.models.load_model)")
@@ -209,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``astroray`` command."""
     parser = argparse.ArgumentParser(
         prog="astroray", description="Survey-scale astronomy machine learning on Ray.")
-    from astroray._version import __version__
+    from astroray._version import __version__  # lazy: CLI start-up
 
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     parser.add_argument("--version", action="version", version=f"astroray {__version__}")
@@ -383,7 +387,7 @@ def _preflight(args: argparse.Namespace) -> None:
         raise ArgumentError(f"--config {config}: no such file")
     fmt = getattr(args, "format", None)
     if fmt:
-        from astroray.data.registry import list_formats
+        from astroray.data.registry import list_formats  # lazy: CLI start-up
 
         if fmt not in list_formats():
             raise ArgumentError(f"--format {fmt}: unknown format; known: "
@@ -436,7 +440,7 @@ def _check_model_argument(flag: str, model: str, *, allow_registry: bool) -> Non
     if os.path.isdir(model):
         if not os.path.isfile(os.path.join(model, "config.json")):
             raise ArgumentError(f"{flag} {model}: not a saved model folder (no config.json)")
-        from astroray.models import check_model_folder
+        from astroray.models import check_model_folder  # lazy: CLI start-up
 
         try:  # config parses, known family, weights complete and of the config's shapes
             check_model_folder(model)
@@ -445,7 +449,7 @@ def _check_model_argument(flag: str, model: str, *, allow_registry: bool) -> Non
         return
     if os.sep in model or model.startswith("."):  # a path, not a name: no need for torch
         raise ArgumentError(f"{flag} {model}: no such folder")
-    from astroray.models import list_models, list_published
+    from astroray.models import list_models, list_published  # lazy: CLI start-up
 
     names = list(list_published()) + (list(list_models()) if allow_registry else [])
     if model not in names:
@@ -477,13 +481,13 @@ def _shutdown_ray() -> None:
     """Stop Serve and Ray if this process started or joined them (quietly)."""
     if "ray" not in sys.modules:
         return
-    import ray
+    import ray  # lazy: ray
 
     if not ray.is_initialized():
         return
     try:
         if "ray.serve" in sys.modules:
-            from ray import serve
+            from ray import serve  # lazy: ray
 
             serve.shutdown()
     except Exception:  # noqa: BLE001 - shutting down after an interruption: best effort
@@ -493,7 +497,7 @@ def _shutdown_ray() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``astroray`` command; returns the exit status."""
-    from astroray.config import ConfigError
+    from astroray.config import ConfigError  # lazy: CLI start-up
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -507,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         _preflight(args)
-        from astroray.runtime import configure_console  # imports Ray: after the checks
+        from astroray.runtime import configure_console  # lazy: ray (after the checks)
 
         configure_console(verbose=args.verbose, log_file=log_file, on_sigterm=_on_sigterm)
         return int(args.func(args) or 0)
@@ -532,8 +536,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _user_error(args: argparse.Namespace, exc: BaseException) -> int:
     """One line naming what is wrong (the traceback too with --verbose); exit status 2."""
     if args.verbose:
-        import traceback
-
         traceback.print_exception(exc)
     message = str(exc)
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:

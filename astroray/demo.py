@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from astroray.config import Config, check
 from astroray.data.ingest import IngestConfig, ingest
 from astroray.data.summary import format_table, summarise
+from astroray.data.synthetic import SyntheticSurveyConfig, make_survey
 from astroray.runtime import write_results
 
 __all__ = ["DemoConfig", "find_real_samples", "run_demo"]
@@ -98,8 +99,6 @@ def find_real_samples(hint: str = "auto") -> Path | None:
 
 
 def _synthetic_inputs(config: DemoConfig, root: Path) -> tuple[list[str], list[str]]:
-    from astroray.data.synthetic import SyntheticSurveyConfig, make_survey
-
     lcs, spectra = [], []
     plan = [
         ("periodic", config.periodic, "macho", lcs),
@@ -119,7 +118,7 @@ def _synthetic_inputs(config: DemoConfig, root: Path) -> tuple[list[str], list[s
 
 def _gallery(table: pa.Table, kind: str, out: Path, per_survey: int = 4) -> list[str]:
     """The papers' images of the first few objects of every survey in ``table``."""
-    from astroray.render import render_files_to_png
+    from astroray.render import render_files_to_png  # lazy: torch
 
     paths: list[str] = []
     for survey in sorted(set(table.column("survey").to_pylist())):
@@ -130,10 +129,10 @@ def _gallery(table: pa.Table, kind: str, out: Path, per_survey: int = 4) -> list
 
 def _catalogue(config: DemoConfig, out: Path, lcs: list[str]) -> dict[str, Any]:
     """Train (or reuse) a light-curve classifier, catalogue every light curve, report."""
-    from astroray.infer.catalogue import InferConfig, ensure_model, run_inference
-    from astroray.infer.report import write_report
-    from astroray.train.astromer import PretrainConfig
-    from astroray.train.classify import ClassifyConfig, ClassifyDataset
+    from astroray.infer.catalogue import InferConfig, ensure_model, run_inference  # lazy: torch
+    from astroray.infer.report import write_report  # lazy: torch
+    from astroray.train.astromer import PretrainConfig  # lazy: torch
+    from astroray.train.classify import ClassifyConfig, ClassifyDataset  # lazy: torch
 
     periodic = str(out / "input" / "periodic-macho")
     train = ClassifyConfig(
@@ -160,8 +159,8 @@ def _catalogue(config: DemoConfig, out: Path, lcs: list[str]) -> dict[str, Any]:
     summary = run_inference(infer, out / "catalogue")
     print(summary.line())
     report = write_report(out / "catalogue", out / "report.html")
-    from astroray.infer.catalogue import read_catalogue
-    from astroray.infer.scoring import score_catalogue
+    from astroray.infer.catalogue import read_catalogue  # lazy: torch
+    from astroray.infer.scoring import score_catalogue  # lazy: torch
 
     scored = score_catalogue(read_catalogue(out / "catalogue")[0], infer.model)
     print(f"report: {scored.line()}")

@@ -85,7 +85,7 @@ def feature_names(bands: Sequence[str]) -> list[str]:
 @functools.cache
 def _band_extractor() -> Any:
     """The light-curve extractor of the per-band statistics (built once; import is lazy)."""
-    import light_curve as lc
+    import light_curve as lc  # lazy: optional dependency light_curve
 
     return lc.Extractor(lc.Mean(), lc.Median(), lc.StandardDeviation(),
                         lc.InterPercentileRange(quantile=0.05),
@@ -96,7 +96,7 @@ def _band_extractor() -> Any:
 @functools.cache
 def _coarse_periodogram(fmax: float, k: int) -> Any:
     """FFT periodogram on ``2**k + 1`` frequencies from 0 to ``fmax`` (cycles per day)."""
-    import light_curve as lc
+    import light_curve as lc  # lazy: optional dependency light_curve
 
     # The package's fast periodogram takes angular frequencies on exactly this kind of grid.
     freqs = np.linspace(0.0, 2.0 * np.pi * fmax, 2 ** k + 1)
@@ -141,7 +141,7 @@ def _periods(ts: Sequence[np.ndarray], ys: Sequence[np.ndarray], *, min_period: 
              max_period: float, samples_per_peak: float, max_frequencies: int,
              refine_peaks: int, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
     """(period, peak power) of each time-sorted series; NaN where no peak is in range."""
-    import light_curve as lc
+    import light_curve as lc  # lazy: optional dependency light_curve
 
     n = len(ts)
     period, power = np.full(n, np.nan), np.full(n, np.nan)

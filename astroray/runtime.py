@@ -48,7 +48,7 @@ def _route_ray_logs() -> None:
     """Move the console handlers of Ray's loggers to the run's log file (quiet mode)."""
     if _CONSOLE["verbose"]:
         return
-    import ray.data  # configures its own handlers on import: replace them after
+    import ray.data  # lazy: ray (configures its handlers: replace them after)
 
     # Ray re-adds its console handler inside ray.init, before it says that token auth is on
     # (as it is by default): an announcement, not a problem, so not for the terminal.
@@ -84,7 +84,7 @@ def progress(total: int | None, desc: str, unit: str = " objects") -> Any:
 
     Shown on a terminal only: in a log file a bar is a line of carriage returns.
     """
-    from tqdm import tqdm
+    from tqdm import tqdm  # lazy: tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
                 mininterval=1.0, leave=True, disable=not sys.stderr.isatty())

@@ -107,9 +107,9 @@ def _package_requirements(root: Path) -> list[str]:
     the installed package's metadata.
     """
     try:
-        import tomllib
+        import tomllib  # lazy: Python 3.11+ (fallback below)
     except ModuleNotFoundError:  # Python 3.10
-        from importlib.metadata import requires
+        from importlib.metadata import requires  # lazy: Python 3.10 fallback
 
         deps = [r for r in requires("astroray") or [] if "extra ==" not in r]
     else:
@@ -295,8 +295,8 @@ def submit_job(
         ValueError: unknown job or invalid argument.
         ConnectionError: the cluster's dashboard cannot be reached or refuses the token.
     """
-    from ray.exceptions import AuthenticationError
-    from ray.job_submission import JobSubmissionClient
+    from ray.exceptions import AuthenticationError  # lazy: ray
+    from ray.job_submission import JobSubmissionClient  # lazy: ray
 
     if timeout is not None and timeout <= 0:
         raise ValueError(f"timeout: must be positive seconds, got {timeout}")

@@ -11,12 +11,15 @@ The layers, lowest first (``docs/architecture.md``):
 
 A module imports only from its own layer or below, wherever the import statement sits (a
 function-body import is no way around the rule), and the modules' imports form no circle.
+A function-body import is kept only to keep a heavy dependency lazy or the CLI quick to
+start, and says so on its line (``# lazy: torch``, ``# lazy: CLI start-up``).
 The imports are read with :mod:`ast`, so nothing here imports the package.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,6 +153,34 @@ def import_cycles(root: Path) -> list[list[str]]:
     return cycles
 
 
+#: What marks a function-body import as deliberate: ``# lazy: <reason>``.
+_LAZY = re.compile(r"# lazy: \S")
+
+
+def unexplained_body_imports(root: Path) -> list[str]:
+    """Function-body imports without a ``# lazy: <reason>`` comment, as ``path:line``.
+
+    The comment sits on the statement's first or last line (a parenthesised import spans
+    several).
+    """
+    problems = []
+    for path in sorted((root / "astroray").rglob("*.py")):
+        lines = path.read_text().splitlines()
+        tree = ast.parse("\n".join(lines), filename=str(path))
+        seen = set()
+        for func in ast.walk(tree):
+            if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(func):
+                if not isinstance(node, ast.Import | ast.ImportFrom) or node.lineno in seen:
+                    continue
+                seen.add(node.lineno)
+                ends = (lines[node.lineno - 1], lines[(node.end_lineno or node.lineno) - 1])
+                if not any(_LAZY.search(line) for line in ends):
+                    problems.append(f"{path.relative_to(root)}:{node.lineno}")
+    return problems
+
+
 def test_every_import_runs_downwards():
     problems = upward_imports(ROOT)
     assert not problems, "imports that run upward:\n" + "\n".join(problems)
@@ -158,6 +189,13 @@ def test_every_import_runs_downwards():
 def test_no_import_circle():
     cycles = import_cycles(ROOT)
     assert not cycles, "import circles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_function_body_imports_say_why_they_are_lazy():
+    problems = unexplained_body_imports(ROOT)
+    assert not problems, ("function-body imports without a `# lazy: <reason>` comment (hoist "
+                          "them, or say which heavy dependency they keep lazy):\n"
+                          + "\n".join(problems))
 
 
 def _plant(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -180,6 +218,15 @@ def test_the_check_catches_a_planted_upward_import_even_inside_a_function(tmp_pa
     assert problems == ["astroray.data.reader:2 -> astroray.train.loop: layer 3 "
                         f"({NAMES[3]}) above layer 1 ({NAMES[1]})"]
     assert import_cycles(root) == [["astroray.data.reader", "astroray.train.loop"]]
+
+
+def test_the_check_catches_a_body_import_without_a_reason(tmp_path):
+    root = _plant(tmp_path, {
+        "__init__.py": "",
+        "loop.py": ("def fit():\n    import torch  # lazy: torch\n    from astroray import data\n"
+                    "    import numpy  # noqa: F401\n    return torch, data\n"),
+    })
+    assert unexplained_body_imports(root) == ["astroray/loop.py:3", "astroray/loop.py:4"]
 
 
 def test_relative_and_package_imports_resolve(tmp_path):

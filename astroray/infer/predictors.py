@@ -11,6 +11,8 @@ pick up every family (and every new head) the same way.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.util
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -20,12 +22,14 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from astroray.infer.astromer import AstromerEmbedder, read_embeddings
 from astroray.models._pretrained import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     read_config_json,
     read_safetensors_header,
 )
+from astroray.models.astromer import AstromerClassifier
 from astroray.models.card import DomainCheck, read_model_card
 from astroray.uncertainty import uncertainty_scores
 from astroray.uncertainty.sampling import sample_object_probs
@@ -217,9 +221,6 @@ class AstromerClassifierPredictor:
     kind = "lightcurve"
 
     def __init__(self, model_dir: str, *, embedding: bool = False, device: str | None = None):
-        from astroray.infer.astromer import AstromerEmbedder
-        from astroray.models.astromer import AstromerClassifier
-
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model = AstromerClassifier.from_pretrained(model_dir).eval()
         self.config = model.config
@@ -247,8 +248,6 @@ class AstromerClassifierPredictor:
         return scores.pop("mean"), scores
 
     def __call__(self, batch: dict[str, np.ndarray]) -> _Prediction:
-        from astroray.infer.astromer import read_embeddings
-
         scores, emb = None, None
         if self.config.uncertainty is not None and not self.embedding:
             # Sampled passes only: the deterministic embedding pass would be work thrown away.
@@ -285,8 +284,6 @@ class AstromerEmbeddingPredictor:
     kind = "lightcurve"
 
     def __init__(self, model_dir: str, *, embedding: bool = True, device: str | None = None):
-        from astroray.infer.astromer import AstromerEmbedder
-
         self.name = Path(model_dir).name
         self.embedder = AstromerEmbedder(model_dir, device=device)
 
@@ -308,9 +305,6 @@ def _rejected(embedder: Any, ids: np.ndarray) -> dict[str, str]:
 
 def _load_builtin() -> None:
     """Families whose predictors live in their own modules register on import."""
-    import importlib
-    import importlib.util
-
     # ViT spectra, SwinV2 light curves; anomaly detectors; real/bogus stamps.
     for module in ("astroray.infer.vision", "astroray.infer.anomaly", "astroray.infer.stamps"):
         if importlib.util.find_spec(module) is not None:

@@ -25,24 +25,29 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from astroray.data.registry import read_files
+from astroray.eval.plots import plot_confusion_matrix
 from astroray.infer.catalogue import read_catalogue
+from astroray.infer.predictors import prob_column
 from astroray.infer.scoring import ScoredCatalogue, score_catalogue
 from astroray.models.card import read_model_card
+from astroray.render.human import plot_table
+from astroray.uncertainty import expected_calibration_error, reliability_curve
 
 __all__ = ["write_report"]
 
 
 def _figure() -> tuple[Any, Any]:
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     return plt, plt.subplots(figsize=(6.4, 3.4))
 
 
 def _img(fig: Any) -> str:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     buf = io.BytesIO()
     fig.tight_layout()
@@ -165,7 +170,6 @@ def _scores_section(scored: ScoredCatalogue, out_png: Path) -> list[str]:
     rows += [[k, v["objects"], v["accuracy"], v["macro_f1"]]
              for k, v in scored.metrics.get("domain", {}).items()]
     out.append(_table(["held-out subset", "objects", "accuracy", "macro F1"], rows))
-    from astroray.eval.plots import plot_confusion_matrix
 
     png = plot_confusion_matrix(overall["confusion"], scored.classes, out_png,
                                 title="held-out objects")
@@ -180,9 +184,6 @@ def _scores_section(scored: ScoredCatalogue, out_png: Path) -> list[str]:
 
 def _reliability(cat: pa.Table, model_classes: list[str]) -> list[str]:
     """Reliability diagram of held-out labelled objects (accuracy vs confidence)."""
-    from astroray.infer.predictors import prob_column
-    from astroray.uncertainty import expected_calibration_error, reliability_curve
-
     columns = [_column(cat, prob_column(c)) for c in model_classes]
     labels = _column(cat, "label")
     if any(c is None for c in columns) or labels is None or cat.num_rows < 10:
@@ -243,9 +244,6 @@ def _gallery(cat: pa.Table, kind: str, n: int) -> list[str]:
     period), the predicted class and probability in the title
     (:func:`astroray.render.human.plot_table`).
     """
-    from astroray.data.registry import read_files
-    from astroray.render.human import plot_table
-
     prob = _column(cat, "predicted_prob")
     if prob is None or n <= 0 or not len(prob) or kind not in ("lightcurve", "spectrum"):
         return []

@@ -37,7 +37,7 @@ def subset_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]
     holds two of six classes (the Stripe 82 RR Lyrae under a six-class model) is scored on
     those two; predictions of the other classes still count as errors.
     """
-    from sklearn.metrics import confusion_matrix, f1_score
+    from sklearn.metrics import confusion_matrix, f1_score  # lazy: sklearn
 
     if not len(y_true):
         return {"objects": 0, "accuracy": None, "macro_f1": None}

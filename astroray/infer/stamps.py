@@ -18,6 +18,7 @@ import pyarrow as pa
 import torch
 
 from astroray.infer.predictors import _classifier_columns, _Prediction, register_predictor
+from astroray.models.stamps import CHANNELS, StampClassifier
 
 __all__ = ["StampPredictor", "stack_stamps"]
 
@@ -42,8 +43,6 @@ def stack_stamps(batch: dict[str, Any], crop_size: int
         (crops, rows, failures): float32 crops (NaN kept) of the rows that can be scored,
         those rows' indices, and a reason per row that cannot.
     """
-    from astroray.models.stamps import CHANNELS
-
     n = len(batch["science"])
     crops, rows, failures = [], [], {}
     for i in range(n):
@@ -91,8 +90,6 @@ class StampPredictor:
     kind = "stamp"
 
     def __init__(self, model_dir: str, *, embedding: bool = False, device: str | None = None):
-        from astroray.models.stamps import StampClassifier
-
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = StampClassifier.from_pretrained(model_dir).to(self.device).eval()
         self.config = self.model.config

@@ -14,7 +14,7 @@ __all__ = ["ServeConfig", "build_app", "check_models", "read_token", "run",
 def __getattr__(name: str):
     # The application pulls in Ray Serve and FastAPI: imported when first asked for.
     if name in ("build_app", "run"):
-        from astroray.serve import app
+        from astroray.serve import app  # lazy: ray, fastapi
 
         return getattr(app, name)
     raise AttributeError(f"module 'astroray.serve' has no attribute {name!r}")

@@ -15,14 +15,18 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import pyarrow as pa
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from astroray.data._io import numpy_batch
+from astroray.data.schema import table_from_records
 from astroray.serve.config import ROUTES, ServeConfig, check_models, read_token
+from astroray.serve.docs import render_docs
 from astroray.serve.schemas import (
     LightCurveRequest,
     ModelInfo,
@@ -55,9 +59,7 @@ def model_results(table: Any, failures: dict[str, str], labels: tuple[str, ...] 
     Returns:
         ``(results, errors)``: lists of dicts shaped as ``ObjectResult`` / ``ObjectError``.
     """
-    import pyarrow as pa
-
-    from astroray.infer.predictors import prob_column
+    from astroray.infer.predictors import prob_column  # lazy: torch
 
     probs = {prob_column(c): c for c in labels or ()}
     rows = {r["object_id"]: r for r in table.to_pylist()}
@@ -103,10 +105,14 @@ class ModelServer:
     def __init__(self, model_dir: str, route: str, *, max_batch_size: int,
                  batch_wait_timeout_s: float, max_batch_objects: int,
                  device: str | None = "cpu", torch_threads: int | None = None):
-        import torch
+        import torch  # lazy: torch
 
-        from astroray.infer.predictors import get_predictor, model_hash, predictor_task
-        from astroray.models._pretrained import read_config_json
+        from astroray.infer.predictors import (  # lazy: torch
+            get_predictor,
+            model_hash,
+            predictor_task,
+        )
+        from astroray.models._pretrained import read_config_json  # lazy: torch
 
         if torch_threads:
             torch.set_num_threads(torch_threads)
@@ -142,11 +148,6 @@ class ModelServer:
 
     def _run(self, records: list[dict]) -> tuple[Any, dict[str, str]]:
         """Predict canonical records; a failing chunk is retried object by object."""
-        import pyarrow as pa
-
-        from astroray.data._io import numpy_batch
-        from astroray.data.schema import table_from_records
-
         tables, failures = [], {}
         for start in range(0, len(records), self.max_batch_objects):
             chunk = records[start:start + self.max_batch_objects]
@@ -171,8 +172,6 @@ class ModelServer:
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
     async def predict(self, requests: list[list[dict]]) -> list[dict[str, Any]]:
         """Answer a batch of requests (each a list of canonical records) in one forward."""
-        import pyarrow as pa
-
         self.counts["requests"] += len(requests)
         self.counts["batches"] += 1
         self.counts["largest_batch"] = max(self.counts["largest_batch"], len(requests))
@@ -252,10 +251,6 @@ async def _token_first(request: Request, call_next: Any) -> Any:
 @api.get("/docs", include_in_schema=False)
 async def _docs() -> Any:
     """The API reference as one self-contained page (no CDN: it works offline)."""
-    from fastapi.responses import HTMLResponse
-
-    from astroray.serve.docs import render_docs
-
     return HTMLResponse(render_docs(api.openapi()))
 _bearer = HTTPBearer(auto_error=False)
 #: Where an ingress replica keeps its bearer token ("": no authentication). A process-wide
@@ -316,7 +311,7 @@ class Ingress:
         info = next(i for i in await self.infos()
                     if i["name"] == name and i["route"] == ROUTES[route][0])
         if route in ("lightcurves_classify", "lightcurves_anomaly"):
-            from astroray.render.config import CANONICAL_BANDS
+            from astroray.render.config import CANONICAL_BANDS  # lazy: torch
 
             known = set(info["bands"] or CANONICAL_BANDS)
             for i, obj in enumerate(body.objects):

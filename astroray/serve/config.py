@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from astroray.config import Config, ConfigError, check
 
 __all__ = ["IMPORT_PATH", "ROUTES", "TOKEN_ENV", "ServeConfig", "check_models",
@@ -183,9 +185,13 @@ def check_models(cfg: ServeConfig) -> dict[str, list[dict[str, Any]]]:
     Raises:
         ConfigError: naming the field and the folder that is not a fitting model.
     """
-    from astroray.infer.predictors import predictor_kind, predictor_task
-    from astroray.models import check_model_folder
-    from astroray.models._pretrained import CONFIG_NAME, WEIGHTS_NAME, read_config_json
+    from astroray.infer.predictors import predictor_kind, predictor_task  # lazy: torch
+    from astroray.models import check_model_folder  # lazy: torch
+    from astroray.models._pretrained import (  # lazy: torch
+        CONFIG_NAME,
+        WEIGHTS_NAME,
+        read_config_json,
+    )
 
     out: dict[str, list[dict[str, Any]]] = {}
     for field, dirs in cfg.routes().items():
@@ -210,8 +216,6 @@ def check_models(cfg: ServeConfig) -> dict[str, list[dict[str, Any]]]:
 
 def serve_config_yaml(cfg: ServeConfig) -> str:
     """:func:`serve_deploy_config` as the YAML text that ``--print-serve-config`` writes."""
-    import yaml
-
     return (_GENERATED + yaml.safe_dump(serve_deploy_config(cfg), sort_keys=False,
                                         default_flow_style=False))
 

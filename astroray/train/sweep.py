@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 from ray.tune import Callback
 
 from astroray.config import Config, check, check_positive_ints
+from astroray.runtime import progress
 
 __all__ = ["SweepSettings", "asha_sweep", "check_sweep_settings", "load_base"]
 
@@ -80,9 +81,9 @@ def asha_sweep(trainable: Any, param_space: Mapping[str, Any], settings: SweepSe
         Rows with the sampled values, ``trial``, ``checks``, ``completed``, the metrics and
         ``error``.
     """
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.basic_variant import BasicVariantGenerator
+    from ray import tune  # lazy: ray
+    from ray.tune.schedulers import ASHAScheduler  # lazy: ray
+    from ray.tune.search.basic_variant import BasicVariantGenerator  # lazy: ray
 
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
                               grace_period=min(settings.grace_period, max_t),
@@ -114,7 +115,6 @@ class _TrialBar(Callback):
         self.total, self.desc, self.bar = total, desc, None
 
     def setup(self, **info: Any) -> None:  # noqa: D102 - Tune's hook
-        from astroray.runtime import progress
 
         self.bar = progress(self.total, self.desc, unit=" trials")
 

@@ -19,6 +19,8 @@ from typing import Any
 import ray
 import torch
 
+from astroray.runtime import progress
+
 __all__ = ["autocast", "fit_with_progress", "gpu_available", "in_lockstep", "make_torch_trainer",
            "mark_progress", "worker_device"]
 
@@ -58,8 +60,8 @@ def make_torch_trainer(
     Returns:
         The trainer; call ``fit()``.
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig  # lazy: ray
+    from ray.train.torch import TorchConfig, TorchTrainer  # lazy: ray
 
     # use_gpu gives each worker one GPU; the CPU request stays fractional so that Ray Data's
     # read and windowing tasks keep CPUs (a Ray job short of CPUs waits rather than fails).
@@ -78,7 +80,7 @@ def make_torch_trainer(
 def worker_device() -> torch.device:
     """This worker's device (its GPU under Ray Train, else the CPU)."""
     try:
-        import ray.train.torch
+        import ray.train.torch  # lazy: ray
 
         return ray.train.torch.get_device()
     except Exception:  # noqa: BLE001 - outside a Train worker
@@ -131,8 +133,6 @@ def mark_progress(path: str | Path, done: int, total: int, **figures: Any) -> No
 
 def fit_with_progress(trainer: Any, progress_file: str | Path, total: int, desc: str) -> Any:
     """``trainer.fit()`` with one progress bar of epochs, fed by :func:`mark_progress`."""
-    from astroray.runtime import progress
-
     path = Path(progress_file)
     bar = progress(total, desc, unit=" epochs")
     stop = threading.Event()

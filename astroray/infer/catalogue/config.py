@@ -9,6 +9,7 @@ from typing import Any
 from astroray.config import Config, check, check_positive_ints
 from astroray.data.inputs import check_inputs, resolve_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
+from astroray.train.classify import ClassifyConfig
 
 __all__ = ["InferConfig", "InferSummary"]
 
@@ -60,8 +61,6 @@ class InferConfig(Config):
     restart: bool = False
 
     def __post_init__(self) -> None:
-        from astroray.train.classify import ClassifyConfig
-
         self.labels = tuple(self.labels)
         self.fail_objects = tuple(str(v) for v in self.fail_objects)
         if isinstance(self.train, str):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError, safe_open
 
 from astroray.data.registry import plan_read
 from astroray.data.schema import error_table
@@ -28,6 +29,11 @@ from astroray.infer.catalogue.shards import (
     read_catalogue,
 )
 from astroray.infer.catalogue.stages import PredictBatch, ReadShard, WriteParts
+from astroray.infer.predictors import model_hash, predictor_kind
+from astroray.infer.scoring import score_catalogue
+from astroray.models import resolve_model_path
+from astroray.runtime import check_actor_pool, progress, write_results
+from astroray.train.classify import fit_classifier
 
 __all__ = ["ensure_model", "run_inference", "run_job"]
 
@@ -38,8 +44,6 @@ def _check_weights(model_dir: str) -> None:
     A failed load inside a model actor would end in a Ray traceback, and a run folder must
     not be bound to a model that never loaded.
     """
-    from safetensors import SafetensorError, safe_open
-
     file = Path(model_dir) / "model.safetensors"
     if not file.is_file():
         raise FileNotFoundError(f"{file}: no such file (not a saved model folder)")
@@ -102,11 +106,8 @@ def run_inference(config: InferConfig, out: str | Path, *, progress: bool = True
             that made ``out``'s catalogue.
         RuntimeError: when another run holds ``out``.
     """
-    import ray
-    import ray.data
-
-    from astroray.infer.predictors import model_hash, predictor_kind
-    from astroray.runtime import check_actor_pool
+    import ray  # lazy: ray
+    import ray.data  # lazy: ray
 
     started = time.perf_counter()
     out = Path(out).resolve()
@@ -200,7 +201,6 @@ def _progress(enabled: bool):
     """A progress bar with objects/s (tqdm on stderr), or a no-op."""
     if not enabled:
         return lambda n, close=False: None
-    from astroray.runtime import progress
 
     bar = progress(None, "infer")
 
@@ -217,10 +217,8 @@ def ensure_model(config: InferConfig, out: str | Path) -> tuple[InferConfig, dic
     so that a re-run infers with the same checkpoint.
     """
     if config.model:  # a published name (astromer1-macho) becomes its converted folder
-        from astroray.models import resolve_model_path
 
         return config.replace(model=resolve_model_path(config.model)), {}
-    from astroray.train.classify import fit_classifier
 
     folder = Path(out).resolve() / "train"
     record = folder / "trained.json"
@@ -235,9 +233,6 @@ def ensure_model(config: InferConfig, out: str | Path) -> tuple[InferConfig, dic
 def run_job(config: InferConfig, out: str | Path, *, smoke: bool, started: float,
             progress: bool = True) -> InferSummary:
     """``astroray infer`` / ``jobs/bulk_infer.py``: model, inference, summary, results.json."""
-    from astroray.infer.scoring import score_catalogue
-    from astroray.runtime import write_results
-
     config, trained = ensure_model(config, out)
     summary = run_inference(config, out, progress=progress)
     print(summary.line())

@@ -13,6 +13,7 @@ import os
 import shutil
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from astroray.data import _io
 from astroray.data.registry import ReadUnit
 from astroray.data.schema import error_table
 
@@ -34,8 +36,6 @@ _RECORD_VERSION = 2
 
 def _stat(paths: list[str]) -> dict[str, list[int]]:
     """``[size, mtime_ns]`` of each path; ``[-1, -1]`` for one that cannot be read."""
-    from astroray.data import _io
-
     def one(path: str) -> list[int]:
         try:
             if _io.is_uri(path) and not path.startswith("file://"):
@@ -50,8 +50,6 @@ def _stat(paths: list[str]) -> dict[str, list[int]]:
 
     unique = sorted(set(paths))
     if any("://" in p for p in unique):
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=16) as pool:  # remote stats are latency bound
             return dict(zip(unique, pool.map(one, unique), strict=True))
     return {p: one(p) for p in unique}
@@ -279,7 +277,7 @@ class _RunLock:
         self.fd: int | None = None
 
     def __enter__(self) -> _RunLock:
-        import fcntl
+        import fcntl  # lazy: fcntl is POSIX-only
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
@@ -293,7 +291,7 @@ class _RunLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import fcntl
+        import fcntl  # lazy: fcntl is POSIX-only
 
         if self.fd is not None:
             fcntl.flock(self.fd, fcntl.LOCK_UN)

@@ -19,6 +19,7 @@ import pyarrow as pa
 from astroray.data.registry import ReadUnit, iter_blocks
 from astroray.data.schema import ERROR_SCHEMA, error_table
 from astroray.infer.catalogue.shards import _digest_ids, _write_atomic, _write_json_atomic
+from astroray.infer.predictors import get_predictor
 
 __all__ = ["CARRIED", "PredictBatch", "ReadShard", "WriteParts"]
 
@@ -79,8 +80,6 @@ class PredictBatch:
     def __init__(self, model: str, *, embedding: bool, model_hash: str, out: str | None,
                  fail_objects: tuple[str, ...] = (), crash_after_batches: int | None = None,
                  device: str | None = None, predictor: Any = None):
-        from astroray.infer.predictors import get_predictor
-
         # ``predictor``: one already loaded (astroray.predict in process); else the folder's.
         self.predictor = predictor or get_predictor(model, embedding=embedding, device=device)
         self.model_name, self.model_hash = Path(model).name, model_hash
@@ -111,7 +110,7 @@ class PredictBatch:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         """Catalogue rows and failure rows (``_error`` set) for the objects of ``batch``."""
-        import torch
+        import torch  # lazy: torch
 
         ids = np.asarray(batch["object_id"]).astype(str)
         n = len(ids)
