@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from astroray.metrics import confusion_matrix, macro_f1
 from astroray.models._pretrained import read_config_json
 from astroray.models.card import read_model_card, read_split
 
@@ -37,17 +38,14 @@ def subset_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]
     holds two of six classes (the Stripe 82 RR Lyrae under a six-class model) is scored on
     those two; predictions of the other classes still count as errors.
     """
-    from sklearn.metrics import confusion_matrix, f1_score  # lazy: sklearn
-
     if not len(y_true):
         return {"objects": 0, "accuracy": None, "macro_f1": None}
     present = sorted(set(y_true.tolist()), key=classes.index)
     return {"objects": int(len(y_true)),
             "accuracy": round(float(np.mean(y_true == y_pred)), 4),
-            "macro_f1": round(float(f1_score(y_true, y_pred, labels=present, average="macro",
-                                             zero_division=0)), 4),
+            "macro_f1": round(macro_f1(y_true, y_pred, labels=present), 4),
             "classes": present,
-            "confusion": confusion_matrix(y_true, y_pred, labels=classes).tolist()}
+            "confusion": confusion_matrix(y_true, y_pred, labels=classes)[0].tolist()}
 
 
 class ScoredCatalogue:
