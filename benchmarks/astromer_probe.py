@@ -38,7 +38,8 @@ def _survey(objects_per_class: int, seed: int):
 def _layer_means(model: str, table, *, random_init: bool, seed: int) -> np.ndarray:
     """Per-object masked time-means of every representation, (N, S, D)."""
     from astroray.data._io import numpy_batch
-    from astroray.infer.astromer import AstromerEmbedder, read_embeddings
+    from astroray.infer.astromer import AstromerEmbedder
+    from astroray.models.astromer import read_embeddings
 
     embedder = AstromerEmbedder(model, random_init=random_init, seed=seed, min_points=5,
                                 device="cpu")
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.objects_per_class < args.test_per_class + args.per_class:
         parser.error("--objects-per-class must cover --test-per-class + --per-class")
 
-    from astroray.infer.astromer import load_encoder
+    from astroray.models.astromer import load_encoder
 
     table, y, classes = _survey(args.objects_per_class, args.seed)
     rng = np.random.default_rng(0)

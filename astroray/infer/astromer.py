@@ -39,7 +39,7 @@ from astroray.config import Config, check, check_positive_ints
 from astroray.data.inputs import check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 
-# re-export (issue 20: moved to astroray.models.astromer.processing)
+# Used here, and public from astroray.infer as before (they live in the Astromer family).
 from astroray.models.astromer.processing import Float32Windows, load_encoder, read_embeddings
 
 __all__ = ["AstromerEmbedder", "EmbedConfig", "Float32Windows", "embed", "load_encoder",

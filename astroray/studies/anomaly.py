@@ -27,7 +27,7 @@ from astroray.config import Config, check, check_positive_ints
 from astroray.data.inputs import check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.features import feature_names
-from astroray.infer.astromer import AstromerEmbedder, load_encoder
+from astroray.infer.astromer import AstromerEmbedder
 from astroray.models.anomaly import (
     baseline_scores,
     embedding_inputs,
@@ -38,6 +38,7 @@ from astroray.models.anomaly import (
 )
 from astroray.models.anomaly.config import INPUT_TRANSFORMS, INPUTS, MCDSVDDConfig
 from astroray.models.anomaly.train import DetectorTrainConfig
+from astroray.models.astromer import load_encoder
 from astroray.train.astromer import prepare_light_curves
 
 __all__ = ["METHODS", "AnomalyConfig", "AnomalyDataset", "anomaly_table", "load_inputs",

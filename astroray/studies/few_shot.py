@@ -49,9 +49,8 @@ from astroray.data._io import numpy_batch
 from astroray.data.windows import LightCurveWindows
 from astroray.eval.plots import plot_confusion_matrix
 from astroray.features import table_features
-from astroray.infer.astromer import load_encoder
 from astroray.metrics import confusion_matrix, macro_f1
-from astroray.models.astromer import mask_inputs
+from astroray.models.astromer import load_encoder, mask_inputs
 from astroray.models.baselines import make_baseline
 from astroray.runtime import init_ray
 from astroray.train._labelled import ClassifyDataset, fit_early_stopping, window_labelled

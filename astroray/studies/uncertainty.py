@@ -10,7 +10,7 @@ its windows' layer means, as in :class:`~astroray.models.astromer.AstromerClassi
 * ``ha_mc_dropout``: HA-MC Dropout (Cádiz-Leyton et al. 2025): the hierarchical keys of HSA
   (sampled centroids) with softmax attention weights, and dropout as in ``mc_dropout``;
 * ``hsa_snap``, ``ha_mc_dropout_snap``: the same with our earlier hard-snap HSA (attention
-  ``hsa_snap`` / ``hsa_keys_snap``, see :mod:`astroray.uncertainty.hsa`), a measured variant;
+  ``hsa_snap`` / ``hsa_keys_snap``, see :mod:`astroray.models.layers.hsa`), a measured variant;
 * ``ensemble``: M members trained from different seeds (dropout in training only), one
   deterministic pass each.
 
@@ -37,8 +37,7 @@ from torch import nn
 
 from astroray.config import Config, check, check_positive_ints
 from astroray.eval.plots import plot_reliability
-from astroray.infer.astromer import load_encoder
-from astroray.models.astromer import AstromerClassifier, AstromerClassifierConfig
+from astroray.models.astromer import AstromerClassifier, AstromerClassifierConfig, load_encoder
 from astroray.runtime import init_ray
 from astroray.train._labelled import (
     ClassifyDataset,

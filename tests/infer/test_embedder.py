@@ -10,8 +10,9 @@ import torch
 from astroray.data._io import numpy_batch
 from astroray.data.synthetic import periodic_variables
 from astroray.data.windows import LightCurveWindows
-from astroray.infer.astromer import AstromerEmbedder, read_embeddings
+from astroray.infer.astromer import AstromerEmbedder
 from astroray.models import create_model
+from astroray.models.astromer import read_embeddings
 
 
 @pytest.fixture(scope="module")
