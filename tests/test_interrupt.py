@@ -26,9 +26,13 @@ def _env() -> dict[str, str]:
 
 
 def _raylets() -> set[int]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return {int(line.split(None, 1)[0]) for line in out.splitlines()[1:]
-            if "raylet" in line and "ps -eo" not in line}
+    # The process name, not its command line: `ps` cuts `args` to $COLUMNS (80 on CI), which
+    # hid the raylet's path there.
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,comm="], capture_output=True,
+                         text=True, env={**os.environ, "COLUMNS": "1000"}).stdout
+    return {int(pid) for pid, _, name in (line.strip().partition(" ")
+                                          for line in out.splitlines() if line.strip())
+            if name.strip() == "raylet"}
 
 
 def _wait_gone(pids: set[int], timeout: float = 60.0) -> set[int]:
