@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["Config", "ConfigError", "check", "check_positive_ints", "check_training"]
+__all__ = ["RENAMED_FIELDS", "Config", "ConfigError", "Optimization", "TrainResources", "check",
+           "check_cpus", "check_positive_ints", "check_training"]
 
 C = TypeVar("C", bound="Config")
 
@@ -51,21 +52,22 @@ def check_positive_ints(cfg: Any, *names: str) -> None:
               value, "a positive integer")
 
 
+def check_cpus(cfg: Any, *names: str, most: float = 64.0) -> None:
+    """Check that each named CPU request of ``cfg`` is a number in ``(0, most]``."""
+    for name in names:
+        value = getattr(cfg, name)
+        check(isinstance(value, int | float) and not isinstance(value, bool)
+              and 0 < value <= most, cfg, name, value, f"a number in (0, {most:g}]")
+
+
 def check_training(cfg: Any) -> None:
     """Check the Ray Train fields a training config shares.
 
-    ``num_workers`` (a positive integer), ``use_gpu`` (true, false or null), ``cpus_per_worker``
-    (positive), ``max_failures`` (non-negative), ``fail_at_epoch`` (null or an epoch below
-    ``epochs``) and ``name`` (a run name without '/').
+    The resources (:meth:`TrainResources.check_resources`), ``fail_at_epoch`` (null or an
+    epoch below ``epochs``) and ``name`` (a run name without '/').
     """
-    check(isinstance(cfg.num_workers, int) and not isinstance(cfg.num_workers, bool)
-          and cfg.num_workers > 0, cfg, "num_workers", cfg.num_workers, "a positive integer")
-    check(cfg.use_gpu is None or isinstance(cfg.use_gpu, bool), cfg, "use_gpu", cfg.use_gpu,
-          "true, false or null")
-    check(isinstance(cfg.cpus_per_worker, int | float) and cfg.cpus_per_worker > 0, cfg,
-          "cpus_per_worker", cfg.cpus_per_worker, "a positive number")
-    check(isinstance(cfg.max_failures, int) and cfg.max_failures >= 0, cfg,
-          "max_failures", cfg.max_failures, "a non-negative integer")
+    if isinstance(cfg, TrainResources):
+        cfg.check_resources()
     check(cfg.fail_at_epoch is None or (isinstance(cfg.fail_at_epoch, int)
                                         and 0 <= cfg.fail_at_epoch < cfg.epochs),
           cfg, "fail_at_epoch", cfg.fail_at_epoch, f"null or an epoch in [0, {cfg.epochs})")
@@ -160,9 +162,38 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+#: CPU settings renamed to the one naming (``cpus_per_worker`` for Ray Train workers,
+#: ``task_cpus`` for Ray tasks, Ray Data's read and map tasks included, ``actor_cpus`` for
+#: actors); an old key is an error that names the new one.
+RENAMED_FIELDS = {"data_cpus": "task_cpus", "read_cpus": "task_cpus",
+                  "cpus_per_task": "task_cpus", "predict_cpus": "actor_cpus"}
+
+#: The YAML key of a configuration's smoke overlay (see :meth:`Config.smoke`).
+SMOKE_KEY = "smoke"
+
+
+def _merge(base: Any, changes: Any) -> Any:
+    """``changes`` deep-merged into ``base``: mappings merge key by key, other values replace.
+
+    A mapping of changes to a null value leaves it null: a smoke overlay shrinks what a
+    configuration has and never adds a part it does not have.
+    """
+    if isinstance(changes, dict) and isinstance(base, dict):
+        return {**base, **{k: _merge(base.get(k), v) if k in base else v
+                           for k, v in changes.items()}}
+    if isinstance(changes, dict) and base is None:
+        return None
+    return changes
+
+
 @dataclasses.dataclass
 class Config:
-    """Base class: dict/YAML/JSON round trips with unknown keys rejected."""
+    """Base class: dict/YAML/JSON round trips with unknown keys rejected.
+
+    A mapping may carry a ``smoke:`` section: an overlay of fields that :meth:`smoke` merges in
+    (the jobs' ``--smoke``). It is not a field, is checked when the config is read and travels
+    with :meth:`replace`.
+    """
 
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any]) -> C:
@@ -171,13 +202,41 @@ class Config:
             raise ConfigError(f"{cls.__name__}: expected a mapping of fields, got "
                               f"{type(data).__name__} {data!r:.80}")
         fields = {f.name: f for f in dataclasses.fields(cls)}
+        overlay = None
+        if SMOKE_KEY in data and SMOKE_KEY not in fields:
+            data = dict(data)
+            overlay = data.pop(SMOKE_KEY)
+        renamed = [f"{k} is now {RENAMED_FIELDS[k]}" for k in sorted(data)
+                   if k not in fields and RENAMED_FIELDS.get(k) in fields]
+        if renamed:
+            raise ConfigError(f"{cls.__name__}: {'; '.join(renamed)} (one CPU naming: "
+                              "cpus_per_worker, task_cpus, actor_cpus)")
         unknown = sorted(set(data) - set(fields))
         if unknown:
             raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; "
                               f"known: {sorted(fields)}")
         hints = typing.get_type_hints(cls)
         kwargs = {k: _convert(v, hints[k], f"{cls.__name__}.{k}") for k, v in data.items()}
-        return cls(**kwargs)
+        config = cls(**kwargs)
+        if overlay is not None:
+            config = config._with_smoke(overlay)
+        return config
+
+    def _with_smoke(self: C, overlay: Any) -> C:
+        """This config carrying a smoke overlay, checked by applying it once."""
+        name = type(self).__name__
+        if type(self).smoke is not Config.smoke:
+            raise ConfigError(f"{name}: its smoke settings are code ({name}.smoke), not a "
+                              f"'{SMOKE_KEY}:' section")
+        if not isinstance(overlay, dict):
+            raise ConfigError(f"{name}.{SMOKE_KEY} = {overlay!r:.80} is invalid: expected a "
+                              "mapping of fields to change")
+        try:
+            self.overlay(overlay)
+        except ConfigError as exc:
+            raise ConfigError(f"{name}.{SMOKE_KEY}: {exc}") from None
+        self.__dict__["_smoke"] = overlay
+        return self
 
     @classmethod
     def from_file(cls: type[C], path: str | Path) -> C:
@@ -227,5 +286,123 @@ class Config:
         Path(path).write_text(text)
 
     def replace(self: C, **changes: Any) -> C:
-        """A validated copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
+        """A validated copy with some fields changed (a smoke overlay travels with it)."""
+        copy = dataclasses.replace(self, **changes)
+        if "_smoke" in self.__dict__:
+            copy.__dict__["_smoke"] = self.__dict__["_smoke"]
+        return copy
+
+    def overlay(self: C, changes: dict[str, Any]) -> C:
+        """A validated copy with ``changes`` deep-merged into its fields.
+
+        Nested configs and mappings merge key by key, other values (lists included) replace;
+        a mapping onto a null field leaves it null.
+        """
+        return type(self).from_dict(_merge(self.to_dict(), changes))
+
+    def has_smoke(self) -> bool:
+        """Whether :meth:`smoke` can shrink this config (an overlay, or a class's own code)."""
+        return "_smoke" in self.__dict__ or type(self).smoke is not Config.smoke
+
+    def smoke(self: C) -> C:
+        """This configuration shrunk to run in minutes on 2 CPUs (the jobs' ``--smoke``).
+
+        The base form merges the ``smoke:`` section read with the config (see
+        :meth:`overlay`), after shrinking every nested config that has smoke settings of its
+        own (a sweep's ``base``). A family whose shrinking depends on the machine or on the
+        values themselves (a folder that exists here, each of a list of data sets) overrides
+        this method instead.
+
+        Raises:
+            ConfigError: the config has no smoke settings.
+        """
+        overlay = self.__dict__.get("_smoke")
+        if overlay is None:
+            raise ConfigError(f"{type(self).__name__}: no smoke settings (a '{SMOKE_KEY}:' "
+                              "section of its YAML)")
+        nested = {f.name: value.smoke() for f in dataclasses.fields(self)
+                  if isinstance(value := getattr(self, f.name), Config) and value.has_smoke()}
+        shrunk = self.replace(**nested) if nested else self
+        return shrunk.overlay(overlay)
+
+
+# ------------------------------------------------------------------------------------------
+# Shared groups of fields (mixed into the configs that train on Ray Train)
+# ------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TrainResources(Config):
+    """What a Ray Train run asks the cluster for; :meth:`scaling_config` is Ray's form of it.
+
+    The one CPU/GPU naming of the package: ``cpus_per_worker`` for a Train worker,
+    ``task_cpus`` for a Ray task (Ray Data's read and map tasks included), ``actor_cpus`` for
+    an actor, ``use_gpu`` for one GPU per worker (see :data:`RENAMED_FIELDS`).
+
+    Attributes:
+        num_workers: Ray Train workers (DDP).
+        use_gpu: one GPU per worker (NCCL, bf16 autocast); None: when the cluster has them.
+        cpus_per_worker: CPUs each worker reserves (its torch threads); fractions leave CPUs to
+            Ray Data's tasks, which a run short of CPUs waits for rather than fails.
+        max_failures: worker-group restarts allowed, each from the last checkpoint.
+    """
+
+    num_workers: int = 1
+    use_gpu: bool | None = None
+    cpus_per_worker: float = 1.0
+    max_failures: int = 1
+
+    def check_resources(self) -> None:
+        """Check the fields (called by :func:`check_training`)."""
+        check(isinstance(self.num_workers, int) and not isinstance(self.num_workers, bool)
+              and self.num_workers > 0, self, "num_workers", self.num_workers,
+              "a positive integer")
+        check(self.use_gpu is None or isinstance(self.use_gpu, bool), self, "use_gpu",
+              self.use_gpu, "true, false or null")
+        check_cpus(self, "cpus_per_worker")
+        check(isinstance(self.max_failures, int) and self.max_failures >= 0, self,
+              "max_failures", self.max_failures, "a non-negative integer")
+
+    def scaling_config(self, use_gpu: bool | None = None) -> Any:
+        """Ray Train's ``ScalingConfig`` of these resources.
+
+        Args:
+            use_gpu: the decision for ``use_gpu: null`` (whether the cluster has GPUs);
+                ignored when the field says true or false.
+        """
+        from ray.train import ScalingConfig  # lazy: Ray Train is heavy; configs load without it
+
+        gpu = bool(self.use_gpu if self.use_gpu is not None else use_gpu)
+        # use_gpu gives each worker one GPU; the CPU request stays as set (fractional), so
+        # that Ray Data's read and windowing tasks keep CPUs.
+        return ScalingConfig(num_workers=self.num_workers, use_gpu=gpu,
+                             resources_per_worker={"CPU": self.cpus_per_worker})
+
+
+@dataclasses.dataclass
+class Optimization(Config):
+    """The optimiser settings of a training run (AdamW; each family sets its schedule).
+
+    Attributes:
+        epochs: most passes over the training objects.
+        batch_size: examples per step and worker.
+        lr: peak learning rate.
+        weight_decay: AdamW weight decay.
+        grad_clip: gradient-norm clip (0: none).
+    """
+
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+
+    def check_optimization(self) -> None:
+        """Check the fields."""
+        check_positive_ints(self, "epochs", "batch_size")
+        check(isinstance(self.lr, int | float) and not isinstance(self.lr, bool)
+              and self.lr > 0, self, "lr", self.lr, "a positive number")
+        for name in ("weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            check(isinstance(value, int | float) and not isinstance(value, bool) and value >= 0,
+                  self, name, value, "a non-negative number")

@@ -144,7 +144,7 @@ def _catalogue(config: DemoConfig, out: Path, lcs: list[str]) -> dict[str, Any]:
                                   min_points=5, seed=config.seed),),
         head_hidden=(256, 128), head_steps=config.head_steps, seed=config.seed)
     infer = InferConfig(model=config.model, paths=tuple(lcs), train=train,
-                        files_per_shard=128, actor_cpus=1.0, read_cpus=0.5)
+                        files_per_shard=128, actor_cpus=1.0, task_cpus=0.5)
     infer, trained = ensure_model(infer, out / "catalogue")
     if trained:
         pre = (trained.get("pretrain") or {}).get("metrics") or {}

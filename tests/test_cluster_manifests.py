@@ -24,8 +24,7 @@ CLUSTER = ROOT / "cluster"
 RAYSERVICE = CLUSTER / "kuberay" / "rayservice.yaml"
 JOBS = sorted(p.stem for p in (ROOT / "jobs").glob("*.py") if not p.name.startswith("_"))
 IMAGE = re.compile(r"^rayproject/ray:(?P<version>[\d.]+)-py3\d+(?P<gpu>-gpu)?$")
-CPU_KEYS = ("cpus_per_worker", "actor_cpus", "read_cpus", "data_cpus", "predict_cpus",
-            "task_cpus")
+CPU_KEYS = ("cpus_per_worker", "actor_cpus", "task_cpus")  # the one naming (RENAMED_FIELDS)
 
 
 def _docs() -> dict[Path, list[dict[str, Any]]]:

@@ -7,9 +7,11 @@ from astroray.data.ingest import IngestConfig
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.demo import DemoConfig
 
+SYN = {"kind": "periodic", "n": 10}
+
 
 def test_yaml_and_json_round_trip(tmp_path):
-    config = IngestConfig(paths=("a", "b"), labels=("l.csv",), read_cpus=0.5,
+    config = IngestConfig(paths=("a", "b"), labels=("l.csv",), task_cpus=0.5,
                           synthetic=SyntheticSurveyConfig(kind="spectra", n=5, format="sdss"))
     for name in ("c.yaml", "c.json"):
         config.save(tmp_path / name)
@@ -17,8 +19,8 @@ def test_yaml_and_json_round_trip(tmp_path):
 
 
 def test_errors_name_the_field_and_the_value():
-    with pytest.raises(ConfigError, match=r"IngestConfig.read_cpus = 0 is invalid"):
-        IngestConfig(paths=("a",), read_cpus=0)
+    with pytest.raises(ConfigError, match=r"IngestConfig.task_cpus = 0 is invalid"):
+        IngestConfig(paths=("a",), task_cpus=0)
     with pytest.raises(ConfigError, match=r"IngestConfig.format = 'fits' is invalid"):
         IngestConfig(paths=("a",), format="fits")
     with pytest.raises(ConfigError, match=r"IngestConfig.paths"):
@@ -49,3 +51,69 @@ def test_check_positive_ints_names_the_field_and_refuses_bools():
         with pytest.raises(ConfigError, match=rf"Budget\.folds = {bad!r} is invalid: expected "
                                               "a positive integer"):
             check_positive_ints(Budget(folds=bad), "steps", "folds")
+
+
+def test_old_cpu_names_say_the_new_one():
+    with pytest.raises(ConfigError, match=r"IngestConfig: read_cpus is now task_cpus"):
+        IngestConfig.from_dict({"paths": ["a"], "read_cpus": 0.5})
+    from astroray.train.astromer import PretrainConfig
+
+    with pytest.raises(ConfigError, match=r"data_cpus is now task_cpus"):
+        PretrainConfig.from_dict({"data_cpus": 0.5})
+
+
+def test_smoke_overlay_merges_deeply_and_travels(tmp_path):
+    from astroray.studies.debias import DebiasConfig
+
+    path = tmp_path / "d.yaml"
+    path.write_text("epochs: 4\ngalaxies: {size: 24, snr_min: 3.0}\n"
+                    "smoke:\n  epochs: 1\n  galaxies: {size: 16}\n  strategies: [naive]\n")
+    cfg = DebiasConfig.from_file(path)
+    assert cfg.epochs == 4 and cfg.has_smoke()
+    small = cfg.replace(lr=1e-3).smoke()  # the overlay travels with replace()
+    assert (small.epochs, small.galaxies.size, small.galaxies.snr_min) == (1, 16, 3.0)
+    assert small.strategies == ("naive",) and small.lr == 1e-3  # lists replace
+    assert "smoke" not in cfg.to_dict()
+    # An overlay is checked when it is read, naming the file and the field.
+    path.write_text("smoke: {epochs: 0}\n")
+    with pytest.raises(ConfigError, match=r"d.yaml: DebiasConfig.smoke: .*epochs = 0"):
+        DebiasConfig.from_file(path)
+    path.write_text("smoke: [1]\n")
+    with pytest.raises(ConfigError, match=r"DebiasConfig.smoke = \[1\] is invalid"):
+        DebiasConfig.from_file(path)
+    with pytest.raises(ConfigError, match=r"DebiasConfig: no smoke settings"):
+        DebiasConfig().smoke()
+
+
+def test_smoke_overlay_leaves_null_parts_null_and_refuses_code_smoked_classes():
+    from astroray.config import _merge
+    from astroray.train.astromer import PretrainConfig
+
+    assert _merge({"a": None, "b": {"c": 1, "d": 2}}, {"a": {"n": 1}, "b": {"c": 5}}) == {
+        "a": None, "b": {"c": 5, "d": 2}}
+    with pytest.raises(ConfigError, match=r"PretrainConfig: its smoke settings are code"):
+        PretrainConfig.from_dict({"synthetic": SYN, "smoke": {"epochs": 1}})
+
+
+def test_sweep_smoke_shrinks_its_base_too():
+    from astroray.studies.tune_domain import TuneDomainConfig
+
+    cfg = TuneDomainConfig.from_file("jobs/tune_domain.yaml")
+    small = cfg.smoke()
+    assert (cfg.num_samples, small.num_samples, small.grace_period) == (16, 3, 1)
+    assert cfg.base.source_steps == 1500 and small.base.source_steps == 150
+    assert small.base.pick_seeds == (0,) and small.shots == cfg.shots
+
+
+def test_train_resources_map_onto_ray_scaling_config():
+    from astroray.train.astromer import PretrainConfig
+
+    cfg = PretrainConfig.from_dict({"synthetic": SYN, "num_workers": 3, "cpus_per_worker": 0.25})
+    scaling = cfg.scaling_config(use_gpu=False)
+    assert scaling.num_workers == 3 and scaling.use_gpu is False
+    assert scaling.resources_per_worker == {"CPU": 0.25}
+    assert cfg.replace(use_gpu=True).scaling_config(use_gpu=False).use_gpu is True
+    with pytest.raises(ConfigError, match=r"PretrainConfig.cpus_per_worker = 0 is invalid"):
+        cfg.replace(cpus_per_worker=0)
+    with pytest.raises(ConfigError, match=r"PretrainConfig.lr = 0 is invalid"):
+        cfg.replace(lr=0)

@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from astroray.config import Config, check, check_positive_ints
+from astroray.config import Config, check, check_cpus, check_positive_ints
 from astroray.data import _io
 from astroray.data.datasource import read_errors, read_survey, write_errors
 from astroray.data.publish import (
@@ -84,7 +84,7 @@ class IngestConfig(Config):
         survey: override the survey name readers infer.
         synthetic: a :class:`~astroray.data.synthetic.SyntheticSurveyConfig` (or its mapping)
             generated as input when ``paths`` is empty.
-        read_cpus: CPUs per read task (fractional values let more tasks share a core).
+        task_cpus: CPUs per read task (fractional values let more tasks share a core).
         num_blocks: number of read tasks; None lets Ray decide.
         overwrite: replace what stands in the way in the output folder (``data/``,
             ``errors/``, ``stamps/``, ``manifest.json`` and ``_ingest/`` that astroray did
@@ -100,7 +100,7 @@ class IngestConfig(Config):
     survey: str | None = None
     # Typed loosely so that a bad mapping's error names the SyntheticSurveyConfig field.
     synthetic: Any = None
-    read_cpus: float = 1.0
+    task_cpus: float = 1.0
     num_blocks: int | None = None
     overwrite: bool = False
     max_depth: int = 32
@@ -125,8 +125,7 @@ class IngestConfig(Config):
         if self.format is not None:
             check(self.format in list_formats(), self, "format", self.format,
                   f"one of {list_formats()}")
-        check(isinstance(self.read_cpus, int | float) and 0 < self.read_cpus <= 64, self,
-              "read_cpus", self.read_cpus, "a number in (0, 64]")
+        check_cpus(self, "task_cpus")
         check(self.num_blocks is None or (isinstance(self.num_blocks, int)
                                           and self.num_blocks > 0),
               self, "num_blocks", self.num_blocks, "a positive integer or null")
@@ -358,14 +357,14 @@ def _write(config: IngestConfig, plan: ReadPlan, kind: str, stage: str,
     """Read and write the whole tree of one run into ``stage``; returns its summary."""
     errors_dir = os.path.join(stage, "errors")
     ds = read_survey([], kind, plan=plan, errors_dir=errors_dir, survey=config.survey,
-                     override_num_blocks=config.num_blocks, num_cpus=config.read_cpus)
+                     override_num_blocks=config.num_blocks, num_cpus=config.task_cpus)
     ds.write_parquet(os.path.join(stage, "data"))
     os.makedirs(os.path.join(stage, "data"), exist_ok=True)  # an empty dataset writes none
     if kind != "stamp" and any(u.provides("stamp") for u in plan.units):
         stamp_plan = plan.for_kind("stamp")
         stamp_plan.errors = []  # the non-alert files are not stamp failures
         stamps = read_survey([], "stamp", plan=stamp_plan, errors_dir=errors_dir,
-                             survey=config.survey, num_cpus=config.read_cpus)
+                             survey=config.survey, num_cpus=config.task_cpus)
         stamps.write_parquet(os.path.join(stage, "stamps"))
     error_kinds = read_errors(errors_dir).column("kind").to_pylist()
     duplicates, groups = find_duplicates(os.path.join(stage, "data"), kind)

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from astroray.config import Config, check, check_positive_ints
+from astroray.config import Config, check, check_cpus, check_positive_ints
 from astroray.debias.galaxies import CLASSES, GalaxyConfig, degrade, galaxy_images
 from astroray.debias.metric import bias_metric, bootstrap_bias_metric, class_fraction_curve
 from astroray.models import create_model
@@ -90,7 +90,7 @@ class DebiasConfig(Config):
         min_count: L needs ``intrinsic_bins * observable_bins * min_count`` test objects.
         bootstrap: resamples of the held-out galaxies for L's mean +- std, the authors' way
             of quoting it (0: none); every row is resampled alike (seed ``seed``).
-        cpus_per_task: CPUs each training task asks Ray for (fractional: three tasks share a
+        task_cpus: CPUs each training task asks Ray for (fractional: three tasks share a
             2-CPU machine).
     """
 
@@ -113,7 +113,7 @@ class DebiasConfig(Config):
     observable_bins: int = 4
     min_count: int = 20
     bootstrap: int = 100
-    cpus_per_task: float = 0.66
+    task_cpus: float = 0.66
 
     def __post_init__(self) -> None:
         if isinstance(self.galaxies, dict):
@@ -137,7 +137,8 @@ class DebiasConfig(Config):
         check(bool(self.strategies) and all(s in STRATEGIES for s in self.strategies)
               and len(set(self.strategies)) == len(self.strategies), self, "strategies",
               self.strategies, f"distinct names among {STRATEGIES}")
-        for name in ("lr", "sharp_z_max", "sharp_psf_max", "cpus_per_task"):
+        check_cpus(self, "task_cpus")
+        for name in ("lr", "sharp_z_max", "sharp_psf_max"):
             value = getattr(self, name)
             check(isinstance(value, int | float) and not isinstance(value, bool) and value > 0,
                   self, name, value, "a positive number")
@@ -150,12 +151,6 @@ class DebiasConfig(Config):
                   "a non-negative number")
         check(isinstance(self.copies, int) and not isinstance(self.copies, bool)
               and self.copies >= 1, self, "copies", self.copies, "a positive integer")
-
-    def smoke(self) -> DebiasConfig:
-        """The same study shrunk to run in well under a minute on 2 CPUs."""
-        return self.replace(n_train=600, n_test=600, epochs=1, batch_size=64,
-                            intrinsic_bins=2, observable_bins=2, min_count=10,
-                            copies=1, bootstrap=5)
 
 
 def well_resolved(data: dict[str, np.ndarray], config: DebiasConfig) -> np.ndarray:
@@ -343,7 +338,7 @@ def run_debias(config: DebiasConfig, out: str | Path) -> dict[str, Any]:
     gen_seconds = time.perf_counter() - started
     ref = ray.put(train)
 
-    @ray.remote(num_cpus=config.cpus_per_task)
+    @ray.remote(num_cpus=config.task_cpus)
     def _task(strategy: str, data: dict[str, np.ndarray]) -> bytes:
         result = train_strategy(strategy, data, config)
         buf = io.BytesIO()

@@ -171,13 +171,6 @@ class DomainAdaptConfig(Config):
         """The stamp model's validated config."""
         return get_config(self.model, **self.model_overrides)  # type: ignore[return-value]
 
-    def smoke(self) -> DomainAdaptConfig:
-        """This comparison shrunk to about a minute on 2 CPUs (one pick seed)."""
-        return self.replace(n_source_train=600, n_source_val=100, n_source_test=200,
-                            n_target_pool=600, n_target_val=100, n_target_test=200,
-                            pick_seeds=self.pick_seeds[:1], source_steps=150,
-                            finetune_steps=30, mme_steps=60, eval_every=20)
-
 
 # ------------------------------------------------------------------------------------------
 # Data

@@ -14,7 +14,15 @@ from typing import Any
 
 import yaml
 
-from astroray.config import Config, check, check_positive_ints, check_training
+from astroray.config import (
+    Config,
+    Optimization,
+    TrainResources,
+    check,
+    check_cpus,
+    check_positive_ints,
+    check_training,
+)
 from astroray.data.inputs import check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.models import get_config, list_models
@@ -138,8 +146,13 @@ _SMOKE_OVERRIDES = ("uncertainty", "passes", "hidden_dropout", "attention_dropou
 
 
 @dataclasses.dataclass
-class FinetuneConfig(Config):
+class FinetuneConfig(TrainResources, Optimization):
     """Settings of ``jobs/finetune_vit_spectra.py`` and ``jobs/finetune_swin_lightcurves.py``.
+
+    The resources (``num_workers``, ``use_gpu``, ``cpus_per_worker``, ``max_failures``) are the
+    :class:`~astroray.config.TrainResources` group, the optimiser (``epochs``: most passes,
+    ``batch_size``: images per step and worker, ``lr``: the peak, ``weight_decay``,
+    ``grad_clip``) the :class:`~astroray.config.Optimization` group.
 
     Attributes:
         kind: ``spectra`` or ``lightcurves``.
@@ -162,25 +175,16 @@ class FinetuneConfig(Config):
             thinned evenly); shorter ones are padded.
         val_fraction: fraction of each class for validation (early stopping).
         test_fraction: fraction of each class for the test set.
-        epochs: most passes over the training objects.
-        batch_size: images per step and worker.
-        lr: peak AdamW learning rate.
-        weight_decay: AdamW weight decay.
         warmup_fraction: fraction of the steps of the linear warm-up (then cosine decay).
-        grad_clip: gradient-norm clip (0: none).
         weighted_sampling: resample each training batch with weights 1 / class frequency.
         patience: epochs without validation improvement before stopping.
         z_max: redshift scale of the regression target; None: the training maximum.
         baselines: baselines fitted on the same split (``svm``, ``rf``).
         baseline_bins: wavelength bins of the spectra resampled for the baselines.
         baseline_jobs: Random Forest parallelism.
-        num_workers: Ray Train workers (DDP).
-        use_gpu: one GPU per worker (NCCL, bf16 autocast); None: when the cluster has them.
-        cpus_per_worker: CPUs reserved per worker.
-        predict_cpus: CPUs of the test-set prediction actor.
+        actor_cpus: CPUs of the test-set prediction actor.
         eval_batch_size: images per validation / prediction batch.
         name: run-name prefix under ``OUT/ray``; re-running with the same output resumes.
-        max_failures: worker-group restarts allowed.
         fail_at_epoch: test hook: the last worker raises once at the start of this epoch.
         seed: seed of the splits, the initialisation and the sampling.
         seeds: several seeds, each with its own object split (shared by every method of that
@@ -210,7 +214,6 @@ class FinetuneConfig(Config):
     lr: float = 1e-4
     weight_decay: float = 0.05
     warmup_fraction: float = 0.1
-    grad_clip: float = 1.0
     weighted_sampling: bool = True
     patience: int = 3
     z_max: float | None = None
@@ -218,12 +221,10 @@ class FinetuneConfig(Config):
     baseline_bins: int = 1000
     baseline_jobs: int = 1
     num_workers: int = 2
-    use_gpu: bool | None = None
     cpus_per_worker: float = 0.5
-    predict_cpus: float = 0.5
+    actor_cpus: float = 0.5
     eval_batch_size: int = 64
     name: str = "vision"
-    max_failures: int = 1
     fail_at_epoch: int | None = None
     seed: int = 0
     seeds: tuple[int, ...] = ()
@@ -261,20 +262,14 @@ class FinetuneConfig(Config):
               "a mapping of render config fields")
         check(all(b in BASELINES for b in self.baselines), self, "baselines", self.baselines,
               f"names from {BASELINES}")
-        check_positive_ints(self, "max_length", "epochs", "batch_size", "patience", "baseline_bins",
-                            "baseline_jobs", "eval_batch_size")
+        check_positive_ints(self, "max_length", "patience", "baseline_bins", "baseline_jobs",
+                            "eval_batch_size")
+        self.check_optimization()
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             check(isinstance(value, int | float) and 0.0 < value < 0.5, self, name, value,
                   "a number in (0, 0.5)")
-        for name in ("lr", "predict_cpus"):
-            value = getattr(self, name)
-            check(isinstance(value, int | float) and value > 0, self, name, value,
-                  "a positive number")
-        for name in ("weight_decay", "grad_clip"):
-            value = getattr(self, name)
-            check(isinstance(value, int | float) and value >= 0, self, name, value,
-                  "a non-negative number")
+        check_cpus(self, "actor_cpus")
         check(isinstance(self.warmup_fraction, int | float) and 0 <= self.warmup_fraction < 1,
               self, "warmup_fraction", self.warmup_fraction, "a number in [0, 1)")
         check(self.z_max is None or (isinstance(self.z_max, int | float) and self.z_max > 0),

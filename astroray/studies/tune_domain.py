@@ -92,11 +92,6 @@ class TuneDomainConfig(Config):
             check(len(value) == 2 and 0 < value[0] <= value[1], self, name, value,
                   "a range [low, high] of positive numbers")
 
-    def smoke(self) -> TuneDomainConfig:
-        """The sweep shrunk to 3 short trials on 2 CPUs."""
-        return self.replace(base=self.base.smoke(), num_samples=3, grace_period=1,
-                            time_budget_s=300.0, trial_cpus=1.0)
-
     def search_space(self) -> dict[str, Any]:
         """The Ray Tune search space: log-uniform lambda, T and learning rate."""
         from ray import tune  # lazy: ray

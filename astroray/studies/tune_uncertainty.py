@@ -115,12 +115,6 @@ class TuneUncertaintyConfig(Config):
             check(len(value) > 0 and all(isinstance(v, int) and v > 0 for v in value), self,
                   name, value, "positive integer choices")
 
-    def smoke(self) -> TuneUncertaintyConfig:
-        """The sweep shrunk to 3 tiny trials on 2 CPUs."""
-        return self.replace(base=self.base.smoke(), num_samples=3, grace_period=1,
-                            time_budget_s=600.0, trial_cpus=0.5, passes=(2, 4),
-                            hsa_centroids=(2, 4), ensemble_size=(2,))
-
     def search_space(self) -> dict[str, Any]:
         """The Ray Tune search space of the method."""
         from ray import tune  # lazy: ray

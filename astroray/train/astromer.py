@@ -26,7 +26,15 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from astroray.config import Config, check, check_positive_ints, check_training
+from astroray.config import (
+    Config,
+    Optimization,
+    TrainResources,
+    check,
+    check_cpus,
+    check_positive_ints,
+    check_training,
+)
 from astroray.data.inputs import check_inputs, resolve_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.data.windows import LightCurveWindows, window_dataset
@@ -49,8 +57,13 @@ _SIZE_FIELDS = ("num_layers", "num_heads", "head_dim", "ffn_dim")
 
 
 @dataclasses.dataclass
-class PretrainConfig(Config):
+class PretrainConfig(TrainResources, Optimization):
     """Settings of ``astroray pretrain`` / ``jobs/pretrain_astromer.py``.
+
+    The resources (``num_workers``, ``use_gpu``, ``cpus_per_worker``, ``max_failures``) are the
+    :class:`~astroray.config.TrainResources` group, the optimiser (``epochs``, ``batch_size``,
+    ``lr``: the peak, reached after ``warmup_steps`` then decaying as ``1 / sqrt(step)``,
+    ``weight_decay``, ``grad_clip``) the :class:`~astroray.config.Optimization` group.
 
     Attributes:
         model: registry name of the model (``astromer-v1``, ``astromer-v2``, ...).
@@ -61,20 +74,10 @@ class PretrainConfig(Config):
         synthetic: a synthetic survey generated and added to the data (None: none).
         min_points: object-bands with fewer points are not used.
         val_fraction: fraction of objects held out for validation (chosen by id hash).
-        epochs: passes over the training objects (one random window per object and band).
-        batch_size: windows per step and worker.
-        lr: peak learning rate (AdamW), reached after ``warmup_steps`` then decaying as
-            ``1 / sqrt(step)``.
         warmup_steps: linear warm-up steps.
-        weight_decay: AdamW weight decay.
-        grad_clip: gradient-norm clip (0: none).
-        num_workers: Ray Train workers (DDP).
-        use_gpu: one GPU per worker (NCCL, bf16 autocast); None: when the cluster has them.
-        cpus_per_worker: CPUs reserved per worker.
-        data_cpus: CPUs per Ray Data read/window task.
+        task_cpus: CPUs per Ray Data read/window task.
         shuffle_buffer: windows in each worker's local shuffle buffer.
         name: run name under ``OUT/ray``; re-running with the same output folder resumes.
-        max_failures: worker-group restarts allowed.
         fail_at_epoch: test hook: the last worker raises once at the start of this epoch.
         seed: seed of the model initialisation and of the validation masks.
     """
@@ -87,19 +90,12 @@ class PretrainConfig(Config):
     synthetic: SyntheticSurveyConfig | None = None
     min_points: int = 10
     val_fraction: float = 0.05
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 1e-3
     warmup_steps: int = 200
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
     num_workers: int = 2
-    use_gpu: bool | None = None
     cpus_per_worker: float = 0.5
-    data_cpus: float = 0.5
+    task_cpus: float = 0.5
     shuffle_buffer: int = 1000
     name: str = "astromer-pretrain"
-    max_failures: int = 1
     fail_at_epoch: int | None = None
     seed: int = 0
 
@@ -112,19 +108,13 @@ class PretrainConfig(Config):
         if self.synthetic is not None:
             check(self.synthetic.kind in ("periodic", "transients"), self, "synthetic",
                   self.synthetic.kind, "a light-curve kind (periodic or transients)")
-        check_positive_ints(self, "min_points", "epochs", "batch_size", "shuffle_buffer")
+        check_positive_ints(self, "min_points", "shuffle_buffer")
+        self.check_optimization()
         check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, self,
               "warmup_steps", self.warmup_steps, "a non-negative integer")
         check(0.0 < self.val_fraction < 1.0, self, "val_fraction", self.val_fraction,
               "a number in (0, 1)")
-        for name in ("lr", "data_cpus"):
-            value = getattr(self, name)
-            check(isinstance(value, int | float) and value > 0, self, name, value,
-                  "a positive number")
-        for name in ("weight_decay", "grad_clip"):
-            value = getattr(self, name)
-            check(isinstance(value, int | float) and value >= 0, self, name, value,
-                  "a non-negative number")
+        check_cpus(self, "task_cpus")
         check_training(self)
         self.model_config()  # invalid overrides fail here, naming the field
 
@@ -412,8 +402,8 @@ def pretrain(config: PretrainConfig, out: str | Path) -> dict[str, Any]:
     data = prepare_light_curves(config.paths, config.optional_paths, config.synthetic,
                                 out / "data")
     use_gpu = gpu_available(config.num_workers) if config.use_gpu is None else config.use_gpu
-    lcs = _read_parquet(data["parquet"], config.data_cpus)
-    train_lcs, val_lcs = split_by_object(lcs, config.val_fraction, num_cpus=config.data_cpus)
+    lcs = _read_parquet(data["parquet"], config.task_cpus)
+    train_lcs, val_lcs = split_by_object(lcs, config.val_fraction, num_cpus=config.task_cpus)
     model_cfg = config.model_config()
     if config.init_from:  # the folder's input convention, not the registered one's
         model_cfg = model_cfg.replace(**{k: v for k, v in read_config_json(config.init_from)
@@ -422,12 +412,12 @@ def pretrain(config: PretrainConfig, out: str | Path) -> dict[str, Any]:
     train_ds = window_dataset(
         train_lcs, LightCurveWindows(window, mode="random", min_points=config.min_points,
                                      time_origin=origin),
-        numeric_only=True, num_cpus=config.data_cpus)
+        numeric_only=True, num_cpus=config.task_cpus)
     train_ds = _quiet(train_ds)
     val_ds = window_dataset(
         val_lcs, LightCurveWindows(window, mode="sequential", min_points=config.min_points,
                                    time_origin=origin),
-        numeric_only=True, num_cpus=config.data_cpus)
+        numeric_only=True, num_cpus=config.task_cpus)
     val_ds = _quiet(val_ds)
     storage = out / "ray"
     storage.mkdir(parents=True, exist_ok=True)

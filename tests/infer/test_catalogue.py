@@ -60,7 +60,7 @@ def test_every_object_once_with_a_failing_batch_and_a_dying_actor(
     folder, ids = survey
     bad = sorted(ids - {"short", "broken"})[7]
     config = InferConfig(model=str(classifier_dir), paths=(str(folder),), files_per_shard=25,
-                         batch_size=16, actor_cpus=0.5, read_cpus=0.25, embedding=True,
+                         batch_size=16, actor_cpus=0.5, task_cpus=0.25, embedding=True,
                          fail_objects=(bad,), crash_after_batches=3)
     summary = run_inference(config, tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "_state" / "crashed-once").exists()  # the actor did die
@@ -91,7 +91,7 @@ def test_catalogue_numbers_match_an_independent_forward_pass(ray_session, classi
                                                              survey, tmp_path):
     folder, _ = survey
     run_inference(InferConfig(model=str(classifier_dir), paths=(str(folder),), batch_size=32,
-                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+                              actor_cpus=0.5, task_cpus=0.25), tmp_path / "run", progress=False)
     cat, _ = read_catalogue(tmp_path / "run")
     # Independent path: the model's own modules, one object at a time, no Ray.
     from astroray.data.windows import LightCurveWindows
@@ -166,7 +166,7 @@ def test_other_inputs_extend_an_existing_run_folder(ray_session, classifier_dir,
     """Changed inputs under the same model are an incremental re-run, not a refusal."""
     folder, ids = survey
     config = InferConfig(model=str(classifier_dir), paths=(str(folder / "broken.csv"),),
-                         actor_cpus=0.5, read_cpus=0.25)
+                         actor_cpus=0.5, task_cpus=0.25)
     summary = run_inference(config, tmp_path / "run", progress=False)
     assert summary.catalogued == 0 and summary.failed == 1
     summary = run_inference(config.replace(paths=(str(folder),)), tmp_path / "run",
@@ -185,7 +185,7 @@ def test_report_is_a_self_contained_page(ray_session, classifier_dir, survey, tm
     model_dir = Path(shutil.copytree(classifier_dir, tmp_path / "clf"))
     _card_for(model_dir, read_files(folder)[0], set(), set())  # a card: nothing trained on
     run_inference(InferConfig(model=str(model_dir), paths=(str(folder),), batch_size=64,
-                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+                              actor_cpus=0.5, task_cpus=0.25), tmp_path / "run", progress=False)
     page = write_report(tmp_path / "run", tmp_path / "report.html", gallery=3).read_text()
     for section in ("Predicted classes", "Confidence", "Reliability", "most confident",
                     "least confident", "Errors", "Held-out scores", "Domain"):
@@ -214,7 +214,7 @@ def test_the_same_id_in_two_files_is_kept_twice_and_reported(ray_session, classi
     shutil.copy(sorted(folder.rglob("syn-*.csv"))[3], tmp_path / "in" / "a" / "field")
     summary = run_inference(InferConfig(model=str(classifier_dir),
                                         paths=(str(tmp_path / "in"),), actor_cpus=0.5,
-                                        read_cpus=0.25), tmp_path / "run", progress=False)
+                                        task_cpus=0.25), tmp_path / "run", progress=False)
     cat, err = read_catalogue(tmp_path / "run")
     pairs = list(zip(cat.column("source").to_pylist(), cat.column("object_id").to_pylist(),
                      strict=True))
@@ -236,7 +236,7 @@ def test_the_same_id_in_two_files_is_kept_twice_and_reported(ray_session, classi
     pq.write_table(pa.concat_tables([data, data.slice(1, 1)]), tmp_path / "repeat.parquet")
     summary = run_inference(InferConfig(model=str(classifier_dir),
                                         paths=(str(tmp_path / "repeat.parquet"),),
-                                        actor_cpus=0.5, read_cpus=0.25), tmp_path / "run2",
+                                        actor_cpus=0.5, task_cpus=0.25), tmp_path / "run2",
                             progress=False)
     assert (summary.catalogued, summary.duplicate_ids, summary.duplicate_rows) == (5, 1, 1)
     (dup,) = pq.read_table(tmp_path / "run2" / "duplicates.parquet").to_pylist()
@@ -252,7 +252,7 @@ def test_times_beyond_float32_are_error_rows(ray_session, classifier_dir, survey
     rows = "".join(f"{k}e39,{15 + 0.1 * k},0.1,g\n" for k in range(1, 11))
     (tmp_path / "in" / "huge.csv").write_text("time,mag,magerr,band\n" + rows)
     run_inference(InferConfig(model=str(classifier_dir), paths=(str(tmp_path / "in"),),
-                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+                              actor_cpus=0.5, task_cpus=0.25), tmp_path / "run", progress=False)
     cat, err = read_catalogue(tmp_path / "run")
     assert cat.column("object_id").to_pylist() == [sorted(folder.rglob("syn-*.csv"))[0].stem]
     assert err.column("object_id").to_pylist() == ["huge"]
@@ -321,7 +321,7 @@ def test_uncertainty_head_adds_scores(ray_session, classifier_dir, survey, tmp_p
     mc_dir = mc.save_pretrained(tmp_path / "mc")
     _card_for(mc_dir, data, set(), set())
     run_inference(InferConfig(model=str(mc_dir), paths=(str(folder),), batch_size=32,
-                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+                              actor_cpus=0.5, task_cpus=0.25), tmp_path / "run", progress=False)
     cat, _ = read_catalogue(tmp_path / "run")
     assert cat.num_rows == 120
     pv = cat.column("uncertainty_pv").to_numpy()
@@ -346,7 +346,7 @@ def test_actor_pools_that_would_starve_the_reads_are_refused(ray_session, classi
 
     folder, _ = survey
     config = InferConfig(model=str(classifier_dir), paths=(str(folder),), num_actors=2,
-                         actor_cpus=1.0, read_cpus=0.5)
+                         actor_cpus=1.0, task_cpus=0.5)
     with pytest.raises(ValueError, match=r"InferConfig: num_actors x actor_cpus = 2 CPUs"):
         run_inference(config, tmp_path / "run", progress=False)
     # The same pool with room for one read task runs.
@@ -391,7 +391,7 @@ def test_report_scores_held_out_objects_only(ray_session, classifier_dir, survey
     validation = set(wrong[:5])
     _card_for(model_dir, data, right, validation)
     run_inference(InferConfig(model=str(model_dir), paths=(str(folder),), batch_size=64,
-                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+                              actor_cpus=0.5, task_cpus=0.25), tmp_path / "run", progress=False)
     cat, _ = read_catalogue(tmp_path / "run")
     assert "in_domain" in cat.column_names and "ood_reason" in cat.column_names
     page = write_report(tmp_path / "run", tmp_path / "report.html", gallery=0).read_text()
@@ -430,7 +430,7 @@ def test_report_without_a_model_card_scores_nothing(ray_session, classifier_dir,
 
     folder, _ = survey
     run_inference(InferConfig(model=str(classifier_dir), paths=(str(folder),), batch_size=64,
-                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+                              actor_cpus=0.5, task_cpus=0.25), tmp_path / "run", progress=False)
     page = write_report(tmp_path / "run", tmp_path / "report.html", gallery=0).read_text()
     figures = json.loads((tmp_path / "report.json").read_text())
     assert figures["scored"] is False and "no model card" in figures["why_not"]
@@ -445,7 +445,7 @@ def test_predict_in_process_agrees_with_bulk_inference(ray_session, classifier_d
     model = astroray.load_model(classifier_dir)
     rows, errors = astroray.predict(model, rr, return_errors=True, batch_size=100)
     run_inference(InferConfig(model=str(classifier_dir), paths=(str(rr),), batch_size=64,
-                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+                              actor_cpus=0.5, task_cpus=0.25), tmp_path / "run", progress=False)
     cat, err = read_catalogue(tmp_path / "run")
     assert len(rows) == cat.num_rows == 309 and len(errors) == err.num_rows == 0
     cat = cat.to_pandas().sort_values("object_id").reset_index(drop=True)

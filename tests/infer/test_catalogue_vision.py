@@ -34,7 +34,7 @@ def test_vit_spectra_catalogue_matches_a_direct_forward(ray_session, tmp_path):
     folder, model = _vision_model(tmp_path, "vit-tiny-spectra", "spectra", render)
     assert predictor_kind(folder) == "spectrum"
     run_inference(InferConfig(model=str(folder), paths=(str(data_dir),), batch_size=8,
-                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run",
+                              actor_cpus=0.5, task_cpus=0.25), tmp_path / "run",
                   progress=False)
     cat, err = read_catalogue(tmp_path / "run")
     assert err.num_rows == 0 and cat.num_rows == 24
@@ -60,7 +60,7 @@ def test_vit_redshift_and_swin_light_curves(ray_session, tmp_path):
     folder, _ = _vision_model(tmp_path, "vit-tiny-spectra", "spectra",
                               SpectrumRenderConfig(height=64, width=64), task="regression")
     run_inference(InferConfig(model=str(folder), paths=(str(spectra),), actor_cpus=0.5,
-                              read_cpus=0.25), tmp_path / "z", progress=False)
+                              task_cpus=0.25), tmp_path / "z", progress=False)
     cat, _ = read_catalogue(tmp_path / "z")
     z = cat.column("redshift").to_numpy()
     assert cat.num_rows == 10 and np.isfinite(z).all()
@@ -75,7 +75,7 @@ def test_vit_redshift_and_swin_light_curves(ray_session, tmp_path):
                               uncertainty="mc_dropout", passes=8)
     assert predictor_kind(folder) == "lightcurve"
     run_inference(InferConfig(model=str(folder), paths=(str(lcs),), actor_cpus=0.5,
-                              read_cpus=0.25, embedding=True), tmp_path / "lc", progress=False)
+                              task_cpus=0.25, embedding=True), tmp_path / "lc", progress=False)
     cat, err = read_catalogue(tmp_path / "lc")
     assert cat.num_rows == 12 and err.num_rows == 0
     probs = np.stack([cat.column(prob_column(c)).to_numpy() for c in classes], axis=1)
@@ -108,7 +108,7 @@ def test_folded_swin_round_trips_with_the_same_pictures(ray_session, tmp_path, f
                                   labels=classes, bands=["B", "R"])
     assert json.loads((folder / "render.json").read_text())["render"]["fold"] == fold
     run_inference(InferConfig(model=str(folder), paths=(str(lcs),), batch_size=4,
-                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run", progress=False)
+                              actor_cpus=0.5, task_cpus=0.25), tmp_path / "run", progress=False)
     cat, err = read_catalogue(tmp_path / "run")
     assert cat.num_rows == 8 and err.num_rows == 0
     # Independent path: periods from the prepared arrays, the renderer and the model directly.

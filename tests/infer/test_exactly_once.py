@@ -50,7 +50,7 @@ def template(tmp_path_factory) -> list[Path]:
 
 
 def _config(model: Path, *paths: Path, **kw) -> InferConfig:
-    values = {"files_per_shard": 4, "batch_size": 16, "actor_cpus": 0.5, "read_cpus": 0.25}
+    values = {"files_per_shard": 4, "batch_size": 16, "actor_cpus": 0.5, "task_cpus": 0.25}
     return InferConfig(model=str(model), paths=tuple(str(p) for p in paths), **{**values, **kw})
 
 

@@ -233,7 +233,7 @@ def test_bulk_inference_adds_anomaly_score_and_bad_objects_go_to_errors(
         f"{i}.0,nan,0.1,B\n" for i in range(1, 9)))
     (folder / "short.csv").write_text("time,mag,magerr,band\n1.0,15.0,0.1,B\n2.0,15.1,0.1,R\n")
     run_inference(InferConfig(model=str(det), paths=(str(folder),), batch_size=8,
-                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run",
+                              actor_cpus=0.5, task_cpus=0.25), tmp_path / "run",
                   progress=False)
     cat, err = read_catalogue(tmp_path / "run")
     assert cat.num_rows == 12

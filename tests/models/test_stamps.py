@@ -256,7 +256,7 @@ def test_bulk_inference_scores_stamp_files(real, tmp_path, ray_session):
                    tmp_path / "syn" / "stamps.parquet")
     run_inference(InferConfig(model=str(model_dir),
                               paths=(str(real / "ztf_alerts"), str(tmp_path / "syn")),
-                              actor_cpus=0.5, read_cpus=0.25), tmp_path / "run",
+                              actor_cpus=0.5, task_cpus=0.25), tmp_path / "run",
                   progress=False)
     cat, err = read_catalogue(tmp_path / "run")
     assert cat.num_rows == 2 + 4 and err.num_rows == 1

@@ -63,5 +63,10 @@ def test_config_checks():
         DebiasConfig(strategies=("naive", "magic"))
     with pytest.raises(ConfigError, match=r"DebiasConfig\.observable_bins"):
         DebiasConfig(observable_bins=1)
-    cfg = DebiasConfig.from_dict({"galaxies": {"size": 24}, "epochs": 2})
+    cfg = DebiasConfig.from_dict({"galaxies": {"size": 24}, "epochs": 2,
+                                  "smoke": {"epochs": 1}})
     assert cfg.galaxies.size == 24 and cfg.smoke().epochs == 1
+    assert cfg.smoke().galaxies.size == 24  # the overlay changes only what it names
+    shipped = DebiasConfig.from_file("jobs/debias.yaml")
+    assert shipped.epochs == 10 and shipped.smoke().epochs == 1
+    assert shipped.smoke().n_train == 600 and shipped.smoke().strategies == shipped.strategies

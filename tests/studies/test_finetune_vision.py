@@ -35,7 +35,7 @@ def _config(**changes) -> FinetuneConfig:
         datasets=(VisionDataset(name="syn", synthetic=SyntheticSurveyConfig(
             kind="spectra", n=90, format="parquet", seed=4)),),
         epochs=1, batch_size=16, lr=1e-3, baseline_bins=100, baselines=("rf",),
-        num_workers=2, cpus_per_worker=0.5, predict_cpus=0.5, name="t")
+        num_workers=2, cpus_per_worker=0.5, actor_cpus=0.5, name="t")
     return FinetuneConfig(**{**base, **changes})
 
 

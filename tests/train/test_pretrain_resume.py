@@ -13,7 +13,7 @@ def test_pretraining_resumes_from_its_checkpoint_after_a_worker_failure(ray_sess
     config = PretrainConfig(
         model="astromer-tiny", synthetic=SyntheticSurveyConfig(n=160, format="parquet", seed=5),
         epochs=3, batch_size=32, warmup_steps=5, val_fraction=0.15, fail_at_epoch=1,
-        num_workers=2, cpus_per_worker=0.5, data_cpus=0.5, max_failures=1, name="resume")
+        num_workers=2, cpus_per_worker=0.5, task_cpus=0.5, max_failures=1, name="resume")
     summary = pretrain(config, tmp_path / "run")
     resume = summary["resume"]
     # The last worker raised at the start of epoch 1 (once: a marker file in the storage

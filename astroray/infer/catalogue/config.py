@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from astroray.config import Config, check, check_positive_ints
+from astroray.config import Config, check, check_cpus, check_positive_ints
 from astroray.data.inputs import check_inputs, resolve_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.train.classify import ClassifyConfig
@@ -32,7 +32,7 @@ class InferConfig(Config):
         batch_size: objects per model call.
         num_actors: model actors (one per GPU on a GPU cluster).
         actor_cpus: CPUs per model actor (its torch threads on a CPU machine).
-        read_cpus: CPUs per read task (fractional: leaves room for the actors).
+        task_cpus: CPUs per read task (fractional: leaves room for the actors).
         use_gpu: one GPU per actor; None: when the cluster has one.
         embedding: add the model's embedding column.
         fail_objects: test hook: the model raises on any batch holding one of these ids.
@@ -53,7 +53,7 @@ class InferConfig(Config):
     batch_size: int = 256
     num_actors: int = 1
     actor_cpus: float = 1.0
-    read_cpus: float = 0.5
+    task_cpus: float = 0.5
     use_gpu: bool | None = None
     embedding: bool = False
     fail_objects: tuple[str, ...] = ()
@@ -75,10 +75,7 @@ class InferConfig(Config):
               self, "model", self.model, "a saved model folder (or a train configuration)")
         check_inputs(self)
         check_positive_ints(self, "files_per_shard", "batch_size", "num_actors")
-        for name in ("actor_cpus", "read_cpus"):
-            value = getattr(self, name)
-            check(isinstance(value, int | float) and value > 0, self, name, value,
-                  "a positive number")
+        check_cpus(self, "actor_cpus", "task_cpus")
         check(self.crash_after_batches is None or (isinstance(self.crash_after_batches, int)
                                                    and self.crash_after_batches > 0),
               self, "crash_after_batches", self.crash_after_batches, "null or a positive integer")

@@ -148,7 +148,7 @@ def run_inference(config: InferConfig, out: str | Path, *, progress: bool = True
         catalogued = failed = 0
         if pending:
             check_actor_pool("InferConfig", config.num_actors, config.actor_cpus,
-                             config.read_cpus)
+                             config.task_cpus)
             gpus = config.use_gpu
             if gpus is None:
                 gpus = ray.cluster_resources().get("GPU", 0) >= 1
@@ -156,7 +156,7 @@ def run_inference(config: InferConfig, out: str | Path, *, progress: bool = True
             ds = ray.data.from_items(items, override_num_blocks=len(items))
             # Read and write stages are tasks: they get instances (cheap to ship), not classes.
             ds = ds.map_batches(ReadShard(kind, str(staging)), batch_size=1,
-                                batch_format="numpy", num_cpus=config.read_cpus,
+                                batch_format="numpy", num_cpus=config.task_cpus,
                                 compute=ray.data.TaskPoolStrategy())
             ds = ds.map_batches(
                 PredictBatch, fn_constructor_args=(model_dir,),
