@@ -4,8 +4,10 @@ from astroray.infer.astromer import (
     AstromerEmbedder,
     EmbedConfig,
     embed,
+    embed_table,
     load_encoder,
     read_embeddings,
 )
 
-__all__ = ["AstromerEmbedder", "EmbedConfig", "embed", "load_encoder", "read_embeddings"]
+__all__ = ["AstromerEmbedder", "EmbedConfig", "embed", "embed_table", "load_encoder",
+           "read_embeddings"]

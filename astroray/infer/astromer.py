@@ -19,6 +19,10 @@ whose windows float32 cannot hold (times or values beyond float32 after centring
 times of 1e39): their windows are dropped rather than fed to the model as inf, and
 ``embedder.windows.rejected`` says why, for a predictor's failure row.
 
+:func:`embed_table` returns the layer means of a table's objects as one numpy array (the input
+of the Astromer classifiers): averaged over all bands by one actor, or per band in this
+process.
+
 The family's preprocessing (:func:`load_encoder`, :class:`Float32Windows`,
 :func:`read_embeddings`) lives in :mod:`astroray.models.astromer.processing`.
 """
@@ -36,14 +40,15 @@ import pyarrow.parquet as pq
 import torch
 
 from astroray.config import Config, check, check_positive_ints
+from astroray.data._io import numpy_batch
 from astroray.data.inputs import check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 
 # Used here, and public from astroray.infer as before (they live in the Astromer family).
 from astroray.models.astromer.processing import Float32Windows, load_encoder, read_embeddings
 
-__all__ = ["AstromerEmbedder", "EmbedConfig", "Float32Windows", "embed", "load_encoder",
-           "read_embeddings"]
+__all__ = ["AstromerEmbedder", "EmbedConfig", "Float32Windows", "embed", "embed_table",
+           "load_encoder", "read_embeddings"]
 
 #: CPUs of each Parquet read task of the embedding job (fractional: the actors keep most).
 _READ_CPUS = 0.25
@@ -138,6 +143,73 @@ def _fixed(values: np.ndarray, null: pa.Array) -> pa.Array:
     """(N, D) float32 -> fixed_size_list<float>[D] with the rows in ``null`` set to null."""
     return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1],
                                              mask=null)
+
+
+def embed_table(table: pa.Table, encoder: str, *, random_init: bool, seed: int,
+                min_points: int, actor_cpus: float, embedding: str = "band_mean"
+                ) -> np.ndarray:
+    """Layer means (N, S, D') of every row of ``table``, NaN where an object has no window.
+
+    ``band_mean`` runs one Ray Data actor over the table (as bulk embedding does); the
+    per-band modes embed the windows in this process and average them per object and band.
+
+    Args:
+        table: canonical light curves, one object per row.
+        encoder: a model folder, published weights' name or registry name (see
+            :func:`load_encoder`).
+        random_init: random weights with the encoder's architecture (untrained baseline).
+        seed: seed of a random initialisation.
+        min_points: bands with fewer points are not windowed.
+        actor_cpus: CPUs of the embedding actor (``band_mean``).
+        embedding: ``band_mean`` (layer means averaged over an object's windows of all
+            bands), ``band_concat`` (per-band means concatenated, bands in sorted order) or
+            ``band:NAME`` (one band).
+
+    Returns:
+        (N, S, D') float32 in the table's row order: S representations (the input embedding
+        and every block), ``D'`` is ``D`` times the number of bands for ``band_concat``, else
+        ``D``; NaN where an object (or, per band, a band) has no window.
+    """
+    if embedding == "band_mean":
+        return _embed_with_ray(table, encoder, random_init=random_init, seed=seed,
+                               min_points=min_points, actor_cpus=actor_cpus)
+
+    embedder = AstromerEmbedder(encoder, random_init=random_init, seed=seed,
+                                min_points=min_points)
+    windows = embedder.windows(numpy_batch(table))
+    means = embedder.encode_windows(windows)  # (W, S, D)
+    bands = (sorted({str(b) for b in windows["band"]}) if embedding == "band_concat"
+             else [embedding.split(":", 1)[1]])
+    n, (_, s_, d) = table.num_rows, means.shape
+    out = np.full((n, s_, d * len(bands)), np.nan, dtype=np.float32)
+    band = np.asarray(windows["band"]).astype(str)
+    for k, b in enumerate(bands):
+        sel = band == b
+        rows = windows["row"][sel]
+        sums = np.zeros((n, s_, d))
+        np.add.at(sums, rows, means[sel])
+        counts = np.bincount(rows, minlength=n)
+        has = counts > 0
+        out[has, :, k * d:(k + 1) * d] = sums[has] / counts[has, None, None]
+    return out
+
+
+def _embed_with_ray(table: pa.Table, encoder: str, *, random_init: bool, seed: int,
+                    min_points: int, actor_cpus: float) -> np.ndarray:
+    """Layer means (N, S, D) of every row of ``table`` with a Ray Data actor."""
+    import ray  # lazy: ray
+
+    ds = ray.data.from_arrow(table).map_batches(
+        AstromerEmbedder, batch_format="numpy", batch_size=128,
+        fn_constructor_kwargs={"model": encoder, "random_init": random_init, "seed": seed,
+                               "min_points": min_points},
+        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=actor_cpus)
+    ds.context.enable_progress_bars = False
+    refs = ds.to_arrow_refs()
+    out = pa.concat_tables(ray.get(refs))
+    feats = read_embeddings(out, "layer_embeddings")
+    index = {oid: i for i, oid in enumerate(out.column("object_id").to_pylist())}
+    return feats[[index[o] for o in table.column("object_id").to_pylist()]]
 
 
 @dataclasses.dataclass

@@ -38,7 +38,7 @@ import torch
 
 from astroray.config import Config, check
 from astroray.data.registry import read_files
-from astroray.data.synthetic import _STAMP_SURVEYS, stamps
+from astroray.data.synthetic import STAMP_SURVEYS, stamps
 from astroray.infer.predictors import get_predictor
 from astroray.models.registry import get_config, list_models
 from astroray.models.stamps import StampClassifier, StampConfig
@@ -132,8 +132,8 @@ class DomainAdaptConfig(Config):
     def __post_init__(self) -> None:
 
         for name in ("source_survey", "target_survey"):
-            check(getattr(self, name) in _STAMP_SURVEYS, self, name, getattr(self, name),
-                  f"one of {sorted(_STAMP_SURVEYS)}")
+            check(getattr(self, name) in STAMP_SURVEYS, self, name, getattr(self, name),
+                  f"one of {sorted(STAMP_SURVEYS)}")
         check(self.target_survey != self.source_survey, self, "target_survey",
               self.target_survey, "a survey other than the source")
         for name in ("n_source_train", "n_source_val", "n_source_test", "n_target_pool",

@@ -26,10 +26,14 @@ Each encoder's masked-magnitude R^2 on the test objects' windows is reported bes
 What lives where: the protocol (the folds, the GRU baseline's training, the masked-R^2 column,
 the fine-tuning step, the driver :func:`classify` and its tables) is here. The settings
 (:class:`~astroray.train.classify.ClassifyConfig`, :class:`~astroray.train.ClassifyDataset`),
-the embedding of a table, the head's training and :func:`~astroray.train.classify.fit_classifier`
-/ :func:`~astroray.train.classify.save_classifier` stay in :mod:`astroray.train.classify`: the
-catalogue (``astroray infer`` trains a classifier from a ``ClassifyConfig``), the demo and the
-vision study use them, and library code never imports a study.
+the head's training (:func:`~astroray.train.classify.train_head`) and
+:func:`~astroray.train.classify.fit_classifier` / :func:`~astroray.train.classify.save_classifier`
+stay in :mod:`astroray.train.classify`: the catalogue (``astroray infer`` trains a classifier
+from a ``ClassifyConfig``) and the demo use them, and library code never imports a study. The
+embedding of a table is :func:`~astroray.infer.astromer.embed_table`; the imputation of missing
+per-band features and the lookup of published weights are the Astromer family's
+(:func:`~astroray.models.astromer.impute_embeddings`,
+:func:`~astroray.models.astromer.published_folder`).
 """
 
 from __future__ import annotations
@@ -49,21 +53,14 @@ from astroray.data._io import numpy_batch
 from astroray.data.windows import LightCurveWindows
 from astroray.eval.plots import plot_confusion_matrix
 from astroray.features import table_features
+from astroray.infer.astromer import embed_table
 from astroray.metrics import confusion_matrix, macro_f1
-from astroray.models.astromer import load_encoder, mask_inputs
+from astroray.models.astromer import impute_embeddings, load_encoder, mask_inputs, published_folder
 from astroray.models.baselines import make_baseline
 from astroray.runtime import init_ray
 from astroray.train._labelled import ClassifyDataset, fit_early_stopping, window_labelled
 from astroray.train.astromer import LC_COLUMNS, PretrainConfig, pretrain
-from astroray.train.classify import (
-    ClassifyConfig,
-    GRUClassifier,
-    _embed_table,
-    _impute,
-    _published_folder,
-    _train_head,
-    save_classifier,
-)
+from astroray.train.classify import ClassifyConfig, GRUClassifier, save_classifier, train_head
 from astroray.train.metrics import MaskedRegressionMeter, mean_spread
 
 __all__ = ["METHODS", "ClassifyConfig", "classify", "format_tables", "masked_r2"]
@@ -221,9 +218,9 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: ClassifyConfig,
     elif "published" in encoders:
         skipped["published_ft"] = "finetune_epochs is 0"
     t0 = time.perf_counter()
-    feats = {m: _embed_table(table, folder, random_init=rand, seed=cfg.seed,
-                             min_points=ds_cfg.min_points, actor_cpus=cfg.actor_cpus,
-                             embedding=cfg.embedding)
+    feats = {m: embed_table(table, folder, random_init=rand, seed=cfg.seed,
+                            min_points=ds_cfg.min_points, actor_cpus=cfg.actor_cpus,
+                            embedding=cfg.embedding)
              for m, (folder, rand) in encoders.items()}
     embed_seconds = time.perf_counter() - t0
     logger.info("%s: %d objects, %d windows embedded by %d encoders in %.0f s", ds_cfg.name,
@@ -265,8 +262,8 @@ def _evaluate_dataset(ds_cfg: ClassifyDataset, cfg: ClassifyConfig,
             seed = cfg.seed * 1000 + fold
             for method in (m for m in methods if m in feats):
                 t = time.perf_counter()
-                x = _impute(feats[method], np.concatenate([train, val]))
-                head = _train_head(x, y, train, val, len(classes), cfg, seed)
+                x = impute_embeddings(feats[method], np.concatenate([train, val]))
+                head = train_head(x, y, train, val, len(classes), cfg, seed)
                 with torch.no_grad():
                     pred = head(torch.from_numpy(x[test])).argmax(1).numpy()
                 scores[method].append(macro_f1(y[test], pred))
@@ -324,7 +321,7 @@ def classify(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
     pretrained = None
     encoders: dict[str, tuple[str, bool]] = {}
     unavailable: dict[str, str] = {}
-    published, why = _published_folder(config.published)
+    published, why = published_folder(config.published)
     if published is not None:
         encoders["published"] = (published, False)
     else:
@@ -334,7 +331,7 @@ def classify(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
         pretrained = pretrain(config.pretrain, out / "pretrain")
         own = pretrained["model"]["dir"]
     elif own is not None and not Path(own).is_dir():
-        folder, why = _published_folder(own)
+        folder, why = published_folder(own)
         if folder is None:
             raise FileNotFoundError(f"ClassifyConfig.encoder = {own!r}: no such model folder "
                                     f"({why})")

@@ -15,7 +15,8 @@ is recorded in the model's ``render.json``. With several ``seeds`` every seed
 draws its own object split, shared by the vision runs, the baselines and the optional Astromer
 classifier (a frozen published encoder + the papers' MLP), and the table reports the mean and
 spread of each method; what no seed changes (data, features, periods, embeddings) is computed
-once. The settings are :class:`~astroray.studies.finetune_vision_config.FinetuneConfig`.
+once (:mod:`astroray.studies.finetune_vision_data`). The settings are
+:class:`~astroray.studies.finetune_vision_config.FinetuneConfig`.
 """
 
 from __future__ import annotations
@@ -41,17 +42,13 @@ from astroray.eval import (
     plot_reliability,
     redshift_metrics,
 )
-from astroray.features import table_features
 from astroray.infer.vision import arrays_dataset, predict_arrays
-from astroray.models.astromer import AstromerClassifierHead
-from astroray.models.baselines import resample_spectra, run_baselines, spectrum_grid
+from astroray.models.astromer import AstromerClassifierHead, impute_embeddings
+from astroray.models.baselines import run_baselines
 from astroray.models.vision.processing import (
     LC_COLUMNS,
     SPECTRUM_COLUMNS,
-    light_curve_periods,
     prepare_arrays,
-    split_layout,
-    subclass_label,
     write_render_spec,
 )
 from astroray.render import LightCurveRenderConfig
@@ -60,11 +57,15 @@ from astroray.studies.finetune_vision_config import (
     FinetuneConfig,
     VisionDataset,
     label_grouping,
-    label_spelling,
+)
+from astroray.studies.finetune_vision_data import (
+    ASTROMER_MIN_POINTS,
+    period_key,
+    prepare_dataset,
+    stratified_split,
 )
 from astroray.train._labelled import fit_early_stopping
 from astroray.train.astromer import prepare_light_curves
-from astroray.train.classify import _embed_table, _impute, _published_folder
 from astroray.train.trainer import gpu_available
 from astroray.train.vision import VisionTrainConfig, fit_vision
 from astroray.uncertainty import reliability_curve, uncertainty_metrics
@@ -73,166 +74,6 @@ __all__ = ["ASTROMER_MIN_POINTS", "FinetuneConfig", "VisionDataset", "finetune",
            "label_grouping", "write_finetune_results"]
 
 logger = logging.getLogger(__name__)
-
-#: Fewest points of a band that Astromer embeds (jobs/classify_astromer.yaml's min_points).
-ASTROMER_MIN_POINTS = 5
-
-
-def _stratified_split(strata: np.ndarray, val_fraction: float, test_fraction: float,
-                      seed: int) -> np.ndarray:
-    """0 = train, 1 = val, 2 = test per object; every stratum in every split."""
-    rng = np.random.default_rng(seed)
-    split = np.zeros(strata.size, dtype=np.int8)
-    for s in np.unique(strata):
-        idx = rng.permutation(np.flatnonzero(strata == s))
-        n_test = max(1, int(round(test_fraction * idx.size)))
-        n_val = max(1, int(round(val_fraction * idx.size)))
-        split[idx[:n_test]] = 2
-        split[idx[n_test:n_test + n_val]] = 1
-    return split
-
-
-def _load_table(ds_cfg: VisionDataset, kind: str, workdir: Path) -> tuple[pa.Table | None, dict]:
-    """The data set's canonical table (the columns a vision model reads), ingested once."""
-    if not ds_cfg.paths and ds_cfg.synthetic is None and not any(
-            Path(p).exists() for p in ds_cfg.optional_paths):
-        return None, {"skipped": f"none of {list(ds_cfg.optional_paths)} is present"}
-    info = prepare_light_curves(ds_cfg.paths, ds_cfg.optional_paths, ds_cfg.synthetic, workdir)
-    wanted = SPECTRUM_COLUMNS if kind == "spectra" else LC_COLUMNS
-    tables = []
-    for folder in info["parquet"]:
-        t = pq.read_table(folder)
-        tables.append(t.select([c for c in wanted if c in t.column_names]))
-    table = pa.concat_tables(tables, promote_options="default")
-    return table, info
-
-
-def _labels(table: pa.Table, ds_cfg: VisionDataset, task: str) -> tuple[pa.Table, list, dict]:
-    """Rows kept (labelled, in the wanted classes, frequent enough) and their labels."""
-    if ds_cfg.grouping is not None:
-        mapping = label_grouping(ds_cfg.grouping)
-        column = "label_raw" if "label_raw" in table.column_names else "label"
-        raw = table.column(column).to_pylist()
-        labels = [mapping.get(label_spelling(v)) if v is not None else None for v in raw]
-    else:
-        raw = table.column("label").to_pylist()
-        labels = [ds_cfg.label_map.get(v, v) if v is not None else None for v in raw]
-    if task == "subclass":
-        subs = (table.column("subclass").to_pylist() if "subclass" in table.column_names
-                else [None] * len(labels))
-        labels = [subclass_label(v, s) for v, s in zip(labels, subs, strict=True)]
-    keep = np.array([v is not None and (ds_cfg.classes is None or v in ds_cfg.classes)
-                     for v in labels], dtype=bool)
-    if task == "redshift":
-        z = np.asarray(table.column("z").to_numpy(zero_copy_only=False), dtype=np.float64)
-        keep &= np.isfinite(z)
-    kept = [v for v, k in zip(labels, keep, strict=True) if k]
-    counts = {c: kept.count(c) for c in sorted(set(kept))}
-    rare = {c: n for c, n in counts.items() if n < ds_cfg.min_class_count}
-    keep &= np.array([v not in rare for v in labels], dtype=bool)
-    info = {"labelled": int(sum(v is not None for v in labels)), "rare_classes_dropped": rare}
-    rows = np.flatnonzero(keep)
-    return table.take(pa.array(rows)), [labels[i] for i in rows], info
-
-
-def _baseline_features(table: pa.Table, kind: str, bins: int,
-                       bands: list[str] | None) -> np.ndarray:
-    """The baselines' features: resampled flux (spectra) or light-curve features."""
-    if kind == "spectra":
-        cols = {c: table.column(c).to_pylist() for c in ("wavelength", "flux", "ivar", "mask")}
-        return resample_spectra(cols["wavelength"], cols["flux"], cols["ivar"], cols["mask"],
-                                edges=spectrum_grid(n_bins=bins))
-    feats, _ = table_features(table, bands=bands)
-    return feats
-
-
-def _prepare_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path) -> dict[str, Any]:
-    """Everything about a data set that no seed changes, computed once.
-
-    The table and labels, the fixed-size arrays, the baselines' features, the periods of every
-    folded layout (a periodogram per object) and the Astromer embeddings.
-    """
-    table, info = _load_table(ds_cfg, cfg.kind, out / "data" / ds_cfg.name)
-    if table is None or table.num_rows == 0:
-        return {"skipped": info.get("skipped", "no objects"), "data": info}
-    table, labels, label_info = _labels(table, ds_cfg, cfg.task)
-    info.update(label_info)
-    classes = sorted(set(labels))
-    if len(classes) < 2 and cfg.task != "redshift":
-        return {"skipped": f"fewer than two classes: {classes}", "data": info}
-    y_cls = np.array([classes.index(v) for v in labels], dtype=np.int64)
-    arrays, prep = prepare_arrays(table, cfg.kind, max_length=cfg.max_length,
-                                  bands=ds_cfg.bands)
-    z = (np.asarray(table.column("z").to_numpy(zero_copy_only=False), dtype=np.float64)
-         if cfg.task == "redshift" else None)
-    t0 = time.perf_counter()
-    feats = _baseline_features(table, cfg.kind, cfg.baseline_bins, prep.get("bands"))
-    feature_seconds = time.perf_counter() - t0
-    periods: dict[str, dict[str, Any]] = {}
-    for layout in cfg.layouts:
-        if cfg.kind != "lightcurves" or split_layout(layout)[1] == "none":
-            continue
-        render_cfg = cfg.render_config(layout)
-        key = _period_key(render_cfg)
-        if key not in periods:
-            t0 = time.perf_counter()
-            period, power = light_curve_periods(table, render_cfg)
-            periods[key] = {"period": period, "power": power,
-                            "info": _period_info(table, period, power,
-                                                 time.perf_counter() - t0)}
-            logger.info("%s: periods of %s: %s", ds_cfg.name, layout, periods[key]["info"])
-    astromer = None
-    if cfg.astromer is not None:
-        astromer = _astromer_embeddings(table, cfg)
-        logger.info("%s: Astromer embeddings: %s", ds_cfg.name,
-                    {k: v for k, v in astromer.items() if k != "x"})
-    return {"table": table, "classes": classes, "y": y_cls, "arrays": arrays, "prep": prep,
-            "info": info, "z": z, "features": feats, "feature_seconds": feature_seconds,
-            "periods": periods, "astromer": astromer}
-
-
-def _period_key(render_cfg: Any) -> str:
-    """What the periods of a folded picture depend on."""
-    return (f"{render_cfg.fold}/{render_cfg.period_fallback}/{render_cfg.min_period}/"
-            f"{render_cfg.max_period}")
-
-
-def _period_info(table: pa.Table, period: np.ndarray, power: np.ndarray,
-                 seconds: float) -> dict[str, Any]:
-    """How many objects fold, and how often a searched period matches the catalogue's."""
-    found = np.isfinite(period)
-    info: dict[str, Any] = {"objects": int(period.size), "folded": int(found.sum()),
-                            "searched": int(np.isfinite(power).sum()),
-                            "seconds": round(seconds, 2)}
-    if "period" in table.column_names:
-        known = np.array([np.nan if p is None else float(p)
-                          for p in table.column("period").to_pylist()])
-        both = found & np.isfinite(power) & np.isfinite(known) & (known > 0)
-        if both.any():
-            ratio = period[both] / known[both]
-            info["searched_with_catalogue"] = int(both.sum())
-            info["within_1pct_of_catalogue"] = round(float(np.mean(np.abs(ratio - 1) < 0.01)), 4)
-            info["within_1pct_of_catalogue_or_half_double"] = round(float(np.mean(
-                np.min(np.abs(ratio[:, None] * [1.0, 2.0, 0.5] - 1), axis=1) < 0.01)), 4)
-    return info
-
-
-def _astromer_embeddings(table: pa.Table, cfg: FinetuneConfig) -> dict[str, Any]:
-    """Frozen per-band Astromer layer means of every object (the classifier's input).
-
-    The encoder's windows and embeddings follow ``jobs/classify_astromer.py`` (the Astromer
-    papers' protocol): per-band layer means, concatenated over the bands (Astromer is a
-    single-band model).
-    """
-    folder, why = _published_folder(cfg.astromer)
-    if folder is None:
-        return {"skipped": why}
-    t0 = time.perf_counter()
-    x = _embed_table(table, folder, random_init=False, seed=0, min_points=ASTROMER_MIN_POINTS,
-                     actor_cpus=cfg.predict_cpus, embedding="band_concat")
-    return {"x": x, "encoder": folder, "seconds": round(time.perf_counter() - t0, 2),
-            "without_windows": int(np.isnan(x).all(axis=(1, 2)).sum())}
-
 
 
 def _astromer_row(x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
@@ -245,7 +86,7 @@ def _astromer_row(x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarr
     (checked every 20 steps, patience 10).
     """
     fit = np.concatenate([train, val])
-    x = _impute(x, fit)
+    x = impute_embeddings(x, fit)
     torch.manual_seed(cfg.seed)
     head = AstromerClassifierHead(x.shape[1], x.shape[2], n_classes)
     head.set_standardization(torch.from_numpy(x[fit].mean(axis=0)),
@@ -276,11 +117,11 @@ def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
     ``tag`` is appended to run, model and figure names (``-seed1``) when several seeds share
     ``out``.
     """
-    d = prepared if prepared is not None else _prepare_dataset(ds_cfg, cfg, out)
+    d = prepared if prepared is not None else prepare_dataset(ds_cfg, cfg, out)
     if "skipped" in d:
         return d
     classes, y_cls, prep, z = d["classes"], d["y"], d["prep"], d["z"]
-    split = _stratified_split(y_cls, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    split = stratified_split(y_cls, cfg.val_fraction, cfg.test_fraction, cfg.seed)
     train, val, test = (np.flatnonzero(split == s) for s in (0, 1, 2))
     regression = cfg.task == "redshift"
     if regression:
@@ -348,7 +189,7 @@ def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
             render_cfg = render_cfg.replace(bands=tuple(prep["bands"]))
             if render_cfg.folded:  # the periods found once, before any training step
                 run_arrays = {**arrays,
-                              "period": d["periods"][_period_key(render_cfg)]["period"]}
+                              "period": d["periods"][period_key(render_cfg)]["period"]}
         storage = out / "ray"
         storage.mkdir(parents=True, exist_ok=True)
         marker = storage / f".{run_name}.failure-injected"
@@ -510,7 +351,7 @@ def finetune(config: FinetuneConfig, out: str | Path) -> dict[str, Any]:
             else ("accuracy", "macro_f1"))
     for ds_cfg in config.datasets:
         started = time.perf_counter()
-        prepared = _prepare_dataset(ds_cfg, config, out)
+        prepared = prepare_dataset(ds_cfg, config, out)
         if "skipped" in prepared:
             res = prepared
         elif not config.seeds:

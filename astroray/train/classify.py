@@ -1,14 +1,18 @@
-"""Astromer classifiers: their settings, the embedding of a table, the head, fitting, saving.
+"""Astromer classifiers: their settings, the head, fitting, saving.
 
 A frozen encoder turns every light curve into the masked time-means of its input embedding
 and of every block output (averaged over the object's windows); a head learns softmax weights
 over these representations (the "weighted per-sample embedding") and an MLP (1024-512-256,
 ReLU, LayerNorm). :func:`fit_classifier` trains one such classifier on a labelled data set for
 catalogues and serving and saves it with :func:`save_classifier`; :class:`GRUClassifier` is
-the papers' no-pretraining baseline model.
+the papers' no-pretraining baseline model. The embedding of a table is
+:func:`astroray.infer.astromer.embed_table`; the imputation of missing per-band features and
+the lookup of published weights are the Astromer family's
+(:func:`~astroray.models.astromer.impute_embeddings`,
+:func:`~astroray.models.astromer.published_folder`).
 
 This is library code: ``astroray infer`` (a catalogue trains its classifier from a
-:class:`ClassifyConfig`), the demo and the vision study use it. The few-shot protocol built on
+:class:`ClassifyConfig`), and the demo use it. The few-shot protocol built on
 it (folds, baselines, tables: ``jobs/classify_astromer.py``) is the study
 :mod:`astroray.studies.few_shot`.
 """
@@ -26,16 +30,16 @@ import torch
 from torch import nn
 
 from astroray.config import Config, check, check_positive_ints
-from astroray.data._io import numpy_batch
-from astroray.infer.astromer import AstromerEmbedder
+from astroray.infer.astromer import embed_table
 from astroray.metrics import confusion_matrix, macro_f1, per_class_f1
 from astroray.models.astromer import (
     AstromerClassifier,
     AstromerClassifierHead,
+    impute_embeddings,
     load_encoder,
-    read_embeddings,
+    published_folder,
 )
-from astroray.models.astromer.published import PUBLISHED, available_published
+from astroray.models.astromer.published import PUBLISHED
 from astroray.models.card import CONFIDENCE_QUANTILE, light_curve_domain, write_model_card
 from astroray.runtime import init_ray
 from astroray.train._labelled import (
@@ -47,7 +51,7 @@ from astroray.train._labelled import (
 from astroray.train.astromer import PretrainConfig, pretrain
 
 __all__ = ["ClassifyConfig", "ClassifyDataset", "GRUClassifier", "fit_classifier",
-           "held_out_metrics", "save_classifier"]
+           "held_out_metrics", "save_classifier", "train_head"]
 
 HEAD_OPTIMIZERS = ("adamw", "adam")
 
@@ -233,9 +237,30 @@ class GRUClassifier(nn.Module):
         return self.out(self.norm(h[-1]))
 
 
-def _train_head(x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
-                num_classes: int, cfg: ClassifyConfig, seed: int) -> nn.Module:
+def train_head(x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
+               num_classes: int, cfg: ClassifyConfig, seed: int) -> nn.Module:
+    """Train the Astromer classifier head on frozen embeddings, with early stopping.
 
+    The head (:class:`~astroray.models.astromer.AstromerClassifierHead`: weighted per-sample
+    embedding and MLP) is fitted by cross-entropy on the ``train`` objects and stopped on the
+    loss of the ``val`` objects, with ``cfg``'s optimiser settings.
+
+    Args:
+        x: (N, S, D) embeddings of every object, finite (see
+            :func:`~astroray.models.astromer.impute_embeddings`).
+        y: (N,) class indices.
+        train: indices of the training objects.
+        val: indices of the validation objects (early stopping; with ``train`` they give the
+            standardisation statistics when ``cfg.standardize``).
+        num_classes: output classes.
+        cfg: the head's settings (``head_hidden``, ``head_dropout``, ``standardize``,
+            ``batch_size``, ``head_steps``, ``eval_every``, ``patience``, ``head_lr``,
+            ``head_optimizer``, ``head_weight_decay``).
+        seed: seed of the initialisation and of the batch order.
+
+    Returns:
+        The trained head (the state of the best validation loss).
+    """
     torch.manual_seed(seed)
     head = AstromerClassifierHead(x.shape[1], x.shape[2], num_classes, hidden=cfg.head_hidden,
                                   dropout=cfg.head_dropout)
@@ -262,79 +287,9 @@ def _train_head(x: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray
                                             if cfg.head_optimizer == "adamw" else 0.0))
 
 
-
-# ------------------------------------------------------------------------------------------
-# Data
-# ------------------------------------------------------------------------------------------
-
-
-def _embed_table(table: pa.Table, encoder: str, *, random_init: bool, seed: int,
-                 min_points: int, actor_cpus: float, embedding: str = "band_mean"
-                 ) -> np.ndarray:
-    """Layer means (N, S, D') of every row of ``table``, NaN where an object has no window.
-
-    ``band_mean`` runs one Ray Data actor over the table (as bulk embedding does); the
-    per-band modes embed the windows in this process and average them per object and band.
-    ``D'`` is ``D`` times the number of bands for ``band_concat``.
-    """
-    if embedding == "band_mean":
-        return _embed_with_ray(table, encoder, random_init=random_init, seed=seed,
-                               min_points=min_points, actor_cpus=actor_cpus)
-
-    embedder = AstromerEmbedder(encoder, random_init=random_init, seed=seed,
-                                min_points=min_points)
-    windows = embedder.windows(numpy_batch(table))
-    means = embedder.encode_windows(windows)  # (W, S, D)
-    bands = (sorted({str(b) for b in windows["band"]}) if embedding == "band_concat"
-             else [embedding.split(":", 1)[1]])
-    n, (_, s_, d) = table.num_rows, means.shape
-    out = np.full((n, s_, d * len(bands)), np.nan, dtype=np.float32)
-    band = np.asarray(windows["band"]).astype(str)
-    for k, b in enumerate(bands):
-        sel = band == b
-        rows = windows["row"][sel]
-        sums = np.zeros((n, s_, d))
-        np.add.at(sums, rows, means[sel])
-        counts = np.bincount(rows, minlength=n)
-        has = counts > 0
-        out[has, :, k * d:(k + 1) * d] = sums[has] / counts[has, None, None]
-    return out
-
-
-def _embed_with_ray(table: pa.Table, encoder: str, *, random_init: bool, seed: int,
-                    min_points: int, actor_cpus: float) -> np.ndarray:
-    """Layer means (N, S, D) of every row of ``table`` with a Ray Data actor."""
-    import ray  # lazy: ray
-
-    ds = ray.data.from_arrow(table).map_batches(
-        AstromerEmbedder, batch_format="numpy", batch_size=128,
-        fn_constructor_kwargs={"model": encoder, "random_init": random_init, "seed": seed,
-                               "min_points": min_points},
-        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=actor_cpus)
-    ds.context.enable_progress_bars = False
-    refs = ds.to_arrow_refs()
-    out = pa.concat_tables(ray.get(refs))
-    feats = read_embeddings(out, "layer_embeddings")
-    index = {oid: i for i, oid in enumerate(out.column("object_id").to_pylist())}
-    return feats[[index[o] for o in table.column("object_id").to_pylist()]]
-
-
-
-def _impute(x: np.ndarray, fit: np.ndarray) -> np.ndarray:
-    """Missing features (an object without a band) take the fitting objects' mean (0 if none)."""
-    if not np.isnan(x).any():
-        return x
-    with np.errstate(all="ignore"):
-        mean = np.nanmean(x[fit], axis=0)
-    mean = np.where(np.isfinite(mean), mean, 0.0)
-    return np.where(np.isnan(x), mean[None], x).astype(np.float32)
-
-
-
 # ------------------------------------------------------------------------------------------
 # Fitting and saving
 # ------------------------------------------------------------------------------------------
-
 
 
 def save_classifier(encoder: str, head: nn.Module, classes: list[str], path: str | Path, *,
@@ -351,23 +306,6 @@ def save_classifier(encoder: str, head: nn.Module, classes: list[str], path: str
     model = AstromerClassifier.from_parts(load_encoder(encoder), head, classes,
                                           min_points=min_points, bands=bands)
     return model.save_pretrained(path)
-
-
-def _published_folder(name: str | None) -> tuple[str | None, str | None]:
-    """(converted folder, None) of published weights, or (None, why not)."""
-    if name is None:
-        return None, "no published weights asked for (published: null)"
-    if Path(name).is_dir():
-        return str(name), None
-
-    if name not in PUBLISHED:
-        return None, f"{name!r} is neither a model folder nor published weights"
-    folder = available_published(name)
-    if folder is None:
-        return None, (f"the published weights {name!r} are not available here (no cache, no "
-                      f"local copy; set {PUBLISHED[name].env_var})")
-    return str(folder), None
-
 
 
 def fit_classifier(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
@@ -387,7 +325,7 @@ def fit_classifier(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
     pretrained, encoder = None, config.encoder
     source = "given"
     if encoder is not None and not Path(encoder).is_dir():
-        folder, why = _published_folder(encoder)
+        folder, why = published_folder(encoder)
         if folder is not None:
             print(f"encoder: the published {encoder} weights ({folder})")
             source = f"published {encoder}"
@@ -409,9 +347,9 @@ def fit_classifier(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
         raise ValueError(f"ClassifyDataset {ds_cfg.name!r}: no labelled objects ({info})")
     classes = sorted(set(table.column("label").to_pylist()))
     y = np.array([classes.index(v) for v in table.column("label").to_pylist()], np.int64)
-    feats = _embed_table(table, encoder, random_init=False, seed=config.seed,
-                         min_points=ds_cfg.min_points, actor_cpus=config.actor_cpus,
-                         embedding=config.embedding)
+    feats = embed_table(table, encoder, random_init=False, seed=config.seed,
+                        min_points=ds_cfg.min_points, actor_cpus=config.actor_cpus,
+                        embedding=config.embedding)
     usable = np.flatnonzero(np.isfinite(feats).any(axis=(1, 2)))  # objects with windows
     rng = np.random.default_rng(ds_cfg.seed)
     test = usable[stratified_test(y[usable], ds_cfg.test_fraction, ds_cfg.test_per_class,
@@ -419,8 +357,8 @@ def fit_classifier(config: ClassifyConfig, out: str | Path) -> dict[str, Any]:
     rest = rng.permutation(np.setdiff1d(usable, test))
     val = rest[stratified_test(y[rest], config.val_fraction, None, rng)]
     train = np.setdiff1d(rest, val)
-    feats = _impute(feats, np.concatenate([train, val]))
-    head = _train_head(feats, y, train, val, len(classes), config, config.seed)
+    feats = impute_embeddings(feats, np.concatenate([train, val]))
+    head = train_head(feats, y, train, val, len(classes), config, config.seed)
     with torch.no_grad():
         pred = head(torch.from_numpy(feats[test])).argmax(1).numpy()
     path = save_classifier(encoder, head, classes, out / "model", min_points=ds_cfg.min_points,

@@ -291,14 +291,14 @@ def test_cuda_matches_cpu():
 
 def test_float_channel_path_equals_the_int16_one(monkeypatch):
     """Accelerators composite in float32; it must give the CPU int16 path's pixels exactly."""
-    import astroray.render.lightcurves as lc
+    import astroray.render._composite as composite
 
     t, v, e, b = _lists(_batch(6, seed=7))
     for layout in ("overlay", "grid"):
         cfg = LightCurveRenderConfig(bands=BANDS, layout=layout)
         fixed = render_light_curves(t, v, e, b, config=cfg)
-        monkeypatch.setattr(lc, "_INT16_CHANNELS", False)
+        monkeypatch.setattr(composite, "_INT16_CHANNELS", False)
         floating = render_light_curves(t, v, e, b, config=cfg)
-        monkeypatch.setattr(lc, "_INT16_CHANNELS", True)
+        monkeypatch.setattr(composite, "_INT16_CHANNELS", True)
         assert torch.equal(fixed, floating), layout
         assert fixed.float().mean() > 150  # mostly white background, as matplotlib's

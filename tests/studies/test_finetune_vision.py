@@ -12,17 +12,16 @@ from astroray.models import load_model
 from astroray.studies.finetune_vision import (
     FinetuneConfig,
     VisionDataset,
-    _labels,
-    _stratified_split,
     finetune,
     label_grouping,
     write_finetune_results,
 )
+from astroray.studies.finetune_vision_data import _labels, stratified_split
 
 
 def test_stratified_split():
     strata = np.repeat(np.arange(3), [50, 20, 10])
-    split = _stratified_split(strata, 0.15, 0.2, seed=0)
+    split = stratified_split(strata, 0.15, 0.2, seed=0)
     for s in range(3):
         counts = np.bincount(split[strata == s], minlength=3)
         assert (counts > 0).all()

@@ -13,8 +13,9 @@ from astroray.config import ConfigError
 from astroray.data._io import numpy_batch
 from astroray.data.synthetic import periodic_variables
 from astroray.data.windows import LightCurveWindows
-from astroray.infer.astromer import AstromerEmbedder
+from astroray.infer.astromer import AstromerEmbedder, embed_table
 from astroray.models import create_model
+from astroray.models.astromer import impute_embeddings, published_folder
 
 # The library module and the few-shot study built on it.
 C = importlib.import_module("astroray.train.classify")
@@ -36,10 +37,10 @@ def test_per_band_embeddings_against_the_window_means(tiny_dir):
     embedder = AstromerEmbedder(tiny_dir, min_points=5)
     w = embedder.windows(numpy_batch(table))
     means = embedder.encode_windows(w)  # (W, S, D), independent of the aggregation below
-    one = C._embed_table(table, tiny_dir, random_init=False, seed=0, min_points=5,
-                         actor_cpus=1.0, embedding="band:R")
-    both = C._embed_table(table, tiny_dir, random_init=False, seed=0, min_points=5,
-                          actor_cpus=1.0, embedding="band_concat")
+    one = embed_table(table, tiny_dir, random_init=False, seed=0, min_points=5,
+                      actor_cpus=1.0, embedding="band:R")
+    both = embed_table(table, tiny_dir, random_init=False, seed=0, min_points=5,
+                       actor_cpus=1.0, embedding="band_concat")
     d = means.shape[2]
     for row in range(table.num_rows):
         for k, band in enumerate(["B", "R"]):
@@ -52,7 +53,7 @@ def test_per_band_embeddings_against_the_window_means(tiny_dir):
     table = table.slice(0, 2)
     x = both[:2].copy()
     x[1, :, :d] = np.nan
-    filled = C._impute(x, np.array([0]))
+    filled = impute_embeddings(x, np.array([0]))
     np.testing.assert_allclose(filled[1, :, :d], x[0, :, :d])
 
 
@@ -95,10 +96,10 @@ def test_published_lookup_names_why_it_is_unavailable(monkeypatch, tmp_path):
 
     monkeypatch.setenv("ASTRORAY_CACHE", str(tmp_path))
     monkeypatch.setattr(published, "find_source", lambda name, source=None: None)
-    folder, why = C._published_folder("astromer1-macho")
+    folder, why = published_folder("astromer1-macho")
     assert folder is None and "ASTRORAY_ASTROMER1_MACHO" in why
-    assert C._published_folder(None)[0] is None
-    assert "neither" in C._published_folder("nope")[1]
+    assert published_folder(None)[0] is None
+    assert "neither" in published_folder("nope")[1]
 
 
 def test_pretraining_recipe_beats_the_window_mean():

@@ -1,7 +1,7 @@
 """What the survey writers share: chunked input, survey ids, units, CSV lines, FITS blocks.
 
 Each format's writer sits beside its reader in :mod:`astroray.data.readers` and is registered
-with :func:`~astroray.data.registry.register_writer`. Each writer takes a canonical table (or an
+with :func:`~astroray.data.formats.register_writer`. Each writer takes a canonical table (or an
 iterable of tables, written one after another, so that a large synthetic survey is written
 chunk by chunk) and an output folder, writes files laid out like the survey's own (column names
 and dtypes, FITS HDUs and header cards, the Avro schema), and returns the paths it wrote. A

@@ -26,6 +26,14 @@ import pandas as pd
 import pyarrow as pa
 
 from astroray.data import _io
+from astroray.data.formats import (
+    FileHead,
+    ReadFailure,
+    ReadOptions,
+    ReadUnit,
+    register_reader,
+    register_writer,
+)
 from astroray.data.readers._common import (
     NJY_ZEROPOINT,
     ZTF_FID_BANDS,
@@ -44,14 +52,6 @@ from astroray.data.readers._writing import (
     _sky_position,
     _tables,
     _ztf_ids,
-)
-from astroray.data.registry import (
-    FileHead,
-    ReadFailure,
-    ReadOptions,
-    ReadUnit,
-    register_reader,
-    register_writer,
 )
 from astroray.data.schema import LIGHT_CURVE_SCHEMA
 

@@ -37,6 +37,14 @@ import pandas as pd
 import pyarrow as pa
 
 from astroray.data import _io
+from astroray.data.formats import (
+    FileHead,
+    ReadFailure,
+    ReadOptions,
+    ReadUnit,
+    register_reader,
+    register_writer,
+)
 from astroray.data.readers._common import clean_light_curve, light_curve_record
 from astroray.data.readers._writing import (
     _LABELS,
@@ -54,14 +62,6 @@ from astroray.data.readers._writing import (
     _tables,
     _UniqueIds,
     _write_label_table,
-)
-from astroray.data.registry import (
-    FileHead,
-    ReadFailure,
-    ReadOptions,
-    ReadUnit,
-    register_reader,
-    register_writer,
 )
 
 UJY_TO_NJY = 1000.0

@@ -31,6 +31,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from astroray.data import _io
+from astroray.data.formats import (
+    FileHead,
+    ReadFailure,
+    ReadOptions,
+    ReadUnit,
+    register_reader,
+    register_writer,
+)
 from astroray.data.readers._common import (
     JD_OFFSET,
     ZTF_BAND_ALIASES,
@@ -48,14 +56,6 @@ from astroray.data.readers._writing import (
     _safe_name,
     _tables,
     _write_label_table,
-)
-from astroray.data.registry import (
-    FileHead,
-    ReadFailure,
-    ReadOptions,
-    ReadUnit,
-    register_reader,
-    register_writer,
 )
 
 TIME_MJD = ("time", "mjd", "MJD", "t")

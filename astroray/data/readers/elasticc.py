@@ -32,6 +32,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from astroray.data import _io
+from astroray.data.formats import (
+    FileHead,
+    ReadFailure,
+    ReadOptions,
+    ReadUnit,
+    register_reader,
+    register_writer,
+)
 from astroray.data.readers._common import (
     NJY_ZEROPOINT,
     clean_light_curve,
@@ -45,14 +53,6 @@ from astroray.data.readers._writing import (
     _curves,
     _folder,
     _tables,
-)
-from astroray.data.registry import (
-    FileHead,
-    ReadFailure,
-    ReadOptions,
-    ReadUnit,
-    register_reader,
-    register_writer,
 )
 
 SNANA_ZEROPOINT = 27.5

@@ -23,6 +23,14 @@ import numpy as np
 from astropy.io import fits
 
 from astroray.data import _io
+from astroray.data.formats import (
+    FileHead,
+    ReadFailure,
+    ReadOptions,
+    ReadUnit,
+    register_reader,
+    register_writer,
+)
 from astroray.data.readers._common import (
     air_to_vacuum,
     clean_spectrum,
@@ -45,14 +53,6 @@ from astroray.data.readers._writing import (
     _tables,
     _UniqueIds,
     _write_label_table,
-)
-from astroray.data.registry import (
-    FileHead,
-    ReadFailure,
-    ReadOptions,
-    ReadUnit,
-    register_reader,
-    register_writer,
 )
 
 _SENTINEL = -9000.0

@@ -26,6 +26,14 @@ from typing import Any
 import numpy as np
 
 from astroray.data import _io
+from astroray.data.formats import (
+    FileHead,
+    ReadFailure,
+    ReadOptions,
+    ReadUnit,
+    register_reader,
+    register_writer,
+)
 from astroray.data.readers._common import clean_light_curve, light_curve_record, sentinel_points
 from astroray.data.readers._writing import (
     _LABELS,
@@ -40,14 +48,6 @@ from astroray.data.readers._writing import (
     _tables,
     _UniqueIds,
     _write_label_table,
-)
-from astroray.data.registry import (
-    FileHead,
-    ReadFailure,
-    ReadOptions,
-    ReadUnit,
-    register_reader,
-    register_writer,
 )
 
 _NAME = re.compile(r"^(?:lc_)?(?P<oid>\d+\.\d+\.\d+)\.(?P<band>[A-Za-z]+)\.mjd$")

@@ -36,6 +36,14 @@ from typing import Any
 import numpy as np
 
 from astroray.data import _io
+from astroray.data.formats import (
+    FileHead,
+    ReadFailure,
+    ReadOptions,
+    ReadUnit,
+    register_reader,
+    register_writer,
+)
 from astroray.data.labels import OGLE_ID
 from astroray.data.readers._common import clean_light_curve, light_curve_record, sentinel_points
 from astroray.data.readers._writing import (
@@ -53,14 +61,6 @@ from astroray.data.readers._writing import (
     _tables,
     _UniqueIds,
     _write_label_table,
-)
-from astroray.data.registry import (
-    FileHead,
-    ReadFailure,
-    ReadOptions,
-    ReadUnit,
-    register_reader,
-    register_writer,
 )
 
 #: HJD - 2450000 -> MJD.

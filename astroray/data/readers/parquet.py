@@ -16,18 +16,18 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from astroray.data import _io
-from astroray.data.readers._writing import (
-    Tables,
-    _folder,
-    _tables,
-)
-from astroray.data.registry import (
+from astroray.data.formats import (
     FileHead,
     ReadFailure,
     ReadOptions,
     ReadUnit,
     register_reader,
     register_writer,
+)
+from astroray.data.readers._writing import (
+    Tables,
+    _folder,
+    _tables,
 )
 from astroray.data.schema import SchemaError, conform
 

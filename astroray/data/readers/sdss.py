@@ -17,6 +17,14 @@ from typing import Any
 import numpy as np
 
 from astroray.data import _io
+from astroray.data.formats import (
+    FileHead,
+    ReadFailure,
+    ReadOptions,
+    ReadUnit,
+    register_reader,
+    register_writer,
+)
 from astroray.data.readers._common import (
     clean_spectrum,
     fits_column,
@@ -38,14 +46,6 @@ from astroray.data.readers._writing import (
     _tables,
     _UniqueIds,
     _write_label_table,
-)
-from astroray.data.registry import (
-    FileHead,
-    ReadFailure,
-    ReadOptions,
-    ReadUnit,
-    register_reader,
-    register_writer,
 )
 
 FLUX_UNIT = "1e-17 erg / (s cm2 Angstrom)"

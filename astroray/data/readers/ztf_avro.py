@@ -36,6 +36,14 @@ from astropy.io import fits
 from astropy.io.fits.verify import VerifyWarning
 
 from astroray.data import _io
+from astroray.data.formats import (
+    FileHead,
+    ReadFailure,
+    ReadOptions,
+    ReadUnit,
+    register_reader,
+    register_writer,
+)
 from astroray.data.readers._common import (
     JD_OFFSET,
     NJY_ZEROPOINT,
@@ -56,14 +64,6 @@ from astroray.data.readers._writing import (
     _tables,
     _write_label_table,
     _ztf_ids,
-)
-from astroray.data.registry import (
-    FileHead,
-    ReadFailure,
-    ReadOptions,
-    ReadUnit,
-    register_reader,
-    register_writer,
 )
 
 CUTOUTS = {"science": "cutoutScience", "reference": "cutoutTemplate",

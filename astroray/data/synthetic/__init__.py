@@ -30,10 +30,7 @@ the source, and it spells its classes canonically.
 from astroray.data.synthetic.periodic import PERIODIC_CLASSES, periodic_variables
 from astroray.data.synthetic.sn_series import sn_spectral_series
 from astroray.data.synthetic.spectrum import SPECTRUM_CLASSES, spectra
-
-# _STAMP_SURVEYS: re-exported for astroray.train.domain.
-from astroray.data.synthetic.stamp import _STAMP_SURVEYS as _STAMP_SURVEYS
-from astroray.data.synthetic.stamp import stamps
+from astroray.data.synthetic.stamp import STAMP_SURVEYS, stamps
 from astroray.data.synthetic.survey import (
     DONE,
     SURVEY_FORMATS,
@@ -47,6 +44,7 @@ __all__ = [
     "DONE",
     "PERIODIC_CLASSES",
     "SPECTRUM_CLASSES",
+    "STAMP_SURVEYS",
     "SURVEY_FORMATS",
     "SyntheticSurveyConfig",
     "TRANSIENT_CLASSES",

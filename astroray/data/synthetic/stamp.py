@@ -23,7 +23,7 @@ from astroray.data.synthetic._common import (
     _table,
 )
 
-__all__ = ["stamps"]
+__all__ = ["STAMP_SURVEYS", "stamps"]
 
 _STAMP_SURVEYS: dict[str, dict[str, Any]] = {
     # A deep survey with a wide Moffat PSF, fine pixels and small stamps.
@@ -35,6 +35,8 @@ _STAMP_SURVEYS: dict[str, dict[str, Any]] = {
               sky=(120.0, 350.0), gain=6.2, read_noise=8.0, saturation=50000.0,
               zero_point=26.2, ref_depth=(10.0, 20.0), mag=(17.0, 20.5)),
 }
+#: Names of the synthetic stamp surveys (the ``survey`` of :func:`stamps`).
+STAMP_SURVEYS: tuple[str, ...] = tuple(_STAMP_SURVEYS)
 _BOGUS_TYPES = ("cosmic_ray", "hot_pixel", "bad_column", "dipole", "psf_mismatch", "noise")
 _BOGUS_WEIGHTS = (0.25, 0.1, 0.1, 0.2, 0.15, 0.2)
 

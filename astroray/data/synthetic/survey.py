@@ -1,7 +1,7 @@
 """Synthetic surveys on disk: the settings, and writing a kind in a real survey format.
 
 :func:`make_survey` generates a kind in chunks and writes it with the writer registered for the
-format (:func:`astroray.data.registry.get_writer`, beside the format's reader), so that a
+format (:func:`astroray.data.formats.get_writer`, beside the format's reader), so that a
 synthetic catalogue is ingested exactly like a real one; :func:`generate_survey` does so once
 into a folder, finished by the marker :data:`DONE`. The formats a kind can be written in
 (:data:`SURVEY_FORMATS`) are read from the registered writers.
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from astroray.config import Config, check
-from astroray.data.registry import get_writer, list_writers
+from astroray.data.formats import get_writer, list_writers
 from astroray.data.synthetic._common import (
     _chunked,
 )

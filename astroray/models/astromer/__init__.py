@@ -23,8 +23,13 @@ from astroray.models.astromer.model import (
     masked_rmse,
     sinusoidal_frequencies,
 )
-from astroray.models.astromer.processing import Float32Windows, load_encoder, read_embeddings
-from astroray.models.astromer.published import PUBLISHED, resolve_published
+from astroray.models.astromer.processing import (
+    Float32Windows,
+    impute_embeddings,
+    load_encoder,
+    read_embeddings,
+)
+from astroray.models.astromer.published import PUBLISHED, published_folder, resolve_published
 from astroray.models.registry import register_family, register_model, register_published
 
 _TINY = {"num_layers": 2, "num_heads": 2, "head_dim": 8, "ffn_dim": 16}
@@ -53,11 +58,13 @@ __all__ = [
     "TimeEncoding",
     "WeightedEmbedding",
     "error_weights",
+    "impute_embeddings",
     "layer_means",
     "load_encoder",
     "mask_inputs",
     "masked_mean",
     "masked_rmse",
+    "published_folder",
     "read_embeddings",
     "sinusoidal_frequencies",
 ]

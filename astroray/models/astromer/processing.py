@@ -6,7 +6,9 @@ inference and the anomaly detector's inputs share one implementation:
 * :func:`load_encoder`: an Astromer from a saved folder, a published name or a registry name;
 * :class:`Float32Windows`: the sequential windows inference feeds the encoder, without the
   objects float32 cannot hold;
-* :func:`read_embeddings`: an embeddings column of the embedder's output as numpy.
+* :func:`read_embeddings`: an embeddings column of the embedder's output as numpy;
+* :func:`impute_embeddings`: the fitting objects' mean in place of missing embedding features
+  (an object without a band), before a classifier reads them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from astroray.models._pretrained import read_config_json
 from astroray.models.astromer.model import Astromer
 from astroray.models.registry import create_model, list_published, load_model, resolve_model_path
 
-__all__ = ["Float32Windows", "load_encoder", "read_embeddings"]
+__all__ = ["Float32Windows", "impute_embeddings", "load_encoder", "read_embeddings"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,3 +124,26 @@ def read_embeddings(table: pa.Table, column: str = "layer_embeddings") -> np.nda
     valid = ~np.asarray(col.is_null())
     out[valid] = col.filter(pa.array(valid)).flatten().to_numpy(zero_copy_only=False).reshape(-1, d)
     return out
+
+
+def impute_embeddings(x: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    """Missing features (an object without a band) take the fitting objects' mean (0 if none).
+
+    Per-band embeddings (``band_concat``) leave NaN where an object has no window of a band;
+    a classifier needs finite inputs, and the mean of the objects it is fitted on leaks nothing
+    from the held-out ones.
+
+    Args:
+        x: embeddings, (N, ...) float, NaN where missing.
+        fit: indices of the fitting (training and validation) objects.
+
+    Returns:
+        ``x`` itself when nothing is missing, else a float32 copy with every NaN replaced by
+        the mean of that feature over ``fit`` (0 where no fitting object has it).
+    """
+    if not np.isnan(x).any():
+        return x
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(x[fit], axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    return np.where(np.isnan(x), mean[None], x).astype(np.float32)

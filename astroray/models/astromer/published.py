@@ -30,7 +30,7 @@ from pathlib import Path
 from astroray.models.astromer.convert import convert_astromer1
 
 __all__ = ["PUBLISHED", "PublishedWeights", "available_published", "cache_dir", "find_source",
-           "resolve_published"]
+           "published_folder", "resolve_published"]
 
 logger = logging.getLogger(__name__)
 
@@ -175,3 +175,31 @@ def available_published(name: str) -> Path | None:
     if (cache_dir() / name / "model.safetensors").is_file() or find_source(name) is not None:
         return resolve_published(name)
     return None
+
+
+def published_folder(name: str | None) -> tuple[str | None, str | None]:
+    """The folder of an encoder given as a model folder or published weights, or why none.
+
+    Never downloads and never raises for weights that are not here: a caller reports the
+    reason and skips a row (or falls back, e.g. to pretraining on the spot).
+
+    Args:
+        name: a model folder, the name of published weights (a key of :data:`PUBLISHED`,
+            ``astromer1-macho``), or None (none asked for).
+
+    Returns:
+        ``(folder, None)``: the model folder, or the converted folder of the published
+        weights; or ``(None, why not)``.
+    """
+    if name is None:
+        return None, "no published weights asked for (published: null)"
+    if Path(name).is_dir():
+        return str(name), None
+
+    if name not in PUBLISHED:
+        return None, f"{name!r} is neither a model folder nor published weights"
+    folder = available_published(name)
+    if folder is None:
+        return None, (f"the published weights {name!r} are not available here (no cache, no "
+                      f"local copy; set {PUBLISHED[name].env_var})")
+    return str(folder), None
