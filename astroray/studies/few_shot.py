@@ -58,9 +58,9 @@ from astroray.metrics import confusion_matrix, macro_f1
 from astroray.models.astromer import impute_embeddings, load_encoder, mask_inputs, published_folder
 from astroray.models.baselines import make_baseline
 from astroray.runtime import init_ray
-from astroray.train._labelled import ClassifyDataset, fit_early_stopping, window_labelled
 from astroray.train.astromer import LC_COLUMNS, PretrainConfig, pretrain
 from astroray.train.classify import ClassifyConfig, GRUClassifier, save_classifier, train_head
+from astroray.train.labelled import ClassifyDataset, fit_early_stopping, window_labelled
 from astroray.train.metrics import MaskedRegressionMeter, mean_spread
 
 __all__ = ["METHODS", "ClassifyConfig", "classify", "format_tables", "masked_r2"]

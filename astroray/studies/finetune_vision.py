@@ -64,8 +64,8 @@ from astroray.studies.finetune_vision_data import (
     prepare_dataset,
     stratified_split,
 )
-from astroray.train._labelled import fit_early_stopping
 from astroray.train.astromer import prepare_light_curves
+from astroray.train.labelled import fit_early_stopping
 from astroray.train.trainer import gpu_available
 from astroray.train.vision import VisionTrainConfig, fit_vision
 from astroray.uncertainty import reliability_curve, uncertainty_metrics
@@ -224,7 +224,7 @@ def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
         train_seconds = time.perf_counter() - started
         pred, per_second, samples = predict_arrays(
             str(model_dir), run_arrays, test, cfg.kind, render_cfg.to_dict(),
-            batch_size=cfg.eval_batch_size, num_cpus=cfg.predict_cpus, use_gpu=use_gpu)
+            batch_size=cfg.eval_batch_size, num_cpus=cfg.actor_cpus, use_gpu=use_gpu)
         figure = None
         name = f"{ds_cfg.name}_{slug}{tag}"
         if regression:
@@ -281,7 +281,7 @@ def _apply(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path, model_dir: str
                                bands=tuple(render["bands"]) if render.get("bands") else None,
                                render=render_cfg)
     pred, _, _ = predict_arrays(model_dir, arrays, np.arange(table.num_rows), cfg.kind, render,
-                                batch_size=cfg.eval_batch_size, num_cpus=cfg.predict_cpus,
+                                batch_size=cfg.eval_batch_size, num_cpus=cfg.actor_cpus,
                                 use_gpu=use_gpu)
     rows = []
     names = table.column_names

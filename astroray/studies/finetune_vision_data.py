@@ -227,6 +227,6 @@ def _astromer_embeddings(table: pa.Table, cfg: FinetuneConfig) -> dict[str, Any]
         return {"skipped": why}
     t0 = time.perf_counter()
     x = embed_table(table, folder, random_init=False, seed=0, min_points=ASTROMER_MIN_POINTS,
-                    actor_cpus=cfg.predict_cpus, embedding="band_concat")
+                    actor_cpus=cfg.actor_cpus, embedding="band_concat")
     return {"x": x, "encoder": folder, "seconds": round(time.perf_counter() - t0, 2),
             "without_windows": int(np.isnan(x).all(axis=(1, 2)).sum())}

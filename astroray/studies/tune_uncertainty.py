@@ -33,7 +33,7 @@ from astroray.studies.uncertainty import (
     _split,
     _train_model,
 )
-from astroray.train._labelled import window_labelled
+from astroray.train.labelled import window_labelled
 from astroray.train.sweep import asha_sweep, check_sweep_settings, load_base
 from astroray.uncertainty import uncertainty_metrics
 from astroray.uncertainty.sampling import sample_object_probs

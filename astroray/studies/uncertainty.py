@@ -39,14 +39,14 @@ from astroray.config import Config, check, check_positive_ints
 from astroray.eval.plots import plot_reliability
 from astroray.models.astromer import AstromerClassifier, AstromerClassifierConfig, load_encoder
 from astroray.runtime import init_ray
-from astroray.train._labelled import (
+from astroray.train.astromer import PretrainConfig, pretrain
+from astroray.train.classify import check_encoder_and_datasets
+from astroray.train.labelled import (
     ClassifyDataset,
     LabelledWindows,
     fit_early_stopping,
     window_labelled,
 )
-from astroray.train.astromer import PretrainConfig, pretrain
-from astroray.train.classify import check_encoder_and_datasets
 from astroray.train.metrics import mean_spread
 from astroray.uncertainty import fit_centroids, reliability_curve, uncertainty_metrics
 from astroray.uncertainty.sampling import object_logits, sample_object_probs

@@ -42,13 +42,13 @@ from astroray.models.astromer import (
 from astroray.models.astromer.published import PUBLISHED
 from astroray.models.card import CONFIDENCE_QUANTILE, light_curve_domain, write_model_card
 from astroray.runtime import init_ray
-from astroray.train._labelled import (
+from astroray.train.astromer import PretrainConfig, pretrain
+from astroray.train.labelled import (
     ClassifyDataset,
     fit_early_stopping,
     load_labelled,
     stratified_test,
 )
-from astroray.train.astromer import PretrainConfig, pretrain
 
 __all__ = ["ClassifyConfig", "ClassifyDataset", "GRUClassifier", "fit_classifier",
            "held_out_metrics", "save_classifier", "train_head"]

@@ -11,8 +11,8 @@ from torch import nn
 
 from astroray.data.synthetic import SyntheticSurveyConfig, make_survey
 from astroray.models import create_model
-from astroray.train._labelled import fit_early_stopping, stratified_test, window_labelled
 from astroray.train.classify import ClassifyDataset
+from astroray.train.labelled import fit_early_stopping, stratified_test, window_labelled
 
 
 def test_window_labelled_keeps_every_usable_object_once(ray_session, tmp_path):
