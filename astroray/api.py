@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from astroray.data._io import numpy_batch
+from astroray.data.fileio import numpy_batch
 from astroray.data.registry import read_files
 from astroray.data.schema import ERROR_SCHEMA, conform, error_table
 from astroray.infer.catalogue import PredictBatch

@@ -37,7 +37,8 @@ def _survey(objects_per_class: int, seed: int):
 
 def _layer_means(model: str, table, *, random_init: bool, seed: int) -> np.ndarray:
     """Per-object masked time-means of every representation, (N, S, D)."""
-    from astroray.data._io import numpy_batch
+    from astroray.data.files import numpy_batch
+
     from astroray.infer.astromer import AstromerEmbedder
     from astroray.models.astromer import read_embeddings
 

@@ -60,7 +60,8 @@ def _model(folder: Path, size: str) -> Path:
 
 def _plain_loop(model_dir: Path, data: Path, batch_size: int) -> tuple[int, float]:
     """Read every file, predict batch by batch, in this process; objects and seconds."""
-    from astroray.data._io import numpy_batch
+    from astroray.data.files import numpy_batch
+
     from astroray.data.registry import iter_blocks, plan_read
     from astroray.infer.predictors import get_predictor
 

@@ -69,9 +69,9 @@ def _bodies(n: int, points: tuple[int, int], seed: int) -> list[bytes]:
 
 def plain_app(model_dir: str, torch_threads: int, device: str = "cpu"):
     """The baseline: FastAPI calling the predictor once per request (no batching)."""
+    from astroray.data.files import numpy_batch
     from fastapi import FastAPI
 
-    from astroray.data._io import numpy_batch
     from astroray.data.schema import table_from_records
     from astroray.infer.predictors import get_predictor, model_hash
     from astroray.serve.app import model_results

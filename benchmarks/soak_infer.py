@@ -75,7 +75,8 @@ def _part(n: int, folder: Path, index: int, per_file: int) -> list[str]:
 def _plain_loop(model_dir: Path, files: list[Path], limit: int, batch_size: int
                 ) -> tuple[int, float]:
     """Objects and seconds of reading and predicting up to ``limit`` objects in process."""
-    from astroray.data._io import numpy_batch
+    from astroray.data.files import numpy_batch
+
     from astroray.data.registry import iter_blocks, plan_read
     from astroray.infer.predictors import get_predictor
 

@@ -23,7 +23,7 @@ import ray.data
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-from astroray.data import _io
+from astroray.data import fileio
 from astroray.data.registry import ReadOptions, ReadPlan, ReadUnit, iter_blocks, plan_read
 from astroray.data.schema import ERROR_SCHEMA, KINDS, error_table
 
@@ -46,7 +46,7 @@ BLOCK_RECORDS = 1000
 
 def write_errors(errors: pa.Table, errors_dir: str, name: str) -> str:
     """Write an errors table atomically as ``errors_dir/name``; returns its path."""
-    fs, inner = _io.resolve(errors_dir)
+    fs, inner = fileio.resolve(errors_dir)
     fs.create_dir(inner, recursive=True)
     final = f"{inner.rstrip('/')}/{name}"
     tmp = f"{inner.rstrip('/')}/.{name}.{uuid.uuid4().hex}.tmp"
@@ -105,7 +105,7 @@ class SurveyDatasource(Datasource):
         self._kind = kind
         self._errors_dir = errors_dir
         self._options = options or ReadOptions()
-        self._sizes = [sum(_io.file_size(p) for p in u.paths) for u in self._units]
+        self._sizes = [sum(fileio.file_size(p) for p in u.paths) for u in self._units]
 
     def get_name(self) -> str:
         """Name shown in Ray Data's progress bars."""
@@ -216,10 +216,10 @@ def read_stamps(paths: str | Sequence[str], format: str | None = None,
 
 def read_errors(errors_dir: str) -> pa.Table:
     """Concatenate the errors tables written to ``errors_dir`` (empty table when none)."""
-    files, missing = _io.expand_paths([errors_dir])
+    files, missing = fileio.expand_paths([errors_dir])
     tables = []
     for path in files:
         if path.endswith(".parquet"):
-            fs, inner = _io.resolve(path)
+            fs, inner = fileio.resolve(path)
             tables.append(pq.read_table(inner, filesystem=fs).cast(ERROR_SCHEMA))
     return pa.concat_tables(tables) if tables else ERROR_SCHEMA.empty_table()

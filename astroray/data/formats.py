@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from astroray.data import _io, readers
+from astroray.data import fileio, readers
 from astroray.data.labels import first_line, is_label_table
 from astroray.data.schema import KINDS
 
@@ -256,8 +256,8 @@ def sniff_file(path: str) -> str | None:
         OSError: when the file cannot be opened.
     """
     _load_readers()
-    head, compressed = _io.read_head(path)
-    fh = FileHead(path=path, name=_io.basename(path), head=head, compressed=compressed)
+    head, compressed = fileio.read_head(path)
+    fh = FileHead(path=path, name=fileio.basename(path), head=head, compressed=compressed)
     # Data formats first: a light-curve CSV has a time column, a label table never does.
     for spec in _READERS.values():
         if spec.sniff(fh):

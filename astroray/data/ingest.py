@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from astroray.config import Config, check, check_cpus, check_positive_ints
-from astroray.data import _io
+from astroray.data import fileio
 from astroray.data.datasource import read_errors, read_survey, write_errors
 from astroray.data.publish import (
     _FAILED,
@@ -292,7 +292,7 @@ def find_duplicates(folder: str, kind: str) -> tuple[list[dict[str, Any]], list[
         groups.append({"survey": survey, "object_id": object_id, "sources": paths})
         errors.extend(
             {"source": path, "object_id": object_id, "stage": "duplicate", "kind": kind,
-             "error": f"{_io.basename(path)}: duplicate of {object_id} ({survey}) from "
+             "error": f"{fileio.basename(path)}: duplicate of {object_id} ({survey}) from "
                       f"{paths[0]}; both rows kept"}
             for path in paths[1:])
     return errors, groups
@@ -318,7 +318,7 @@ def ingest(config: IngestConfig, out: str | Path) -> IngestSummary:
         IngestError: when ``out`` cannot be used, there is nothing to read or the inputs mix
             record kinds (nothing is written then, except an errors-only version when no
             input could be read).
-        astroray.data._io.PathLimitError: when the walk of the inputs exceeds
+        astroray.data.fileio.PathLimitError: when the walk of the inputs exceeds
             ``config.max_depth`` or ``config.max_files``.
     """
     t0 = time.perf_counter()

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from astroray.data import _io
+from astroray.data import fileio
 
 __all__ = ["LabelRow", "LabelTable", "is_label_table", "load_label_table"]
 
@@ -124,7 +124,7 @@ def first_line(head: bytes) -> str:
 
 
 def _parquet_columns(path: str) -> list[str]:
-    fs, inner = _io.resolve(path)
+    fs, inner = fileio.resolve(path)
     return list(pq.read_schema(inner, filesystem=fs).names)
 
 
@@ -155,7 +155,7 @@ class LabelTable:
         self.id_column = _first(columns, ID_ALIASES)
         if self.id_column is None:
             raise ValueError(
-                f"{_io.basename(path)}: no id column (expected one of {', '.join(ID_ALIASES)})"
+                f"{fileio.basename(path)}: no id column (expected one of {', '.join(ID_ALIASES)})"
             )
         self.label_column = _first(columns, LABEL_ALIASES)
         self.redshift_column = _first(columns, REDSHIFT_ALIASES)
@@ -284,23 +284,23 @@ def _to_float(value: Any) -> float | None:
 
 def load_label_table(path: str) -> LabelTable:
     """Load a label table, cached per process by path, size and modification time."""
-    fs, inner = _io.resolve(path)
+    fs, inner = fileio.resolve(path)
     info = fs.get_file_info(inner)
     return _load_cached(path, info.size, info.mtime_ns)
 
 
 @lru_cache(maxsize=32)
 def _load_cached(path: str, size: int | None, mtime_ns: int | None) -> LabelTable:
-    data = _io.read_bytes(path)
+    data = fileio.read_bytes(path)
     if data[:4] == b"PAR1":
         frame = pq.read_table(io.BytesIO(data)).to_pandas()
         index_names = [n for n in frame.index.names if n is not None]
         if index_names:
             frame = frame.reset_index()
     else:
-        first = first_line(data[:_io.HEAD_BYTES])
+        first = first_line(data[:fileio.HEAD_BYTES])
         if _is_ogle_catalogue(first):
-            frame = _ogle_frame(_io.basename(path), data.decode("utf-8", "replace"))
+            frame = _ogle_frame(fileio.basename(path), data.decode("utf-8", "replace"))
         elif "," in first and not first.startswith("#"):
             frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
         else:
@@ -371,19 +371,19 @@ def beside(data_path: str, candidates: list[str]) -> list[str]:
     ``X_HEAD``), only that one is returned, so that a folder of many chunks does not join every
     chunk's metadata to every object.
     """
-    folder = _io.dirname(data_path)
-    parent = _io.dirname(folder)
+    folder = fileio.dirname(data_path)
+    parent = fileio.dirname(folder)
     folders = [folder, parent]
-    if _io.basename(parent) == "phot":
-        folders.append(_io.dirname(parent))
-    near = [c for c in candidates if _io.dirname(c) in folders]
-    key = _companion_key(_io.basename(data_path), ("lc", "phot", "PHOT", "detections"))
+    if fileio.basename(parent) == "phot":
+        folders.append(fileio.dirname(parent))
+    near = [c for c in candidates if fileio.dirname(c) in folders]
+    key = _companion_key(fileio.basename(data_path), ("lc", "phot", "PHOT", "detections"))
     paired = [c for c in near
-              if _companion_key(_io.basename(c), ("metadata", "meta", "HEAD", "head")) == key]
+              if _companion_key(fileio.basename(c), ("metadata", "meta", "HEAD", "head")) == key]
     if paired:
         return paired
     # Nearest first: the data file's own folder, then its parent (then OGLE's catalogue).
-    return sorted(near, key=lambda c: (folders.index(_io.dirname(c)), c))
+    return sorted(near, key=lambda c: (folders.index(fileio.dirname(c)), c))
 
 
 def _companion_key(name: str, words: tuple[str, ...]) -> str:

@@ -44,7 +44,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from astroray.data import _io
+from astroray.data import fileio
 
 __all__ = ["CURRENT", "IngestError", "MARKER", "OURS", "PUBLISHED", "check_output", "published"]
 
@@ -88,7 +88,7 @@ def published(out: str | Path) -> Path:
 def _local(path: str) -> str | None:
     if path.startswith("file://"):
         return path[len("file://"):]
-    return None if _io.is_uri(path) else path
+    return None if fileio.is_uri(path) else path
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -28,7 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from astroray.data import _io
+from astroray.data import fileio
 from astroray.data.formats import (
     LABELS,
     FileHead,
@@ -102,11 +102,11 @@ class ReadPlan:
     formats: dict[str, int] = field(default_factory=dict)
     kinds: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-    skipped: list[_io.Skipped] = field(default_factory=list)
+    skipped: list[fileio.Skipped] = field(default_factory=list)
 
     def skipped_counts(self) -> dict[str, int]:
         """``{reason: paths}`` of the paths the walk passed over."""
-        return _io.Walk(skipped=self.skipped).skipped_counts()
+        return fileio.Walk(skipped=self.skipped).skipped_counts()
 
     def for_kind(self, kind: str) -> ReadPlan:
         """Keep the units that produce ``kind``; the others become errors (never skipped)."""
@@ -117,7 +117,7 @@ class ReadPlan:
                 continue
             errors.extend(
                 {"source": p, "object_id": None, "stage": "plan", "kind": kind,
-                 "error": f"{_io.basename(p)}: {unit.format} file holds {unit.kind} records, "
+                 "error": f"{fileio.basename(p)}: {unit.format} file holds {unit.kind} records, "
                           f"not {kind}"}
                 for p in unit.paths
             )
@@ -126,7 +126,7 @@ class ReadPlan:
 
 def _describe_unknown(path: str) -> str:
     try:
-        head, _ = _io.read_head(path, 256)
+        head, _ = fileio.read_head(path, 256)
     except OSError as exc:
         return f"cannot open: {exc}"
     if not head:
@@ -141,14 +141,14 @@ def plan_read(
     format: str | None = None,
     kind: str | None = None,
     labels: str | Sequence[str] | None = None,
-    max_depth: int = _io.MAX_DEPTH,
-    max_files: int = _io.MAX_FILES,
+    max_depth: int = fileio.MAX_DEPTH,
+    max_files: int = fileio.MAX_FILES,
 ) -> ReadPlan:
     """Expand, sniff and group input files into read units.
 
     Args:
         paths: files and/or directories (searched recursively by
-            :func:`astroray.data._io.walk_paths`: hidden entries, links to folders walked
+            :func:`astroray.data.fileio.walk_paths`: hidden entries, links to folders walked
             already and broken links skipped and recorded in the plan's ``skipped``).
         format: a reader name to use for every data file; sniffed per file when None.
         kind: keep only units whose reader produces this record kind; files of other kinds are
@@ -163,7 +163,7 @@ def plan_read(
         files per format and per kind.
 
     Raises:
-        astroray.data._io.PathLimitError: when the walk exceeds ``max_depth`` or
+        astroray.data.fileio.PathLimitError: when the walk exceeds ``max_depth`` or
             ``max_files``.
     """
     t0 = time.perf_counter()
@@ -172,7 +172,7 @@ def plan_read(
         get_reader(format)
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    walk = _io.walk_paths([os.fspath(p) for p in paths], max_depth=max_depth,
+    walk = fileio.walk_paths([os.fspath(p) for p in paths], max_depth=max_depth,
                           max_files=max_files)
     files = walk.files
     errors: list[dict[str, Any]] = [
@@ -183,7 +183,7 @@ def plan_read(
     errors += [{"source": p, "object_id": None, "stage": "plan", "kind": None,
                 "error": f"{p}: {reason}"} for p, reason in walk.unreadable]
     explicit = [] if labels is None else ([labels] if isinstance(labels, str) else list(labels))
-    explicit_files, missing_labels = _io.expand_paths(explicit) if explicit else ([], [])
+    explicit_files, missing_labels = fileio.expand_paths(explicit) if explicit else ([], [])
     if missing_labels:
         raise FileNotFoundError(f"label tables not found: {missing_labels}")
 
@@ -194,7 +194,7 @@ def plan_read(
             return path, None, f"cannot open: {exc}"
 
     to_sniff = [f for f in files if f not in explicit_files]
-    if any(_io.is_uri(f) for f in to_sniff):
+    if any(fileio.is_uri(f) for f in to_sniff):
         # Remote heads are latency bound: threads overlap the round trips.
         with ThreadPoolExecutor(max_workers=16) as pool:
             sniffed = list(pool.map(sniff, to_sniff))
@@ -212,7 +212,7 @@ def plan_read(
         else:
             reason = problem or _describe_unknown(path)
             errors.append({"source": path, "object_id": None, "stage": "sniff", "kind": None,
-                           "error": f"{_io.basename(path)}: {reason}"})
+                           "error": f"{fileio.basename(path)}: {reason}"})
 
     units: list[ReadUnit] = []
     formats: dict[str, int] = {}
@@ -224,7 +224,7 @@ def plan_read(
             file_kind = spec.file_kind(path) if spec.file_kind else spec.kinds[0]
         except Exception as exc:  # noqa: BLE001 - an unreadable file is an error row
             errors.append({"source": path, "object_id": None, "stage": "sniff", "kind": None,
-                           "error": f"{_io.basename(path)}: {type(exc).__name__}: {exc}"})
+                           "error": f"{fileio.basename(path)}: {type(exc).__name__}: {exc}"})
             continue
         formats[fmt] = formats.get(fmt, 0) + 1
         kinds[file_kind] = kinds.get(file_kind, 0) + 1
@@ -331,12 +331,12 @@ def read_records(
                 where = item.get("source") if item.get("source") in unit.paths else source
                 errors.append({"source": where, "kind": kind,
                                "object_id": str(item.get("object_id")), "stage": "validate",
-                               "error": f"{_io.basename(where)}: {exc}"})
+                               "error": f"{fileio.basename(where)}: {exc}"})
                 continue
             good.append(item)
     except Exception as exc:  # noqa: BLE001 - any parser failure becomes an error row
         logger.debug("read failure in %s", unit.paths, exc_info=True)
-        names = ", ".join(_io.basename(p) for p in unit.paths)
+        names = ", ".join(fileio.basename(p) for p in unit.paths)
         errors.append({"source": source, "object_id": None, "stage": "read", "kind": kind,
                        "error": f"{names}: {type(exc).__name__}: {exc}" + _location(exc)})
     return good, errors

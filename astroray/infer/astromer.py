@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 import torch
 
 from astroray.config import Config, check, check_positive_ints
-from astroray.data._io import numpy_batch
+from astroray.data.fileio import numpy_batch
 from astroray.data.inputs import check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 

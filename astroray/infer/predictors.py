@@ -23,14 +23,14 @@ import pyarrow as pa
 import torch
 
 from astroray.infer.astromer import AstromerEmbedder
-from astroray.models._pretrained import (
+from astroray.models.astromer import AstromerClassifier, read_embeddings
+from astroray.models.card import DomainCheck, read_model_card
+from astroray.models.pretrained import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     read_config_json,
     read_safetensors_header,
 )
-from astroray.models.astromer import AstromerClassifier, read_embeddings
-from astroray.models.card import DomainCheck, read_model_card
 from astroray.uncertainty import uncertainty_scores
 from astroray.uncertainty.sampling import sample_object_probs
 

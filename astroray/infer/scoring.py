@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from astroray.metrics import confusion_matrix, macro_f1
-from astroray.models._pretrained import read_config_json
 from astroray.models.card import read_model_card, read_split
+from astroray.models.pretrained import read_config_json
 
 __all__ = ["ScoredCatalogue", "score_catalogue", "subset_metrics"]
 

@@ -33,7 +33,7 @@ from astroray.infer.predictors import (
     _uncertainty_columns,
     register_predictor,
 )
-from astroray.models._pretrained import read_config_json
+from astroray.models.pretrained import read_config_json
 from astroray.models.vision import VisionTransformer
 from astroray.models.vision.processing import (
     prepare_arrays,

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from astroray.config import Config, ConfigError
-from astroray.models._pretrained import WEIGHTS_NAME, read_config_json, read_safetensors_header
+from astroray.models.pretrained import WEIGHTS_NAME, read_config_json, read_safetensors_header
 
 __all__ = ["ModelEntry", "check_model_folder", "create_model", "create_tiny_model", "get_config",
            "list_families", "list_models", "list_published", "load_model", "register_family",

@@ -23,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from astroray.data._io import numpy_batch
+from astroray.data.fileio import numpy_batch
 from astroray.data.schema import table_from_records
 from astroray.serve.config import ROUTES, ServeConfig, check_models, read_token
 from astroray.serve.docs import render_docs
@@ -112,7 +112,7 @@ class ModelServer:
             model_hash,
             predictor_task,
         )
-        from astroray.models._pretrained import read_config_json  # lazy: torch
+        from astroray.models.pretrained import read_config_json  # lazy: torch
 
         if torch_threads:
             torch.set_num_threads(torch_threads)

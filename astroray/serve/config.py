@@ -187,7 +187,7 @@ def check_models(cfg: ServeConfig) -> dict[str, list[dict[str, Any]]]:
     """
     from astroray.infer.predictors import predictor_kind, predictor_task  # lazy: torch
     from astroray.models import check_model_folder  # lazy: torch
-    from astroray.models._pretrained import (  # lazy: torch
+    from astroray.models.pretrained import (  # lazy: torch
         CONFIG_NAME,
         WEIGHTS_NAME,
         read_config_json,

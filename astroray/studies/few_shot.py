@@ -49,7 +49,7 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
-from astroray.data._io import numpy_batch
+from astroray.data.fileio import numpy_batch
 from astroray.data.windows import LightCurveWindows
 from astroray.eval.plots import plot_confusion_matrix
 from astroray.features import table_features

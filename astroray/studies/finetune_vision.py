@@ -208,8 +208,7 @@ def _run_dataset(ds_cfg: VisionDataset, cfg: FinetuneConfig, out: Path,
         val_ds = arrays_dataset(run_arrays, val, blocks)
         started = time.perf_counter()
         result = fit_vision(train_config, train_ds, val_ds, storage=storage, name=run_name,
-                            num_workers=cfg.num_workers, use_gpu=use_gpu,
-                            max_failures=cfg.max_failures)
+                            resources=cfg, use_gpu=use_gpu)
         value = result.return_value or {}
         model_dir = out / "models" / f"{ds_cfg.name}-{slug}{tag}"
         shutil.rmtree(model_dir, ignore_errors=True)

@@ -7,16 +7,15 @@ present), splits it by object into train and validation, windows it on the fly w
 per epoch for training, sequential windows for validation) and trains the masked-magnitude
 objective with a ``TorchTrainer`` over ``num_workers`` DDP workers. Every epoch reports the
 validation RMSE and R^2 and a checkpoint (model folder + optimizer state); a worker failure
-restarts the group from the last checkpoint.
+restarts the group from the last checkpoint. The per-worker loop is the shared skeleton
+:func:`astroray.train.loop.run_loop` with the masked-magnitude task defined here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import shutil
-import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -39,10 +38,11 @@ from astroray.data.inputs import check_inputs, resolve_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.data.windows import LightCurveWindows, window_dataset
 from astroray.models import create_model, get_config, list_models, load_model, resolve_model_path
-from astroray.models._pretrained import read_config_json
 from astroray.models.astromer import error_weights, mask_inputs, masked_rmse
-from astroray.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
+from astroray.models.pretrained import read_config_json
+from astroray.train.loop import EpochStats, LoopSettings, TrainTask, Worker, run_loop
 from astroray.train.metrics import MaskedRegressionMeter
+from astroray.train.trainer import autocast
 
 __all__ = ["PretrainConfig", "pretrain", "prepare_light_curves", "split_by_object"]
 
@@ -211,154 +211,111 @@ def _quiet(ds: Any) -> Any:
 # ------------------------------------------------------------------------------------------
 
 
-def _lr_lambda(warmup: int):
-    def factor(step: int) -> float:
-        step = step + 1
-        if warmup <= 0:
-            return 1.0
-        return min(step / warmup, math.sqrt(warmup / step))
+class _PretrainTask(TrainTask):
+    """Masked-magnitude pretraining in :func:`astroray.train.loop.run_loop`.
 
-    return factor
+    The training state adds ``initial`` (the untrained model's validation figures) and
+    ``step`` (optimizer steps so far); each checkpoint also holds ``pretrain_config``.
+    """
 
+    progress_figure = "val_r2"
 
-def _evaluate(model: torch.nn.Module, shard: Any, model_cfg: Any, device: torch.device,
-              batch_size: int, seed: int) -> dict[str, float]:
-    """Masked-magnitude RMSE / R^2 over this worker's validation shard, reduced over all."""
-    from astroray.train.trainer import autocast  # lazy: ray (imported by train.trainer)
+    def __init__(self, cfg: PretrainConfig) -> None:
+        self.cfg = cfg
+        self.model_cfg: Any = None
 
-    meter = MaskedRegressionMeter()
-    rank = _rank()
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed * 1000 + rank)  # the same masks every epoch
-    model.eval()
-    with torch.inference_mode():
-        for batch in shard.iter_torch_batches(batch_size=batch_size, device=device):
-            values, mask = batch["values"], batch["mask"]
-            masked = mask_inputs(values, mask, probe_fraction=model_cfg.probe_fraction,
-                                 keep_fraction=model_cfg.keep_fraction,
-                                 random_fraction=model_cfg.random_fraction,
-                                 generator=generator)
-            with autocast(device):
-                out = model(batch["times"], masked.values, mask, hidden=masked.hidden)
-            weight = (error_weights(batch["errors"], mask)
-                      if model_cfg.error_weighted_loss else None)
-            meter.update(out.prediction.float(), values, masked.probed, weight)
-    model.train()
-    meter.all_reduce(device)
-    return meter.compute()
+    def build(self) -> torch.nn.Module:
+        cfg = self.cfg
+        model = (load_model(cfg.init_from) if cfg.init_from
+                 else create_model(cfg.model, **cfg.model_overrides))
+        self.model_cfg = model.config
+        return model
 
+    def init_state(self) -> dict[str, Any]:
+        return {"initial": None, "step": 0}
 
-def _rank() -> int:
-    import ray.train  # lazy: ray
+    def start(self, model: torch.nn.Module, worker: Worker, val_shard: Any,
+              state: dict[str, Any], *, resumed: bool) -> None:
+        if state["initial"] is None:
+            # The untrained model on the same validation masks: the figure pretraining beats.
+            state["initial"] = self.evaluate(model, val_shard, worker)
 
-    return ray.train.get_context().get_world_rank()
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], worker: Worker
+             ) -> tuple[torch.Tensor, int]:
+        mcfg = self.model_cfg
+        values, mask = batch["values"], batch["mask"]  # (B, L) each
+        masked = mask_inputs(values, mask, probe_fraction=mcfg.probe_fraction,
+                             keep_fraction=mcfg.keep_fraction,
+                             random_fraction=mcfg.random_fraction)
+        with autocast(worker.device):
+            out = model(batch["times"], masked.values, mask, hidden=masked.hidden)
+        loss = masked_rmse(out.prediction, values, masked.probed,
+                           error_weights(batch["errors"], mask)
+                           if mcfg.error_weighted_loss else None)
+        return loss, int(values.shape[0])
+
+    def evaluate(self, model: torch.nn.Module, shard: Any, worker: Worker) -> dict[str, Any]:
+        """Masked-magnitude RMSE / R^2 over this worker's validation shard, reduced over all."""
+        mcfg, device = self.model_cfg, worker.device
+        meter = MaskedRegressionMeter()
+        generator = torch.Generator(device=device)
+        generator.manual_seed(self.cfg.seed * 1000 + worker.rank)  # the same masks every epoch
+        model.eval()
+        with torch.inference_mode():
+            for batch in shard.iter_torch_batches(batch_size=self.cfg.batch_size, device=device):
+                values, mask = batch["values"], batch["mask"]  # (B, L) each
+                masked = mask_inputs(values, mask, probe_fraction=mcfg.probe_fraction,
+                                     keep_fraction=mcfg.keep_fraction,
+                                     random_fraction=mcfg.random_fraction,
+                                     generator=generator)
+                with autocast(device):
+                    out = model(batch["times"], masked.values, mask, hidden=masked.hidden)
+                weight = (error_weights(batch["errors"], mask)
+                          if mcfg.error_weighted_loss else None)
+                meter.update(out.prediction.float(), values, masked.probed, weight)
+        model.train()
+        meter.all_reduce(device)
+        return meter.compute()
+
+    def record(self, stats: EpochStats, val: dict[str, Any], state: dict[str, Any]
+               ) -> dict[str, Any]:
+        state["step"] += stats.steps
+        # train_loss is rank 0's own mean (the figure this loop has always reported).
+        return {"epoch": stats.epoch, "train_loss": stats.rank_loss,
+                "train_windows": stats.items, "steps": stats.steps,
+                "train_seconds": round(stats.seconds, 3),
+                "windows_per_second": stats.items_per_second,
+                "val_rmse": val["rmse"], "val_r2": val["r2"], "val_loss": val["loss"],
+                "val_r2_weighted": val["r2_weighted"],
+                "val_rmse_zero": val["rmse_zero"], "val_points": val["n"],
+                "lr": stats.lr, "attempt": stats.attempt}
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"pretrain_config": self.cfg.to_dict()}
+
+    def summary(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {"initial": state["initial"], "model_config": self.model_cfg.to_dict()}
 
 
 def _train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
-    """Per-worker loop: resume, train epochs, validate, checkpoint, report."""
-    import ray.train  # lazy: ray
-    import ray.train.torch  # lazy: ray
-    from ray.train import Checkpoint  # lazy: ray
+    """Per-worker loop: :func:`~astroray.train.loop.run_loop` with the pretraining task.
 
-    from astroray.train.trainer import autocast, in_lockstep, mark_progress  # lazy: ray
+    Args:
+        loop_config: ``{"config": PretrainConfig.to_dict(), "fail_marker": path,
+            "progress_file": path}``.
 
+    Returns:
+        The run's summary: ``history``, ``initial``, ``start_epoch``, ``epochs_run``,
+        ``attempts``, ``world_size``, ``device``, ``model_config``.
+    """
     cfg = PretrainConfig.from_dict(loop_config["config"])
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
-    device = ray.train.torch.get_device()
-    torch.manual_seed(cfg.seed)  # identical initial weights on every worker
-    if cfg.init_from:
-        model = load_model(cfg.init_from)
-    else:
-        model = create_model(cfg.model, **cfg.model_overrides)
-    model_cfg = model.config
-    # On the device before the optimizer exists: a resumed optimizer state then follows the
-    # parameters onto the GPU.
-    model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg.warmup_steps))
-    state: dict[str, Any] = {"epoch": -1, "history": [], "initial": None, "step": 0,
-                             "attempts": 0}
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state.update(load_checkpoint(folder, model, optimizer, scheduler,
-                                         map_location=device))
-    state["attempts"] += 1
-    start_epoch = state["epoch"] + 1
-    ddp_model = ray.train.torch.prepare_model(model) if world > 1 else model
-    train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("val")
-    if state["initial"] is None:
-        # The untrained model on the same validation masks: the figure pretraining beats.
-        state["initial"] = _evaluate(unwrap(ddp_model), val_shard, model_cfg, device,
-                                     cfg.batch_size, cfg.seed)
-    marker = Path(loop_config["fail_marker"])
-    epochs_run = []
-    for epoch in range(start_epoch, cfg.epochs):
-        if (cfg.fail_at_epoch == epoch and rank == world - 1 and not marker.exists()):
-            marker.write_text(f"injected failure at epoch {epoch} on rank {rank}\n")
-            raise RuntimeError(f"injected failure at epoch {epoch} on rank {rank}")
-        started = time.perf_counter()
-        ddp_model.train()
-        total, steps, windows = 0.0, 0, 0
-        batches = train_shard.iter_torch_batches(
-            batch_size=cfg.batch_size, device=device,
-            local_shuffle_buffer_size=cfg.shuffle_buffer, local_shuffle_seed=None)
-        for batch in in_lockstep(batches, device):
-            values, mask = batch["values"], batch["mask"]
-            masked = mask_inputs(values, mask, probe_fraction=model_cfg.probe_fraction,
-                                 keep_fraction=model_cfg.keep_fraction,
-                                 random_fraction=model_cfg.random_fraction)
-            with autocast(device):
-                out = ddp_model(batch["times"], masked.values, mask, hidden=masked.hidden)
-            loss = masked_rmse(out.prediction, values, masked.probed,
-                               error_weights(batch["errors"], mask)
-                               if model_cfg.error_weighted_loss else None)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(ddp_model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            total += float(loss.detach())
-            steps += 1
-            windows += int(values.shape[0])
-        counts = torch.tensor([windows, steps], dtype=torch.float64, device=device)
-        if world > 1:
-            torch.distributed.all_reduce(counts)
-        train_seconds = time.perf_counter() - started
-        val = _evaluate(unwrap(ddp_model), val_shard, model_cfg, device, cfg.batch_size,
-                        cfg.seed)
-        state["step"] += steps
-        record = {"epoch": epoch, "train_loss": total / max(steps, 1),
-                  "train_windows": int(counts[0]), "steps": int(counts[1]) // world,
-                  "train_seconds": round(train_seconds, 3),
-                  "windows_per_second": float(counts[0]) / max(train_seconds, 1e-9),
-                  "val_rmse": val["rmse"], "val_r2": val["r2"], "val_loss": val["loss"],
-                  "val_r2_weighted": val["r2_weighted"],
-                  "val_rmse_zero": val["rmse_zero"], "val_points": val["n"],
-                  "lr": scheduler.get_last_lr()[0], "attempt": state["attempts"]}
-        state["history"].append(record)
-        state["epoch"] = epoch
-        epochs_run.append(epoch)
-        if rank == 0:
-            with tempfile.TemporaryDirectory() as tmp:
-                save_checkpoint(tmp, ddp_model, optimizer, scheduler, epoch=epoch,
-                                history=state["history"], initial=state["initial"],
-                                step=state["step"], attempts=state["attempts"],
-                                pretrain_config=cfg.to_dict())
-                ray.train.report(record, checkpoint=Checkpoint.from_directory(tmp))
-            if loop_config.get("progress_file"):
-                mark_progress(loop_config["progress_file"], epoch + 1, cfg.epochs,
-                              val_r2=round(float(val["r2"]), 4))
-        else:
-            ray.train.report(record, checkpoint=None)
-    return {"history": state["history"], "initial": state["initial"],
-            "start_epoch": start_epoch, "epochs_run": epochs_run,
-            "attempts": state["attempts"], "world_size": world,
-            "device": str(device), "model_config": model_cfg.to_dict()}
+    settings = LoopSettings(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+        weight_decay=cfg.weight_decay, schedule="inverse_sqrt", warmup_steps=cfg.warmup_steps,
+        grad_clip=cfg.grad_clip, shuffle_buffer=cfg.shuffle_buffer,
+        threads=int(cfg.cpus_per_worker), seed=cfg.seed, fail_at_epoch=cfg.fail_at_epoch,
+        fail_marker=loop_config["fail_marker"], progress_file=loop_config.get("progress_file"))
+    return run_loop(_PretrainTask(cfg), settings)
 
 
 # ------------------------------------------------------------------------------------------
@@ -426,9 +383,8 @@ def pretrain(config: PretrainConfig, out: str | Path) -> dict[str, Any]:
     trainer = make_torch_trainer(
         _train_loop, {"config": config.to_dict(), "fail_marker": str(marker),
                       "progress_file": str(progress_file)},
-        datasets={"train": train_ds, "val": val_ds}, num_workers=config.num_workers,
-        use_gpu=use_gpu, cpus_per_worker=config.cpus_per_worker, storage_path=str(storage),
-        name=config.name, max_failures=config.max_failures)
+        datasets={"train": train_ds, "val": val_ds}, resources=config, use_gpu=use_gpu,
+        storage_path=str(storage), name=config.name)
     result = fit_with_progress(trainer, progress_file, config.epochs,
                                f"pretrain {config.model}")
     if result.error is not None:

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from astroray.models._pretrained import WEIGHTS_NAME
+from astroray.models.pretrained import WEIGHTS_NAME
 
 __all__ = ["TRAINING_STATE", "load_checkpoint", "save_checkpoint", "unwrap"]
 

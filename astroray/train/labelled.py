@@ -19,11 +19,11 @@ import torch
 from torch import nn
 
 from astroray.config import Config, check
-from astroray.data._io import numpy_batch
+from astroray.data.fileio import numpy_batch
 from astroray.data.inputs import check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.data.windows import LightCurveWindows
-from astroray.models._pretrained import read_config_json
+from astroray.models.pretrained import read_config_json
 from astroray.train.astromer import LC_COLUMNS, prepare_light_curves
 
 

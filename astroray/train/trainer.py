@@ -19,6 +19,7 @@ from typing import Any
 import ray
 import torch
 
+from astroray.config import TrainResources
 from astroray.runtime import progress
 
 __all__ = ["autocast", "fit_with_progress", "gpu_available", "in_lockstep", "make_torch_trainer",
@@ -35,12 +36,10 @@ def make_torch_trainer(
     loop_config: dict[str, Any],
     *,
     datasets: dict[str, Any],
-    num_workers: int,
+    resources: TrainResources,
     use_gpu: bool,
-    cpus_per_worker: float,
     storage_path: str,
     name: str,
-    max_failures: int = 1,
     num_to_keep: int | None = 2,
 ) -> Any:
     """A ``TorchTrainer`` with this project's conventions.
@@ -49,31 +48,28 @@ def make_torch_trainer(
         train_fn: the per-worker training loop, called with ``loop_config``.
         loop_config: a picklable mapping for the loop.
         datasets: Ray Datasets by name; every one is split across the workers.
-        num_workers: DDP workers.
-        use_gpu: one GPU per worker and the NCCL backend; else gloo on CPU.
-        cpus_per_worker: CPUs each worker reserves (fractions leave CPUs to Ray Data reads).
+        resources: workers, CPUs per worker and restarts allowed (its ``scaling_config``);
+            each restart resumes from the last checkpoint.
+        use_gpu: the decision for ``resources.use_gpu: null`` (see :func:`gpu_available`):
+            one GPU per worker and the NCCL backend; else gloo on CPU.
         storage_path: where checkpoints and results are persisted (local folder or URI).
         name: run name; the same ``storage_path``/``name`` resumes the run.
-        max_failures: worker-group restarts allowed; each resumes from the last checkpoint.
         num_to_keep: checkpoints kept (None keeps all).
 
     Returns:
         The trainer; call ``fit()``.
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig  # lazy: ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig  # lazy: ray
     from ray.train.torch import TorchConfig, TorchTrainer  # lazy: ray
 
-    # use_gpu gives each worker one GPU; the CPU request stays fractional so that Ray Data's
-    # read and windowing tasks keep CPUs (a Ray job short of CPUs waits rather than fails).
-    scaling = ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
-                            resources_per_worker={"CPU": cpus_per_worker})
+    scaling = resources.scaling_config(use_gpu)
     run = RunConfig(
         name=name, storage_path=storage_path,
-        failure_config=FailureConfig(max_failures=max_failures),
+        failure_config=FailureConfig(max_failures=resources.max_failures),
         checkpoint_config=CheckpointConfig(num_to_keep=num_to_keep),
     )
     return TorchTrainer(train_fn, train_loop_config=loop_config,
-                        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+                        torch_config=TorchConfig(backend="nccl" if scaling.use_gpu else "gloo"),
                         scaling_config=scaling, run_config=run, datasets=datasets)
 
 

@@ -7,7 +7,9 @@ shards and every training step renders its batch with
 image is ever written or shipped. AdamW with a linear warm-up and cosine decay, class-balanced
 resampling of each batch (weights 1 / class frequency), bf16 autocast on GPUs, a checkpoint
 every epoch (the model folder, the optimizer state, and the best model so far under ``best/``)
-and early stopping on the validation macro F1 (classification) or R^2 (regression).
+and early stopping on the validation macro F1 (classification) or R^2 (regression). The
+per-worker loop is the shared skeleton :func:`astroray.train.loop.run_loop`; this module gives
+it the fine-tuning task.
 
 The fine-tuning protocol around it (data sets, splits, baselines, tables) is the study
 :mod:`astroray.studies.finetune_vision`.
@@ -16,21 +18,16 @@ The fine-tuning protocol around it (data sets, splits, baselines, tables) is the
 from __future__ import annotations
 
 import dataclasses
-import math
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import ray.train
-import ray.train.torch
 import torch
-from ray.train import Checkpoint
 
+from astroray.config import TrainResources
 from astroray.eval import classification_metrics, redshift_metrics
 from astroray.models import create_model
-from astroray.models.vision import VisionTransformer
 from astroray.models.vision.processing import (
     RENDER_SPEC,
     light_curve_periods,
@@ -40,14 +37,8 @@ from astroray.models.vision.processing import (
     split_layout,
     write_render_spec,
 )
-from astroray.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
-from astroray.train.trainer import (
-    autocast,
-    fit_with_progress,
-    in_lockstep,
-    make_torch_trainer,
-    mark_progress,
-)
+from astroray.train.loop import EpochStats, LoopSettings, TrainTask, Worker, run_loop
+from astroray.train.trainer import autocast, fit_with_progress, make_torch_trainer
 
 # RENDER_SPEC, light_curve_periods, prepare_arrays, render_batch, split_layout and
 # write_render_spec are re-exported (issue 20: moved to astroray.models.vision.processing).
@@ -111,7 +102,7 @@ class VisionTrainConfig:
 
 
 def fit_vision(config: VisionTrainConfig, train: Any, val: Any, *, storage: Path, name: str,
-               num_workers: int, use_gpu: bool, max_failures: int) -> Any:
+               resources: TrainResources, use_gpu: bool) -> Any:
     """Fine-tune on Ray Train; the same ``storage`` / ``name`` resumes the run.
 
     Args:
@@ -120,9 +111,9 @@ def fit_vision(config: VisionTrainConfig, train: Any, val: Any, *, storage: Path
         val: Ray Dataset of the validation objects.
         storage: the Ray Train storage folder.
         name: the run name.
-        num_workers: DDP workers.
-        use_gpu: one GPU per worker.
-        max_failures: worker-group restarts allowed.
+        resources: the workers (DDP), CPUs per worker (also the loop's torch threads) and
+            the worker-group restarts allowed.
+        use_gpu: the decision for ``resources.use_gpu: null``: one GPU per worker.
 
     Returns:
         The ``ray.train.Result`` (its ``checkpoint`` holds ``best/`` and the training state;
@@ -132,27 +123,17 @@ def fit_vision(config: VisionTrainConfig, train: Any, val: Any, *, storage: Path
         RuntimeError: when the run reports no checkpoint (or the run's own error).
     """
     progress = config.progress_file or str(Path(storage) / f".{name}.progress.json")
-    config = dataclasses.replace(config, progress_file=progress)
+    config = dataclasses.replace(config, progress_file=progress,
+                                 cpus_per_worker=resources.cpus_per_worker)
     trainer = make_torch_trainer(
         train_loop, {"config": config}, datasets={"train": train, "val": val},
-        num_workers=num_workers, use_gpu=use_gpu, cpus_per_worker=config.cpus_per_worker,
-        storage_path=str(storage), name=name, max_failures=max_failures)
+        resources=resources, use_gpu=use_gpu, storage_path=str(storage), name=name)
     result = fit_with_progress(trainer, progress, config.epochs, f"fine-tune {name}")
     if result.error is not None:
         raise result.error
     if result.checkpoint is None:
         raise RuntimeError(f"fine-tuning {name} reported no checkpoint")
     return result
-
-
-def _lr_lambda(warmup: int, total: int):
-    def factor(step: int) -> float:
-        if warmup > 0 and step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
 
 
 def _score(task: str, y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
@@ -172,31 +153,105 @@ def _gather(values: list[np.ndarray]) -> list[np.ndarray]:
     return values
 
 
-def _evaluate(model: torch.nn.Module, shard: Any, kind: str, render_cfg: Any, task: str,
-              device: torch.device, batch_size: int, labels: list[str]) -> dict[str, Any]:
-    """Validation figures over every worker's shard (the same on every worker)."""
-    target_scale = float(model.config.target_scale)
-    model.eval()
-    ys, ps = [], []
-    with torch.inference_mode():
-        for batch in shard.iter_torch_batches(batch_size=batch_size, device=device):
-            images = render_batch(batch, kind, render_cfg)
-            with autocast(device):
-                out = model(images).float()
-            pred = out.argmax(-1) if task == "classification" else out * target_scale
-            ys.append(batch["target"].float().cpu().numpy())
-            ps.append(pred.float().cpu().numpy())
-    model.train()
-    y = np.concatenate(ys) if ys else np.empty(0)
-    p = np.concatenate(ps) if ps else np.empty(0)
-    y, p = _gather([y, p])
-    if task == "classification":
-        y, p = y.astype(np.int64), p.astype(np.int64)
-    return _score(task, y, p, labels)
+class _FinetuneTask(TrainTask):
+    """Fine-tuning on pictures rendered per batch in :func:`astroray.train.loop.run_loop`.
+
+    The training state adds ``pretrained`` (what :meth:`VisionTransformer.load_backbone`
+    copied on a fresh start); early stopping and the best model follow the validation macro
+    F1 (classification) or R^2 (regression).
+    """
+
+    progress_figure = "val_metric"
+
+    def __init__(self, cfg: VisionTrainConfig) -> None:
+        self.cfg = cfg
+        self.render_cfg = render_config(cfg.kind, cfg.render)
+        self.labels = list(cfg.labels)
+        self.task = ""
+        self.target_scale = 1.0
+        self.render_seconds = 0.0
+
+    def build(self) -> torch.nn.Module:
+        model = create_model(self.cfg.model, **self.cfg.model_fields)
+        self.task = model.config.task
+        self.target_scale = model.config.target_scale
+        return model
+
+    def init_state(self) -> dict[str, Any]:
+        return {"pretrained": None}
+
+    def start(self, model: torch.nn.Module, worker: Worker, val_shard: Any,
+              state: dict[str, Any], *, resumed: bool) -> None:
+        if not resumed and self.cfg.load_pretrained and worker.rank == 0:
+            # DDP broadcasts rank 0's weights to the others: one load, one warning line at most.
+            state["pretrained"] = model.load_backbone()
+            model.to(worker.device)
+
+    def begin_epoch(self) -> None:
+        self.render_seconds = 0.0
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], worker: Worker
+             ) -> tuple[torch.Tensor, int]:
+        if self.cfg.weighted_sampling and self.task == "classification":
+            # Class-balanced resampling of the batch (weights 1 / class frequency).
+            pick = torch.multinomial(batch["weight"].float().cpu(), batch["weight"].shape[0],
+                                     replacement=True, generator=worker.generator
+                                     ).to(worker.device)
+            batch = {k: v[pick] for k, v in batch.items()}
+        t0 = time.perf_counter()
+        images = render_batch(batch, self.cfg.kind, self.render_cfg)  # (B, 3, H, W) uint8
+        self.render_seconds += time.perf_counter() - t0
+        with autocast(worker.device):
+            out = model(images)  # (B, classes) logits, or (B,) scaled targets
+        if self.task == "classification":
+            loss = torch.nn.functional.cross_entropy(out.float(), batch["target"].long())
+        else:
+            target = batch["target"].float() / self.target_scale
+            loss = torch.nn.functional.mse_loss(out.float(), target)
+        return loss, int(images.shape[0])
+
+    def evaluate(self, model: torch.nn.Module, shard: Any, worker: Worker) -> dict[str, Any]:
+        """Validation figures over every worker's shard (the same on every worker)."""
+        target_scale = float(model.config.target_scale)
+        task, device = self.task, worker.device
+        model.eval()
+        ys, ps = [], []
+        with torch.inference_mode():
+            for batch in shard.iter_torch_batches(batch_size=self.cfg.eval_batch_size,
+                                                  device=device):
+                images = render_batch(batch, self.cfg.kind, self.render_cfg)
+                with autocast(device):
+                    out = model(images).float()
+                pred = out.argmax(-1) if task == "classification" else out * target_scale
+                ys.append(batch["target"].float().cpu().numpy())
+                ps.append(pred.float().cpu().numpy())
+        model.train()
+        y = np.concatenate(ys) if ys else np.empty(0)
+        p = np.concatenate(ps) if ps else np.empty(0)
+        y, p = _gather([y, p])
+        if task == "classification":
+            y, p = y.astype(np.int64), p.astype(np.int64)
+        return _score(task, y, p, self.labels)
+
+    def metric(self, val: dict[str, Any]) -> float:
+        return val["macro_f1"] if self.task == "classification" else val["r2"]
+
+    def record(self, stats: EpochStats, val: dict[str, Any], state: dict[str, Any]
+               ) -> dict[str, Any]:
+        return {"epoch": stats.epoch, "train_loss": stats.loss, "train_images": stats.items,
+                "steps": stats.steps, "train_seconds": round(stats.seconds, 3),
+                "render_seconds": round(self.render_seconds, 3),
+                "train_images_per_second": stats.items_per_second,
+                "lr": stats.lr, "attempt": stats.attempt,
+                **{f"val_{k}": v for k, v in val.items()}, "val_metric": stats.metric,
+                "improved": stats.improved}
+
+    def summary(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {"pretrained": state["pretrained"]}
 
 
 def train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
-    """Per-worker loop: resume, fine-tune epochs, validate, checkpoint, stop early.
+    """Per-worker loop: :func:`~astroray.train.loop.run_loop` with the fine-tuning task.
 
     Args:
         loop_config: ``{"config": VisionTrainConfig}``.
@@ -207,127 +262,13 @@ def train_loop(loop_config: dict[str, Any]) -> dict[str, Any]:
         ``stopped_early``.
     """
     cfg: VisionTrainConfig = loop_config["config"]
-    kind = cfg.kind
-    render_cfg = render_config(kind, cfg.render)
-    labels = list(cfg.labels)
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(max(1, int(round(cfg.cpus_per_worker))))
-    device = ray.train.torch.get_device()
-    torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, **cfg.model_fields)
-    mcfg = model.config
-    task = mcfg.task
-    model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = int(cfg.total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(int(cfg.warmup_fraction * total), total))
-    state: dict[str, Any] = {"epoch": -1, "history": [], "best": -math.inf, "best_epoch": -1,
-                             "bad_epochs": 0, "attempts": 0, "pretrained": None}
-    best_state: dict[str, torch.Tensor] | None = None
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state.update(load_checkpoint(folder, model, optimizer, scheduler,
-                                         map_location=device))
-            if (Path(folder) / "best").is_dir():
-                best_state = VisionTransformer.from_pretrained(Path(folder) / "best").state_dict()
-    elif cfg.load_pretrained and rank == 0:
-        # DDP broadcasts rank 0's weights to the others: one load, one warning line at most.
-        state["pretrained"] = model.load_backbone()
-        model.to(device)
-    state["attempts"] += 1
-    start_epoch = state["epoch"] + 1
-    ddp_model = ray.train.torch.prepare_model(model) if world > 1 else model
-    train_shard = ray.train.get_dataset_shard("train")
-    val_shard = ray.train.get_dataset_shard("val")
-    marker = Path(cfg.fail_marker) if cfg.fail_marker else None
-    generator = torch.Generator(device="cpu").manual_seed(cfg.seed * 1000 + rank)
-    epochs_run = []
-    for epoch in range(start_epoch, cfg.epochs):
-        if state["bad_epochs"] >= cfg.patience:
-            break
-        if (cfg.fail_at_epoch == epoch and rank == world - 1 and marker is not None
-                and not marker.exists()):
-            marker.write_text(f"injected failure at epoch {epoch} on rank {rank}\n")
-            raise RuntimeError(f"injected failure at epoch {epoch} on rank {rank}")
-        started = time.perf_counter()
-        render_seconds, total_loss, steps, images_seen = 0.0, 0.0, 0, 0
-        ddp_model.train()
-        batches = train_shard.iter_torch_batches(batch_size=cfg.batch_size, device=device,
-                                                 local_shuffle_buffer_size=4 * cfg.batch_size)
-        for batch in in_lockstep(batches, device):
-            if cfg.weighted_sampling and task == "classification":
-                # Class-balanced resampling of the batch (weights 1 / class frequency).
-                pick = torch.multinomial(batch["weight"].float().cpu(), batch["weight"].shape[0],
-                                         replacement=True, generator=generator).to(device)
-                batch = {k: v[pick] for k, v in batch.items()}
-            t0 = time.perf_counter()
-            images = render_batch(batch, kind, render_cfg)  # (B, 3, H, W) uint8, on device
-            render_seconds += time.perf_counter() - t0
-            with autocast(device):
-                out = ddp_model(images)
-            if task == "classification":
-                loss = torch.nn.functional.cross_entropy(out.float(), batch["target"].long())
-            else:
-                target = batch["target"].float() / mcfg.target_scale
-                loss = torch.nn.functional.mse_loss(out.float(), target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(ddp_model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            total_loss += float(loss.detach())
-            steps += 1
-            images_seen += int(images.shape[0])
-        train_seconds = time.perf_counter() - started
-        counts = torch.tensor([images_seen, steps, total_loss], dtype=torch.float64,
-                              device=device)
-        if world > 1:
-            torch.distributed.all_reduce(counts)
-        val = _evaluate(unwrap(ddp_model), val_shard, kind, render_cfg, task, device,
-                        cfg.eval_batch_size, labels)
-        metric = val["macro_f1"] if task == "classification" else val["r2"]
-        metric = metric if math.isfinite(metric) else -math.inf
-        improved = metric > state["best"] + 1e-4
-        if improved:
-            state.update(best=metric, best_epoch=epoch, bad_epochs=0)
-            if rank == 0:
-                best_state = {k: v.detach().cpu().clone()
-                              for k, v in unwrap(ddp_model).state_dict().items()}
-        else:
-            state["bad_epochs"] += 1
-        record = {"epoch": epoch, "train_loss": float(counts[2]) / max(float(counts[1]), 1),
-                  "train_images": int(counts[0]), "steps": int(counts[1]) // world,
-                  "train_seconds": round(train_seconds, 3),
-                  "render_seconds": round(render_seconds, 3),
-                  "train_images_per_second": float(counts[0]) / max(train_seconds, 1e-9),
-                  "lr": scheduler.get_last_lr()[0], "attempt": state["attempts"],
-                  **{f"val_{k}": v for k, v in val.items()}, "val_metric": metric,
-                  "improved": improved}
-        state["history"].append(record)
-        state["epoch"] = epoch
-        epochs_run.append(epoch)
-        if rank == 0:
-            with tempfile.TemporaryDirectory() as tmp:
-                save_checkpoint(tmp, ddp_model, optimizer, scheduler,
-                                **{k: v for k, v in state.items()})
-                if best_state is not None:
-                    best = VisionTransformer(mcfg)
-                    best.load_state_dict(best_state)
-                    best.save_pretrained(Path(tmp) / "best")
-                ray.train.report(record, checkpoint=Checkpoint.from_directory(tmp))
-            if cfg.progress_file:
-                mark_progress(cfg.progress_file, epoch + 1, cfg.epochs,
-                              val_metric=round(float(metric), 4))
-        else:
-            ray.train.report(record, checkpoint=None)
-    return {"history": state["history"], "best_epoch": state["best_epoch"],
-            "best": state["best"], "start_epoch": start_epoch, "epochs_run": epochs_run,
-            "attempts": state["attempts"], "world_size": world, "device": str(device),
-            "pretrained": state["pretrained"],
-            "stopped_early": state["bad_epochs"] >= cfg.patience and (
-                state["epoch"] < cfg.epochs - 1)}
-
+    settings = LoopSettings(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+        weight_decay=cfg.weight_decay, schedule="cosine",
+        warmup_steps=int(cfg.warmup_fraction * total), total_steps=total,
+        grad_clip=cfg.grad_clip, shuffle_buffer=4 * cfg.batch_size,
+        threads=int(round(cfg.cpus_per_worker)), seed=cfg.seed, patience=cfg.patience,
+        fail_at_epoch=cfg.fail_at_epoch, fail_marker=cfg.fail_marker,
+        progress_file=cfg.progress_file)
+    return run_loop(_FinetuneTask(cfg), settings)

@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from astroray.config import ConfigError
-from astroray.data._io import PathLimitError, walk_paths
 from astroray.data.datasource import read_errors
+from astroray.data.fileio import PathLimitError, walk_paths
 from astroray.data.ingest import IngestConfig, IngestError, ingest, primary_kind, published
 from astroray.data.registry import plan_read, read_files
 
@@ -109,7 +109,7 @@ def test_a_link_to_itself_does_not_hang(tmp_path):
     # A subprocess: a walk that loops must fail this test, not hang the suite.
     code = textwrap.dedent(f"""
         import json
-        from astroray.data._io import walk_paths
+        from astroray.data.fileio import walk_paths
         walk = walk_paths([{str(root)!r}])
         print(json.dumps([walk.files, walk.skipped_counts()]))
     """)
@@ -125,14 +125,14 @@ def test_remote_uris_are_still_listed_by_pyarrow(monkeypatch):
     """Object stores (s3://, gs://) have no links: pyarrow lists them, hidden names counted."""
     import pyarrow.fs as pafs
 
-    from astroray.data import _io
+    from astroray.data import fileio
 
     fs = pafs._MockFileSystem()
     for name in ("x/a.csv", "x/sub/b.csv", "x/.h/c.csv", "x/_d.csv"):
         fs.create_dir(f"bucket/{name}".rsplit("/", 1)[0], recursive=True)
         with fs.open_output_stream(f"bucket/{name}") as out:
             out.write(CSV.encode())
-    monkeypatch.setattr(_io, "resolve", lambda path: (fs, path.split("://", 1)[1]))
+    monkeypatch.setattr(fileio, "resolve", lambda path: (fs, path.split("://", 1)[1]))
     walk = walk_paths(["s3://bucket/x", "s3://bucket/x/a.csv", "s3://bucket/nothing"])
     assert walk.files == ["s3://bucket/x/a.csv", "s3://bucket/x/sub/b.csv"]
     assert walk.missing == ["s3://bucket/nothing"]

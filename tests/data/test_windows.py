@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from astroray.config import ConfigError
-from astroray.data._io import numpy_batch
+from astroray.data.fileio import numpy_batch
 from astroray.data.synthetic import periodic_variables, transients
 from astroray.data.windows import WINDOW_COLUMNS, LightCurveWindows, window_dataset
 

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from astroray.data._io import numpy_batch
+from astroray.data.fileio import numpy_batch
 from astroray.data.registry import read_files
 from astroray.data.synthetic import SyntheticSurveyConfig, make_survey
 from astroray.infer.catalogue import InferConfig, read_catalogue, run_inference

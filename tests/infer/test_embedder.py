@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from astroray.data._io import numpy_batch
+from astroray.data.fileio import numpy_batch
 from astroray.data.synthetic import periodic_variables
 from astroray.data.windows import LightCurveWindows
 from astroray.infer.astromer import AstromerEmbedder

@@ -344,7 +344,7 @@ def _check_anomaly(out: Path, results: dict) -> None:
     det = results["model"]["detectors"]["synthetic_variables"]["path"]
     assert predictor_task(det) == "anomaly"
     assert set(MCDSVDD.from_pretrained(det).config.labels) == classes["synthetic_variables"]
-    from astroray.data._io import numpy_batch
+    from astroray.data.fileio import numpy_batch
 
     pred = get_predictor(det, device="cpu")(numpy_batch(periodic_variables(4, seed=99)))
     assert pred.table.num_rows == 4 and not pred.failures

@@ -258,7 +258,7 @@ def test_bulk_inference_adds_anomaly_score_and_bad_objects_go_to_errors(
     np.testing.assert_allclose([got[k] for k in want], list(want.values()), rtol=1e-5)
     # Embeddings are the latent vectors when asked for.
     pred = get_predictor(det, embedding=True, device="cpu")
-    from astroray.data._io import numpy_batch
+    from astroray.data.fileio import numpy_batch
 
     batch = numpy_batch(data.slice(0, 3))
     out = pred(batch)
@@ -275,7 +275,7 @@ def test_bulk_inference_adds_anomaly_score_and_bad_objects_go_to_errors(
 
 
 def test_embedding_inputs_detector_round_trip(tmp_path):
-    from astroray.data._io import numpy_batch
+    from astroray.data.fileio import numpy_batch
     from astroray.infer.astromer import AstromerEmbedder
     from astroray.infer.predictors import get_predictor
     from astroray.models.anomaly import embedding_inputs

@@ -289,7 +289,7 @@ def test_windows_with_the_official_convention_match_the_official_loader():
     (MJD ~5e4: up to ~0.01 d off, the same for every point of the window), so times agree up
     to that constant and float32 rounding; magnitudes to 1e-5.
     """
-    from astroray.data._io import numpy_batch
+    from astroray.data.fileio import numpy_batch
     from astroray.data.registry import read_files
     from astroray.data.windows import LightCurveWindows
 
@@ -322,7 +322,7 @@ def test_windows_with_the_official_convention_match_the_official_loader():
 
 
 def test_folders_record_their_input_convention_and_old_folders_keep_working(tmp_path):
-    from astroray.data._io import numpy_batch
+    from astroray.data.fileio import numpy_batch
     from astroray.data.synthetic import periodic_variables
     from astroray.infer.astromer import AstromerEmbedder
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from astroray.data._io import numpy_batch
+from astroray.data.fileio import numpy_batch
 from astroray.data.schema import table_from_records
 from astroray.data.synthetic import periodic_variables
 from astroray.infer.predictors import get_predictor, model_hash

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from astroray.data._io import numpy_batch
+from astroray.data.fileio import numpy_batch
 from astroray.data.schema import table_from_records
 from astroray.data.synthetic import periodic_variables, spectra
 from astroray.infer.predictors import get_predictor, model_hash, prob_column

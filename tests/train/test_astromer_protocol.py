@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from astroray.config import ConfigError
-from astroray.data._io import numpy_batch
+from astroray.data.fileio import numpy_batch
 from astroray.data.synthetic import periodic_variables
 from astroray.data.windows import LightCurveWindows
 from astroray.infer.astromer import AstromerEmbedder, embed_table
@@ -109,13 +109,13 @@ def test_pretraining_recipe_beats_the_window_mean():
     steps on a synthetic MACHO-like survey; validated on objects drawn apart.
     """
     from astroray.models.astromer import mask_inputs, masked_rmse
-    from astroray.train.astromer import _lr_lambda
+    from astroray.train.loop import lr_factor
     from astroray.train.metrics import MaskedRegressionMeter
 
     torch.manual_seed(0)
     model = create_model("astromer-tiny")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(50))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor("inverse_sqrt", 50))
     train = numpy_batch(periodic_variables(600, seed=0))
     crops = LightCurveWindows(200, mode="random", min_points=10, seed=0)
     val = LightCurveWindows(200, min_points=10)(numpy_batch(periodic_variables(80, seed=9)))

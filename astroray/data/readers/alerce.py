@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from astroray.data import _io
+from astroray.data import fileio
 from astroray.data.formats import (
     FileHead,
     ReadFailure,
@@ -78,8 +78,8 @@ def _as_bool(series: pd.Series) -> np.ndarray:
 def read_alerce(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict | ReadFailure]:
     """Read every object of a detections table."""
     for path in unit.paths:
-        name = _io.basename(path)
-        frame = pd.read_csv(io.BytesIO(_io.read_bytes(path)), low_memory=False)
+        name = fileio.basename(path)
+        frame = pd.read_csv(io.BytesIO(fileio.read_bytes(path)), low_memory=False)
         missing = [c for c in REQUIRED if c not in frame.columns]
         if missing:
             yield ReadFailure(path, None, f"{name}: missing column(s) {missing}")

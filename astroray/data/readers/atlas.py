@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from astroray.data import _io
+from astroray.data import fileio
 from astroray.data.formats import (
     FileHead,
     ReadFailure,
@@ -115,10 +115,10 @@ def parse_atlas(text: str) -> pd.DataFrame:
 def read_atlas(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict | ReadFailure]:
     """Read one object per forced-photometry file."""
     for path in unit.paths:
-        name = _io.basename(path)
+        name = fileio.basename(path)
         object_id = _object_id(name)
         try:
-            frame = parse_atlas(_io.read_bytes(path).decode("ascii", "replace"))
+            frame = parse_atlas(fileio.read_bytes(path).decode("ascii", "replace"))
         except ValueError as exc:
             yield ReadFailure(path, object_id, f"{name}: malformed ATLAS forced photometry: {exc}")
             continue

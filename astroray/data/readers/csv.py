@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from astroray.data import _io
+from astroray.data import fileio
 from astroray.data.formats import (
     FileHead,
     ReadFailure,
@@ -101,10 +101,10 @@ def _survey_for(object_id: str, path: str, options: ReadOptions) -> str:
         return options.survey
     if ZTF_ID.match(object_id):
         return "ztf"
-    folder = _io.dirname(path)
-    if _io.basename(folder) in ("light-curves", "light_curves", "lightcurves", "lcs", "data"):
-        folder = _io.dirname(folder)
-    return _io.basename(folder) or "unknown"
+    folder = fileio.dirname(path)
+    if fileio.basename(folder) in ("light-curves", "light_curves", "lightcurves", "lcs", "data"):
+        folder = fileio.dirname(folder)
+    return fileio.basename(folder) or "unknown"
 
 
 @register_reader(
@@ -116,9 +116,9 @@ def _survey_for(object_id: str, path: str, options: ReadOptions) -> str:
 def read_csv(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict | ReadFailure]:
     """Read one object per CSV file."""
     for path in unit.paths:
-        name = _io.basename(path)
+        name = fileio.basename(path)
         object_id = _object_id(name)
-        data = _io.read_bytes(path)
+        data = fileio.read_bytes(path)
         try:
             table = pacsv.read_csv(io.BytesIO(data), read_options=_READ,
                                    convert_options=_CONVERT)

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from astroray.data import _io
+from astroray.data import fileio
 from astroray.data.formats import (
     FileHead,
     ReadFailure,
@@ -64,7 +64,7 @@ def _sniff(fh: FileHead) -> bool:
     if fh.head[:4] != b"PAR1":
         return False
     try:
-        fs, inner = _io.resolve(fh.path)
+        fs, inner = fileio.resolve(fh.path)
         names = set(pq.read_schema(inner, filesystem=fs).names)
     except Exception:  # noqa: BLE001 - not a readable Parquet file: not ours
         return False
@@ -80,8 +80,8 @@ def _sniff(fh: FileHead) -> bool:
 def read_elasticc(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict | ReadFailure]:
     """Read every SNID of an ELAsTiCC light-curve chunk."""
     for path in unit.paths:
-        name = _io.basename(path)
-        table = pq.read_table(io.BytesIO(_io.read_bytes(path)))
+        name = fileio.basename(path)
+        table = pq.read_table(io.BytesIO(fileio.read_bytes(path)))
         missing = [c for c in REQUIRED if c not in table.column_names]
         if missing:
             yield ReadFailure(path, None, f"{name}: missing column(s) {missing}")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from astroray.data import _io
+from astroray.data import fileio
 from astroray.data.formats import (
     FileHead,
     ReadFailure,
@@ -97,9 +97,9 @@ def _arrays(hdul: fits.HDUList) -> tuple[np.ndarray, ...]:
 def read_lamost(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict | ReadFailure]:
     """Read one spectrum per LAMOST file."""
     for path in unit.paths:
-        name = _io.basename(path)
+        name = fileio.basename(path)
         try:
-            hdul = open_fits(_io.read_bytes(path))
+            hdul = open_fits(fileio.read_bytes(path))
             header = hdul[0].header
             wave, flux, ivar, mask = _arrays(hdul)
         except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError) as exc:

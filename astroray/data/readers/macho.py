@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from astroray.data import _io
+from astroray.data import fileio
 from astroray.data.formats import (
     FileHead,
     ReadFailure,
@@ -60,15 +60,15 @@ def _sniff(fh: FileHead) -> bool:
 
 
 def _unit_key(path: str) -> str:
-    match = _NAME.match(_io.basename(path))
+    match = _NAME.match(fileio.basename(path))
     if match is None:
         return path
-    return f"{_io.dirname(path)}/{match['oid']}"
+    return f"{fileio.dirname(path)}/{match['oid']}"
 
 
 def _parse(path: str) -> tuple[dict, np.ndarray]:
     """Header fields and the (N, 3) MJD/Mag/Err array of one file."""
-    text = _io.read_bytes(path).decode("ascii", "replace")
+    text = fileio.read_bytes(path).decode("ascii", "replace")
     lines = text.splitlines()
     header: dict = {}
     comments = [ln[1:].strip() for ln in lines if ln.startswith("#")]
@@ -97,7 +97,7 @@ def _parse(path: str) -> tuple[dict, np.ndarray]:
 )
 def read_macho(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict | ReadFailure]:
     """Read the band files of one MACHO star into one light curve."""
-    names = [_io.basename(p) for p in unit.paths]
+    names = [fileio.basename(p) for p in unit.paths]
     match = _NAME.match(names[0])
     object_id = match["oid"] if match else names[0].split(".", 1)[0]
     parts, meta = [], {"value_unit": "mag", "mag_system": "MACHO instrumental"}

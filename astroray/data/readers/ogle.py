@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from astroray.data import _io
+from astroray.data import fileio
 from astroray.data.formats import (
     FileHead,
     ReadFailure,
@@ -75,11 +75,11 @@ _BAND_FOLDER = re.compile(r"^(?:phot_?)?(?P<band>[IV])$")
 
 def _band_and_id(path: str) -> tuple[str, str] | None:
     """(band, object id) from the file name or its band folder; None when neither tells."""
-    name = _io.basename(path)
+    name = fileio.basename(path)
     match = _NAME.match(name)
     if match:
         return match["band"], match["oid"]
-    folder = _BAND_FOLDER.match(_io.basename(_io.dirname(path)))
+    folder = _BAND_FOLDER.match(fileio.basename(fileio.dirname(path)))
     if folder and name.endswith(".dat"):
         return folder["band"], name[: -len(".dat")]
     return None
@@ -110,15 +110,15 @@ def _unit_key(path: str) -> str:
     if found is None:
         return path
     _, oid = found
-    folder = _io.dirname(path)
-    if _BAND_FOLDER.match(_io.basename(folder)) and not _NAME.match(_io.basename(path)):
-        folder = _io.dirname(folder)  # phot/I/X.dat and phot/V/X.dat: one star
+    folder = fileio.dirname(path)
+    if _BAND_FOLDER.match(fileio.basename(folder)) and not _NAME.match(fileio.basename(path)):
+        folder = fileio.dirname(folder)  # phot/I/X.dat and phot/V/X.dat: one star
     return f"{folder}/{oid}"
 
 
 def _parse(path: str) -> np.ndarray:
     """The (N, 3) time / mag / err array of one file (``#`` lines are comments)."""
-    text = _io.read_bytes(path).decode("ascii", "replace")
+    text = fileio.read_bytes(path).decode("ascii", "replace")
     body = "\n".join(ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#"))
     if not body:
         return np.empty((0, 3))
@@ -156,10 +156,10 @@ def to_mjd(t: np.ndarray) -> np.ndarray:
 def read_ogle(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict | ReadFailure]:
     """Read the band files of one OGLE star into one light curve."""
     found = _band_and_id(unit.paths[0])
-    object_id = found[1] if found else _io.basename(unit.paths[0]).split(".", 1)[0]
+    object_id = found[1] if found else fileio.basename(unit.paths[0]).split(".", 1)[0]
     parts = []
     for path in unit.paths:
-        name = _io.basename(path)
+        name = fileio.basename(path)
         band = (_band_and_id(path) or ("?", object_id))[0]
         try:
             data = _parse(path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from astroray.data import _io
+from astroray.data import fileio
 from astroray.data.formats import (
     FileHead,
     ReadFailure,
@@ -47,7 +47,7 @@ def _sniff(fh: FileHead) -> bool:
     if fh.head[:4] != b"PAR1":
         return False
     try:
-        fs, inner = _io.resolve(fh.path)
+        fs, inner = fileio.resolve(fh.path)
         names = set(pq.read_schema(inner, filesystem=fs).names)
     except Exception:  # noqa: BLE001 - not a readable Parquet file: not ours
         return False
@@ -55,7 +55,7 @@ def _sniff(fh: FileHead) -> bool:
 
 
 def _file_kind(path: str) -> str:
-    fs, inner = _io.resolve(path)
+    fs, inner = fileio.resolve(path)
     kind = _kind_of(set(pq.read_schema(inner, filesystem=fs).names))
     if kind is None:
         raise ValueError("Parquet file is not a canonical astroray table")
@@ -72,8 +72,8 @@ def _file_kind(path: str) -> str:
 def read_parquet(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict | ReadFailure]:
     """Read canonical rows back as records."""
     for path in unit.paths:
-        name = _io.basename(path)
-        table = pq.read_table(io.BytesIO(_io.read_bytes(path)))
+        name = fileio.basename(path)
+        table = pq.read_table(io.BytesIO(fileio.read_bytes(path)))
         found = _kind_of(set(table.column_names))
         if found != kind:
             yield ReadFailure(path, None, f"{name}: holds {found or 'unknown'} records, "

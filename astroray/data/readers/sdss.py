@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from astroray.data import _io
+from astroray.data import fileio
 from astroray.data.formats import (
     FileHead,
     ReadFailure,
@@ -79,9 +79,9 @@ def _text(value: object) -> str | None:
 def read_sdss(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[dict | ReadFailure]:
     """Read one spectrum per SDSS spec file."""
     for path in unit.paths:
-        name = _io.basename(path)
+        name = fileio.basename(path)
         try:
-            hdul = open_fits(_io.read_bytes(path))
+            hdul = open_fits(fileio.read_bytes(path))
             names = [h.name for h in hdul]
             for needed in ("COADD", "SPECOBJ"):
                 if needed not in names:

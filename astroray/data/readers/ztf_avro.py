@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from astropy.io import fits
 from astropy.io.fits.verify import VerifyWarning
 
-from astroray.data import _io
+from astroray.data import fileio
 from astroray.data.formats import (
     FileHead,
     ReadFailure,
@@ -75,7 +75,7 @@ def _sniff(fh: FileHead) -> bool:
 
 
 def _alerts(path: str) -> Iterator[dict[str, Any]]:
-    reader = fastavro.reader(io.BytesIO(_io.read_bytes(path)))
+    reader = fastavro.reader(io.BytesIO(fileio.read_bytes(path)))
     yield from reader
 
 
@@ -116,7 +116,7 @@ def _cutout(alert: dict[str, Any], key: str) -> np.ndarray:
     if not stamp or not stamp.get("stampData"):
         raise ValueError(f"{key} is missing")
     data = stamp["stampData"]
-    if data[:2] == _io.GZIP_MAGIC:
+    if data[:2] == fileio.GZIP_MAGIC:
         data = gzip.decompress(data)
     with warnings.catch_warnings():
         # ZTF writes cutouts whose SIMPLE card astropy calls non-standard; the data are fine.
@@ -162,7 +162,7 @@ def read_ztf_avro(unit: ReadUnit, kind: str, options: ReadOptions) -> Iterator[d
     """Read the alerts of Avro files as light curves or as stamps."""
     build = _stamp if kind == "stamp" else _light_curve
     for path in unit.paths:
-        name = _io.basename(path)
+        name = fileio.basename(path)
         n_alerts = 0
         alerts = _alerts(path)
         while True:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from astroray.data import _io
+from astroray.data import fileio
 from astroray.data.registry import ReadUnit
 from astroray.data.schema import error_table
 
@@ -38,8 +38,8 @@ def _stat(paths: list[str]) -> dict[str, list[int]]:
     """``[size, mtime_ns]`` of each path; ``[-1, -1]`` for one that cannot be read."""
     def one(path: str) -> list[int]:
         try:
-            if _io.is_uri(path) and not path.startswith("file://"):
-                fs, inner = _io.resolve(path)
+            if fileio.is_uri(path) and not path.startswith("file://"):
+                fs, inner = fileio.resolve(path)
                 info = fs.get_file_info(inner)
                 return [int(info.size if info.size is not None else -1),
                         int(info.mtime_ns if info.mtime_ns is not None else -1)]

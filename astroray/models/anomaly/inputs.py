@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from astroray.data._io import numpy_batch
+from astroray.data.fileio import numpy_batch
 from astroray.features import feature_names, table_features
 from astroray.models.astromer.processing import read_embeddings
 

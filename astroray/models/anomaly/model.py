@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from astroray.models._pretrained import PretrainedMixin
 from astroray.models.anomaly._quantile import fit_quantiles, quantile_transform
 from astroray.models.anomaly.config import MCDSVDDConfig
 from astroray.models.astromer.model import Astromer
+from astroray.models.pretrained import PretrainedMixin
 
 __all__ = ["MCDSVDD", "mlp"]
 

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from astroray.models._pretrained import PretrainedMixin
 from astroray.models.astromer.config import AstromerClassifierConfig, AstromerConfig
 from astroray.models.layers.hsa import HierarchicalStochasticAttention
+from astroray.models.pretrained import PretrainedMixin
 
 __all__ = [
     "Astromer",

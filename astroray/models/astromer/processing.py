@@ -22,8 +22,8 @@ import pyarrow as pa
 import torch
 
 from astroray.data.windows import LightCurveWindows
-from astroray.models._pretrained import read_config_json
 from astroray.models.astromer.model import Astromer
+from astroray.models.pretrained import read_config_json
 from astroray.models.registry import create_model, list_published, load_model, resolve_model_path
 
 __all__ = ["Float32Windows", "impute_embeddings", "load_encoder", "read_embeddings"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from astroray.models._pretrained import PretrainedMixin
 from astroray.models.morphology.config import MorphologyConfig
+from astroray.models.pretrained import PretrainedMixin
 
 __all__ = ["MorphologyCNN"]
 

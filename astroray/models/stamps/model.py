@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from astroray.models._pretrained import PretrainedMixin
+from astroray.models.pretrained import PretrainedMixin
 from astroray.models.stamps.config import StampConfig
 
 __all__ = ["CHANNELS", "CosineClassifier", "GradientReversal", "StampClassifier",

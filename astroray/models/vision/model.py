@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from astroray.models._pretrained import PretrainedMixin
 from astroray.models.layers.stochastic import sample_probabilities, stochastic
+from astroray.models.pretrained import PretrainedMixin
 from astroray.models.vision.config import VisionConfig
 
 __all__ = ["VisionTransformer"]
