@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import ray
 import torch
 
 from astroray.config import Config, check, check_positive_ints
@@ -46,6 +47,9 @@ from astroray.data.synthetic import SyntheticSurveyConfig
 
 # Used here, and public from astroray.infer as before (they live in the Astromer family).
 from astroray.models.astromer.processing import Float32Windows, load_encoder, read_embeddings
+from astroray.runtime import check_actor_pool, init_ray, write_results
+from astroray.train.astromer import LC_COLUMNS, prepare_light_curves
+from astroray.train.trainer import autocast, gpu_available
 
 __all__ = ["AstromerEmbedder", "EmbedConfig", "Float32Windows", "embed", "embed_table",
            "load_encoder", "read_embeddings"]
@@ -94,8 +98,6 @@ class AstromerEmbedder:
 
     def encode_windows(self, windows: dict[str, np.ndarray]) -> np.ndarray:
         """Layer means (W, S, D) of a windows batch (see :class:`Float32Windows`)."""
-        from astroray.train.trainer import autocast  # lazy: ray (imported by train.trainer)
-
         out = []
         n = len(windows["times"])
         with torch.inference_mode():
@@ -197,8 +199,6 @@ def embed_table(table: pa.Table, encoder: str, *, random_init: bool, seed: int,
 def _embed_with_ray(table: pa.Table, encoder: str, *, random_init: bool, seed: int,
                     min_points: int, actor_cpus: float) -> np.ndarray:
     """Layer means (N, S, D) of every row of ``table`` with a Ray Data actor."""
-    import ray  # lazy: ray
-
     ds = ray.data.from_arrow(table).map_batches(
         AstromerEmbedder, batch_format="numpy", batch_size=128,
         fn_constructor_kwargs={"model": encoder, "random_init": random_init, "seed": seed,
@@ -273,15 +273,6 @@ def embed(config: EmbedConfig, out: str | Path) -> dict[str, Any]:
         ``{"metrics", "data", "model"}``: objects, windows and throughput; the inputs; the
         model used.
     """
-    import ray  # lazy: ray
-
-    from astroray.runtime import check_actor_pool, init_ray  # lazy: ray
-    from astroray.train.astromer import (  # lazy: ray (imported by the astroray.train package)
-        LC_COLUMNS,
-        prepare_light_curves,
-    )
-    from astroray.train.trainer import gpu_available  # lazy: ray
-
     init_ray()
     check_actor_pool("EmbedConfig", config.num_actors, config.actor_cpus, _READ_CPUS)
     out = Path(out).resolve()
@@ -319,8 +310,6 @@ def embed(config: EmbedConfig, out: str | Path) -> dict[str, Any]:
 def write_embed_results(summary: dict[str, Any], config: EmbedConfig, out: str | Path, *,
                         smoke: bool, started: float) -> None:
     """Print the one-line summary of an embedding run and write ``out/results.json``."""
-    from astroray.runtime import write_results  # lazy: ray
-
     m = summary["metrics"]
     print(f"embed: {m['objects']} objects, {m['windows']} windows in {m['seconds']:.1f} s "
           f"-> {summary['data']['embeddings']}")

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import ray
 import torch
 
 from astroray.config import (
@@ -40,9 +41,15 @@ from astroray.data.windows import LightCurveWindows, window_dataset
 from astroray.models import create_model, get_config, list_models, load_model, resolve_model_path
 from astroray.models.astromer import error_weights, mask_inputs, masked_rmse
 from astroray.models.pretrained import read_config_json
+from astroray.runtime import init_ray, write_results
 from astroray.train.loop import EpochStats, LoopSettings, TrainTask, Worker, run_loop
 from astroray.train.metrics import MaskedRegressionMeter
-from astroray.train.trainer import autocast
+from astroray.train.trainer import (
+    autocast,
+    fit_with_progress,
+    gpu_available,
+    make_torch_trainer,
+)
 
 __all__ = ["PretrainConfig", "pretrain", "prepare_light_curves", "split_by_object"]
 
@@ -194,8 +201,6 @@ def split_by_object(ds: Any, val_fraction: float, *, num_cpus: float | None = No
 
 
 def _read_parquet(folders: list[str], num_cpus: float) -> Any:
-    import ray  # lazy: ray
-
     return ray.data.read_parquet(folders, columns=LC_COLUMNS, num_cpus=num_cpus)
 
 
@@ -344,13 +349,6 @@ def pretrain(config: PretrainConfig, out: str | Path) -> dict[str, Any]:
         before and after pretraining, per-epoch history, the data used, the saved model
         folder, and how the run started (epoch it resumed from, attempts).
     """
-    from astroray.runtime import init_ray  # lazy: ray
-    from astroray.train.trainer import (  # lazy: ray
-        fit_with_progress,
-        gpu_available,
-        make_torch_trainer,
-    )
-
     init_ray()
     if config.init_from:  # a published name becomes its (converted) folder, once, here
         config = config.replace(init_from=resolve_model_path(config.init_from))
@@ -434,8 +432,6 @@ def pretrain(config: PretrainConfig, out: str | Path) -> dict[str, Any]:
 def write_pretrain_results(summary: dict[str, Any], config: PretrainConfig, out: str | Path, *,
                            smoke: bool, started: float) -> None:
     """Print the one-line summary of a pretraining run and write ``out/results.json``."""
-    from astroray.runtime import write_results  # lazy: ray
-
     m = summary["metrics"]
     print(f"pretrain: {config.model}: masked validation RMSE {m['val_rmse_initial']:.4f} "
           f"(untrained; predicting the window mean: {m['val_rmse_zero']:.4f}) -> "

@@ -324,8 +324,8 @@ class RayTrainSession:
 
     def place(self) -> tuple[int, int, torch.device]:
         """``(rank, world size, device)`` from the Train context."""
-        import ray.train  # lazy: ray
-        import ray.train.torch  # lazy: ray
+        import ray.train  # lazy: Ray Train
+        import ray.train.torch  # lazy: Ray Train
 
         ctx = ray.train.get_context()
         return ctx.get_world_rank(), ctx.get_world_size(), ray.train.torch.get_device()
@@ -333,7 +333,7 @@ class RayTrainSession:
     @contextlib.contextmanager
     def restored(self) -> Iterator[Path | None]:
         """The latest checkpoint of the run (this attempt's or an earlier run's), or None."""
-        import ray.train  # lazy: ray
+        import ray.train  # lazy: Ray Train
 
         checkpoint = ray.train.get_checkpoint()
         if checkpoint is None:
@@ -344,19 +344,19 @@ class RayTrainSession:
 
     def shard(self, name: str) -> Any:
         """``ray.train.get_dataset_shard(name)``."""
-        import ray.train  # lazy: ray
+        import ray.train  # lazy: Ray Train
 
         return ray.train.get_dataset_shard(name)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         """``ray.train.torch.prepare_model`` (DDP)."""
-        import ray.train.torch  # lazy: ray
+        import ray.train.torch  # lazy: Ray Train
 
         return ray.train.torch.prepare_model(model)
 
     def report(self, record: dict[str, Any], folder: Path | None) -> None:
         """``ray.train.report`` (Ray Train copies the folder into the run's storage)."""
-        import ray.train  # lazy: ray
+        import ray.train  # lazy: Ray Train
 
         checkpoint = None if folder is None else ray.train.Checkpoint.from_directory(folder)
         ray.train.report(record, checkpoint=checkpoint)

@@ -81,9 +81,9 @@ def asha_sweep(trainable: Any, param_space: Mapping[str, Any], settings: SweepSe
         Rows with the sampled values, ``trial``, ``checks``, ``completed``, the metrics and
         ``error``.
     """
-    from ray import tune  # lazy: ray
-    from ray.tune.schedulers import ASHAScheduler  # lazy: ray
-    from ray.tune.search.basic_variant import BasicVariantGenerator  # lazy: ray
+    from ray import tune  # lazy: Ray Tune
+    from ray.tune.schedulers import ASHAScheduler  # lazy: Ray Tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator  # lazy: Ray Tune
 
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
                               grace_period=min(settings.grace_period, max_t),

@@ -59,8 +59,8 @@ def make_torch_trainer(
     Returns:
         The trainer; call ``fit()``.
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig  # lazy: ray
-    from ray.train.torch import TorchConfig, TorchTrainer  # lazy: ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig  # lazy: Ray Train
+    from ray.train.torch import TorchConfig, TorchTrainer  # lazy: Ray Train
 
     scaling = resources.scaling_config(use_gpu)
     run = RunConfig(
@@ -76,7 +76,7 @@ def make_torch_trainer(
 def worker_device() -> torch.device:
     """This worker's device (its GPU under Ray Train, else the CPU)."""
     try:
-        import ray.train.torch  # lazy: ray
+        import ray.train.torch  # lazy: Ray Train
 
         return ray.train.torch.get_device()
     except Exception:  # noqa: BLE001 - outside a Train worker
