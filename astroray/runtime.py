@@ -17,7 +17,8 @@ import ray
 
 from astroray._version import __version__
 
-__all__ = ["check_actor_pool", "configure_console", "init_ray", "progress", "write_results"]
+__all__ = ["check_actor_pool", "configure_console", "gpu_available", "init_ray", "progress",
+           "write_results"]
 
 #: What the terminal shows: astroray's own lines only (quiet, the default), or Ray's logs too
 #: (verbose). Set once per process by the CLI and the jobs (``--verbose``).
@@ -88,6 +89,11 @@ def progress(total: int | None, desc: str, unit: str = " objects") -> Any:
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
                 mininterval=1.0, leave=True, disable=not sys.stderr.isatty())
+
+
+def gpu_available(num_workers: int = 1) -> bool:
+    """Whether the Ray cluster has a GPU for each of ``num_workers`` workers."""
+    return ray.is_initialized() and ray.cluster_resources().get("GPU", 0) >= num_workers
 
 
 def init_ray(

@@ -96,6 +96,13 @@ def import_graph(root: Path) -> dict[str, list[tuple[str, int]]]:
                 for target in _targets(module, node, path.name == "__init__.py", known):
                     if target != module:
                         edges.append((target, node.lineno))
+                    # Importing a.b.c first runs the package a.b's __init__ (and a's): an
+                    # edge too, unless the importer is inside that package already.
+                    parts = target.split(".")
+                    for k in range(2, len(parts)):
+                        package = ".".join(parts[:k])
+                        if package in known and not (module + ".").startswith(package + "."):
+                            edges.append((package, node.lineno))
         graph[module] = edges
     return graph
 
@@ -215,9 +222,25 @@ def test_the_check_catches_a_planted_upward_import_even_inside_a_function(tmp_pa
         "train/loop.py": "from astroray.data.reader import read\n\ndef fit():\n    return read\n",
     })
     problems = upward_imports(root)
-    assert problems == ["astroray.data.reader:2 -> astroray.train.loop: layer 3 "
-                        f"({NAMES[3]}) above layer 1 ({NAMES[1]})"]
+    assert problems == [f"astroray.data.reader:2 -> {target}: layer 3 "
+                        f"({NAMES[3]}) above layer 1 ({NAMES[1]})"
+                        for target in ("astroray.train.loop", "astroray.train")]
     assert import_cycles(root) == [["astroray.data.reader", "astroray.train.loop"]]
+
+
+def test_a_circle_through_a_package_init_is_caught(tmp_path):
+    """Importing a.b.c runs a.b's __init__ first: a circle through it is a circle."""
+    root = _plant(tmp_path, {
+        "__init__.py": "",
+        "infer/__init__.py": "from astroray.infer.embed import embed\n",
+        "infer/embed.py": "from astroray.train.loop import fit\n\ndef embed():\n    return fit\n",
+        "train/__init__.py": "from astroray.train.classify import head\n",
+        "train/loop.py": "def fit():\n    return 1\n",
+        "train/classify.py": "from astroray.infer.embed import embed\n\ndef head():\n"
+                             "    return embed\n",
+    })
+    assert import_cycles(root) == [["astroray.infer", "astroray.infer.embed", "astroray.train",
+                                    "astroray.train.classify"]]
 
 
 def test_the_check_catches_a_body_import_without_a_reason(tmp_path):

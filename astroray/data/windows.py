@@ -36,7 +36,10 @@ import numpy as np
 
 from astroray.config import check
 
-__all__ = ["WINDOW_COLUMNS", "LightCurveWindows", "window_dataset"]
+__all__ = ["LC_COLUMNS", "WINDOW_COLUMNS", "LightCurveWindows", "window_dataset"]
+
+#: Columns of the canonical light-curve schema that windowing (and a model's reader) reads.
+LC_COLUMNS = ["object_id", "time", "band", "mag", "flux", "err", "label"]
 
 #: Numeric columns of a windows batch that models consume, each of shape (W, window_size).
 WINDOW_COLUMNS = ("times", "values", "errors", "mask")

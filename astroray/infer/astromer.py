@@ -42,14 +42,14 @@ import torch
 
 from astroray.config import Config, check, check_positive_ints
 from astroray.data.fileio import numpy_batch
-from astroray.data.inputs import check_inputs
+from astroray.data.inputs import check_inputs, resolve_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
+from astroray.data.windows import LC_COLUMNS
 
 # Used here, and public from astroray.infer as before (they live in the Astromer family).
 from astroray.models.astromer.processing import Float32Windows, load_encoder, read_embeddings
-from astroray.runtime import check_actor_pool, init_ray, write_results
-from astroray.train.astromer import LC_COLUMNS, prepare_light_curves
-from astroray.train.trainer import autocast, gpu_available
+from astroray.models.device import autocast
+from astroray.runtime import check_actor_pool, gpu_available, init_ray, write_results
 
 __all__ = ["AstromerEmbedder", "EmbedConfig", "Float32Windows", "embed", "embed_table",
            "load_encoder", "read_embeddings"]
@@ -276,10 +276,10 @@ def embed(config: EmbedConfig, out: str | Path) -> dict[str, Any]:
     init_ray()
     check_actor_pool("EmbedConfig", config.num_actors, config.actor_cpus, _READ_CPUS)
     out = Path(out).resolve()
-    data = prepare_light_curves(config.paths, config.optional_paths, config.synthetic,
-                                out / "data")
+    inputs = resolve_inputs(config.paths, config.optional_paths, config.synthetic,
+                            out / "data")
     use_gpu = gpu_available(1) if config.use_gpu is None else config.use_gpu
-    ds = ray.data.read_parquet(data["parquet"], columns=LC_COLUMNS, num_cpus=_READ_CPUS)
+    ds = ray.data.read_parquet(inputs.paths, columns=LC_COLUMNS, num_cpus=_READ_CPUS)
     started = time.perf_counter()
     emb = ds.map_batches(
         AstromerEmbedder, batch_format="numpy", batch_size=config.lc_batch,
@@ -302,7 +302,8 @@ def embed(config: EmbedConfig, out: str | Path) -> dict[str, Any]:
                                                     == 0).sum()),
                     "seconds": round(seconds, 3),
                     "windows_per_second": windows / seconds if seconds > 0 else None},
-        "data": {**data, "embeddings": str(target)},
+        "data": {"inputs": inputs.inputs, "skipped": inputs.skipped, "objects": inputs.objects,
+                 "parquet": inputs.paths, "embeddings": str(target)},
         "model": {"model": config.model, "pretrained": saved, "use_gpu": use_gpu},
     }
 

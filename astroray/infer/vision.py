@@ -33,6 +33,7 @@ from astroray.infer.predictors import (
     _uncertainty_columns,
     register_predictor,
 )
+from astroray.models.device import autocast
 from astroray.models.pretrained import read_config_json
 from astroray.models.vision import VisionTransformer
 from astroray.models.vision.processing import (
@@ -41,7 +42,6 @@ from astroray.models.vision.processing import (
     render_batch,
     render_config,
 )
-from astroray.train.trainer import autocast
 from astroray.uncertainty import uncertainty_scores
 
 __all__ = ["VisionCataloguePredictor", "VisionPredictor", "arrays_dataset", "predict_arrays"]

@@ -52,7 +52,7 @@ from astroray.models.vision.processing import (
     write_render_spec,
 )
 from astroray.render import LightCurveRenderConfig
-from astroray.runtime import init_ray, write_results
+from astroray.runtime import gpu_available, init_ray, write_results
 from astroray.studies.finetune_vision_config import (
     FinetuneConfig,
     VisionDataset,
@@ -66,7 +66,6 @@ from astroray.studies.finetune_vision_data import (
 )
 from astroray.train.astromer import prepare_light_curves
 from astroray.train.labelled import fit_early_stopping
-from astroray.train.trainer import gpu_available
 from astroray.train.vision import VisionTrainConfig, fit_vision
 from astroray.uncertainty import reliability_curve, uncertainty_metrics
 

@@ -37,7 +37,7 @@ from astroray.config import (
 )
 from astroray.data.inputs import check_inputs, resolve_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
-from astroray.data.windows import LightCurveWindows, window_dataset
+from astroray.data.windows import LC_COLUMNS, LightCurveWindows, window_dataset
 from astroray.models import create_model, get_config, list_models, load_model, resolve_model_path
 from astroray.models.astromer import error_weights, mask_inputs, masked_rmse
 from astroray.models.pretrained import read_config_json
@@ -55,8 +55,6 @@ __all__ = ["PretrainConfig", "pretrain", "prepare_light_curves", "split_by_objec
 
 logger = logging.getLogger(__name__)
 
-#: Columns of the canonical light-curve schema that windowing reads.
-LC_COLUMNS = ["object_id", "time", "band", "mag", "flux", "err", "label"]
 
 
 #: Architecture sizes a smoke run takes from the tiny model rather than the real one.

@@ -8,7 +8,6 @@ Ray Train restarts after a failure (``max_failures``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -16,19 +15,16 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import ray
 import torch
 
 from astroray.config import TrainResources
-from astroray.runtime import progress
+from astroray.models.device import autocast
+from astroray.runtime import gpu_available, progress
 
+# autocast and gpu_available are re-exported (moved down to models.device and runtime, so
+# that inference needs nothing from train/).
 __all__ = ["autocast", "fit_with_progress", "gpu_available", "in_lockstep", "make_torch_trainer",
            "mark_progress", "worker_device"]
-
-
-def gpu_available(num_workers: int = 1) -> bool:
-    """Whether the Ray cluster has a GPU for each of ``num_workers`` workers."""
-    return ray.is_initialized() and ray.cluster_resources().get("GPU", 0) >= num_workers
 
 
 def make_torch_trainer(
@@ -81,13 +77,6 @@ def worker_device() -> torch.device:
         return ray.train.torch.get_device()
     except Exception:  # noqa: BLE001 - outside a Train worker
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; a no-op on CPU, which runs fp32."""
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def in_lockstep(batches: Iterable[Any], device: torch.device | None = None) -> Iterator[Any]:
