@@ -347,9 +347,9 @@ class TrainResources(Config):
         max_failures: worker-group restarts allowed, each from the last checkpoint.
     """
 
-    num_workers: int = 1
+    num_workers: int = 2
     use_gpu: bool | None = None
-    cpus_per_worker: float = 1.0
+    cpus_per_worker: float = 0.5
     max_failures: int = 1
 
     def check_resources(self) -> None:

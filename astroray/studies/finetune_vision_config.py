@@ -220,8 +220,6 @@ class FinetuneConfig(TrainResources, Optimization):
     baselines: tuple[str, ...] = ("svm", "rf")
     baseline_bins: int = 1000
     baseline_jobs: int = 1
-    num_workers: int = 2
-    cpus_per_worker: float = 0.5
     actor_cpus: float = 0.5
     eval_batch_size: int = 64
     name: str = "vision"

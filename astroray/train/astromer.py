@@ -96,8 +96,6 @@ class PretrainConfig(TrainResources, Optimization):
     min_points: int = 10
     val_fraction: float = 0.05
     warmup_steps: int = 200
-    num_workers: int = 2
-    cpus_per_worker: float = 0.5
     task_cpus: float = 0.5
     shuffle_buffer: int = 1000
     name: str = "astromer-pretrain"
