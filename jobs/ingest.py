@@ -21,9 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     config = IngestConfig.from_file(args.config)
     if args.paths:
         config = config.replace(paths=tuple(args.paths), synthetic=None)
-    if args.smoke and config.synthetic is not None:
-        config = config.replace(synthetic=config.synthetic.replace(
-            n=min(config.synthetic.n, 500)))
+    if args.smoke:
+        config = config.smoke()  # the YAML's smoke: section
     out = Path(args.out)
     config = prepare_inputs(config, out / "input")
     init_ray(args.address)
