@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["RENAMED_FIELDS", "Config", "ConfigError", "Optimization", "TrainResources", "check",
-           "check_cpus", "check_positive_ints", "check_training"]
+__all__ = ["RENAMED_FIELDS", "ActorResources", "Config", "ConfigError", "Optimization",
+           "TrainResources", "check", "check_cpus", "check_positive_ints", "check_training"]
 
 C = TypeVar("C", bound="Config")
 
@@ -63,11 +63,11 @@ def check_cpus(cfg: Any, *names: str, most: float = 64.0) -> None:
 def check_training(cfg: Any) -> None:
     """Check the Ray Train fields a training config shares.
 
-    The resources (:meth:`TrainResources.check_resources`), ``fail_at_epoch`` (null or an
+    The resources (:meth:`TrainResources.check_train_resources`), ``fail_at_epoch`` (null or an
     epoch below ``epochs``) and ``name`` (a run name without '/').
     """
     if isinstance(cfg, TrainResources):
-        cfg.check_resources()
+        cfg.check_train_resources()
     check(cfg.fail_at_epoch is None or (isinstance(cfg.fail_at_epoch, int)
                                         and 0 <= cfg.fail_at_epoch < cfg.epochs),
           cfg, "fail_at_epoch", cfg.fail_at_epoch, f"null or an epoch in [0, {cfg.epochs})")
@@ -352,7 +352,7 @@ class TrainResources(Config):
     cpus_per_worker: float = 0.5
     max_failures: int = 1
 
-    def check_resources(self) -> None:
+    def check_train_resources(self) -> None:
         """Check the fields (called by :func:`check_training`)."""
         check(isinstance(self.num_workers, int) and not isinstance(self.num_workers, bool)
               and self.num_workers > 0, self, "num_workers", self.num_workers,
@@ -377,6 +377,41 @@ class TrainResources(Config):
         # that Ray Data's read and windowing tasks keep CPUs.
         return ScalingConfig(num_workers=self.num_workers, use_gpu=gpu,
                              resources_per_worker={"CPU": self.cpus_per_worker})
+
+
+@dataclasses.dataclass
+class ActorResources(Config):
+    """A Ray Data actor pool (bulk inference, embedding); :meth:`actor_pool` is Ray's form of it.
+
+    Attributes:
+        num_actors: model actors (one per GPU on a GPU cluster).
+        actor_cpus: CPUs per actor (its torch threads on a CPU machine).
+        use_gpu: one GPU per actor; None: when the cluster has one.
+    """
+
+    num_actors: int = 1
+    actor_cpus: float = 1.0
+    use_gpu: bool | None = None
+
+    def check_actor_resources(self) -> None:
+        """Check the fields."""
+        check_positive_ints(self, "num_actors")
+        check_cpus(self, "actor_cpus")
+        check(self.use_gpu is None or isinstance(self.use_gpu, bool), self, "use_gpu",
+              self.use_gpu, "true, false or null")
+
+    def actor_pool(self, use_gpu: bool | None = None) -> dict[str, Any]:
+        """The ``map_batches`` arguments of the pool: ``compute``, ``num_cpus``, ``num_gpus``.
+
+        Args:
+            use_gpu: the decision for ``use_gpu: null`` (whether the cluster has a GPU);
+                ignored when the field says true or false.
+        """
+        import ray.data  # lazy: Ray Data is heavy; configs load without it
+
+        gpu = bool(self.use_gpu if self.use_gpu is not None else use_gpu)
+        return {"compute": ray.data.ActorPoolStrategy(size=self.num_actors),
+                "num_cpus": self.actor_cpus, "num_gpus": 1 if gpu else 0}
 
 
 @dataclasses.dataclass

@@ -117,3 +117,22 @@ def test_train_resources_map_onto_ray_scaling_config():
         cfg.replace(cpus_per_worker=0)
     with pytest.raises(ConfigError, match=r"PretrainConfig.lr = 0 is invalid"):
         cfg.replace(lr=0)
+
+
+def test_actor_resources_map_onto_ray_data_actor_pools():
+    import ray.data
+
+    from astroray.infer.astromer import EmbedConfig
+    from astroray.infer.catalogue import InferConfig
+
+    cfg = InferConfig(model="m", paths=("x",), num_actors=3, actor_cpus=0.5)
+    pool = cfg.actor_pool(use_gpu=False)
+    assert isinstance(pool["compute"], ray.data.ActorPoolStrategy)
+    assert pool["compute"].min_size == pool["compute"].max_size == 3
+    assert (pool["num_cpus"], pool["num_gpus"]) == (0.5, 0)
+    assert cfg.actor_pool(use_gpu=True)["num_gpus"] == 1  # use_gpu: null follows the cluster
+    assert cfg.replace(use_gpu=False).actor_pool(use_gpu=True)["num_gpus"] == 0
+    for bad in ({"num_actors": 0}, {"actor_cpus": 0}, {"use_gpu": "yes"}):
+        field = next(iter(bad))
+        with pytest.raises(ConfigError, match=rf"EmbedConfig.{field} = "):
+            EmbedConfig(paths=("x",), **bad)

@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 import ray
 import torch
 
-from astroray.config import Config, check, check_positive_ints
+from astroray.config import ActorResources, check, check_positive_ints
 from astroray.data.fileio import numpy_batch
 from astroray.data.inputs import check_inputs, resolve_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
@@ -213,8 +213,11 @@ def _embed_with_ray(table: pa.Table, encoder: str, *, random_init: bool, seed: i
 
 
 @dataclasses.dataclass
-class EmbedConfig(Config):
+class EmbedConfig(ActorResources):
     """Settings of ``jobs/embed_astromer.py``.
+
+    The model actors (``num_actors``, ``actor_cpus``, ``use_gpu``) are the
+    :class:`~astroray.config.ActorResources` group.
 
     Attributes:
         model: a saved model folder (e.g. a pretraining run's ``model/``) or a registry name
@@ -227,9 +230,6 @@ class EmbedConfig(Config):
         layer_weights: weighted-embedding logits from a trained classifier (None: equal).
         window_batch: windows per forward pass.
         lc_batch: light curves per Ray Data batch.
-        num_actors: model actors (one per GPU on a GPU cluster).
-        actor_cpus: CPUs per actor (on CPU machines the encoder's torch threads).
-        use_gpu: one GPU per actor; None: when the cluster has one.
     """
 
     model: str = "astromer-v1"
@@ -241,9 +241,6 @@ class EmbedConfig(Config):
     layer_weights: tuple[float, ...] | None = None
     window_batch: int = 256
     lc_batch: int = 128
-    num_actors: int = 1
-    actor_cpus: float = 1.0
-    use_gpu: bool | None = None
 
     def __post_init__(self) -> None:
         if self.bands is not None:
@@ -253,9 +250,8 @@ class EmbedConfig(Config):
         check(isinstance(self.model, str) and self.model != "", self, "model", self.model,
               "a saved model folder or a registry name")
         check_inputs(self)
-        check_positive_ints(self, "min_points", "window_batch", "lc_batch", "num_actors")
-        check(isinstance(self.actor_cpus, int | float) and self.actor_cpus > 0, self,
-              "actor_cpus", self.actor_cpus, "a positive number")
+        check_positive_ints(self, "min_points", "window_batch", "lc_batch")
+        self.check_actor_resources()
 
     def smoke(self) -> EmbedConfig:
         """This configuration shrunk to run in a minute on 2 CPUs."""
@@ -278,7 +274,8 @@ def embed(config: EmbedConfig, out: str | Path) -> dict[str, Any]:
     out = Path(out).resolve()
     inputs = resolve_inputs(config.paths, config.optional_paths, config.synthetic,
                             out / "data")
-    use_gpu = gpu_available(1) if config.use_gpu is None else config.use_gpu
+    pool = config.actor_pool(use_gpu=gpu_available(1))
+    use_gpu = pool["num_gpus"] > 0
     ds = ray.data.read_parquet(inputs.paths, columns=LC_COLUMNS, num_cpus=_READ_CPUS)
     started = time.perf_counter()
     emb = ds.map_batches(
@@ -288,8 +285,7 @@ def embed(config: EmbedConfig, out: str | Path) -> dict[str, Any]:
                                "window_batch": config.window_batch,
                                "layer_weights": (list(config.layer_weights)
                                                  if config.layer_weights else None)},
-        compute=ray.data.ActorPoolStrategy(size=config.num_actors), num_cpus=config.actor_cpus,
-        num_gpus=1 if use_gpu else 0)
+        **pool)
     target = out / "embeddings"
     emb.write_parquet(str(target))
     seconds = time.perf_counter() - started

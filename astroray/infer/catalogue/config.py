@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from astroray.config import Config, check, check_cpus, check_positive_ints
+from astroray.config import ActorResources, check, check_cpus, check_positive_ints
 from astroray.data.inputs import check_inputs, resolve_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.train.classify import ClassifyConfig
@@ -15,8 +15,11 @@ __all__ = ["InferConfig", "InferSummary"]
 
 
 @dataclasses.dataclass
-class InferConfig(Config):
+class InferConfig(ActorResources):
     """Settings of ``astroray infer`` / ``jobs/bulk_infer.py``.
+
+    The model actors (``num_actors``, ``actor_cpus``, ``use_gpu``) are the
+    :class:`~astroray.config.ActorResources` group.
 
     Attributes:
         model: a saved model folder (any family with a registered predictor); empty: train
@@ -30,10 +33,7 @@ class InferConfig(Config):
         labels: label tables joined to the objects (kept as ``label`` in the catalogue).
         files_per_shard: input files per shard (the unit of resumption).
         batch_size: objects per model call.
-        num_actors: model actors (one per GPU on a GPU cluster).
-        actor_cpus: CPUs per model actor (its torch threads on a CPU machine).
         task_cpus: CPUs per read task (fractional: leaves room for the actors).
-        use_gpu: one GPU per actor; None: when the cluster has one.
         embedding: add the model's embedding column.
         fail_objects: test hook: the model raises on any batch holding one of these ids.
         crash_after_batches: test hook: the first model actor exits abruptly after this many
@@ -51,10 +51,7 @@ class InferConfig(Config):
     labels: tuple[str, ...] = ()
     files_per_shard: int = 256
     batch_size: int = 256
-    num_actors: int = 1
-    actor_cpus: float = 1.0
     task_cpus: float = 0.5
-    use_gpu: bool | None = None
     embedding: bool = False
     fail_objects: tuple[str, ...] = ()
     crash_after_batches: int | None = None
@@ -74,8 +71,9 @@ class InferConfig(Config):
         check(isinstance(self.model, str) and (self.model != "" or self.train is not None),
               self, "model", self.model, "a saved model folder (or a train configuration)")
         check_inputs(self)
-        check_positive_ints(self, "files_per_shard", "batch_size", "num_actors")
-        check_cpus(self, "actor_cpus", "task_cpus")
+        check_positive_ints(self, "files_per_shard", "batch_size")
+        self.check_actor_resources()
+        check_cpus(self, "task_cpus")
         check(self.crash_after_batches is None or (isinstance(self.crash_after_batches, int)
                                                    and self.crash_after_batches > 0),
               self, "crash_after_batches", self.crash_after_batches, "null or a positive integer")

@@ -32,7 +32,7 @@ from astroray.infer.catalogue.stages import PredictBatch, ReadShard, WriteParts
 from astroray.infer.predictors import model_hash, predictor_kind
 from astroray.infer.scoring import score_catalogue
 from astroray.models import resolve_model_path
-from astroray.runtime import check_actor_pool, progress, write_results
+from astroray.runtime import check_actor_pool, gpu_available, progress, write_results
 from astroray.train.classify import fit_classifier
 
 __all__ = ["ensure_model", "run_inference", "run_job"]
@@ -149,9 +149,6 @@ def run_inference(config: InferConfig, out: str | Path, *, progress: bool = True
         if pending:
             check_actor_pool("InferConfig", config.num_actors, config.actor_cpus,
                              config.task_cpus)
-            gpus = config.use_gpu
-            if gpus is None:
-                gpus = ray.cluster_resources().get("GPU", 0) >= 1
             items = [{"shard": s["shard"], "units": s["units"]} for s in pending]
             ds = ray.data.from_items(items, override_num_blocks=len(items))
             # Read and write stages are tasks: they get instances (cheap to ship), not classes.
@@ -164,8 +161,7 @@ def run_inference(config: InferConfig, out: str | Path, *, progress: bool = True
                                        "out": str(out), "fail_objects": config.fail_objects,
                                        "crash_after_batches": config.crash_after_batches},
                 batch_size=config.batch_size, batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(size=config.num_actors),
-                num_cpus=config.actor_cpus, num_gpus=1 if gpus else 0)
+                **config.actor_pool(use_gpu=gpu_available(1)))
             ds = ds.map_batches(WriteParts(str(staging), kind), batch_size=None,
                                 batch_format="pyarrow", num_cpus=0.1,
                                 compute=ray.data.TaskPoolStrategy())
