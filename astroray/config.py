@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import yaml
 
 __all__ = ["RENAMED_FIELDS", "ActorResources", "Config", "ConfigError", "Optimization",
-           "TrainResources", "check", "check_cpus", "check_positive_ints", "check_training"]
+           "TrainResources", "check", "check_cpus", "check_name", "check_positive_ints",
+           "check_training"]
 
 C = TypeVar("C", bound="Config")
 
@@ -60,6 +61,13 @@ def check_cpus(cfg: Any, *names: str, most: float = 64.0) -> None:
               and 0 < value <= most, cfg, name, value, f"a number in (0, {most:g}]")
 
 
+def check_name(cfg: Any, field: str = "name") -> None:
+    """Check that a run's or a data set's name is non-empty text without '/' (a folder name)."""
+    value = getattr(cfg, field)
+    check(isinstance(value, str) and value != "" and "/" not in value, cfg, field, value,
+          "a non-empty name without '/'")
+
+
 def check_training(cfg: Any) -> None:
     """Check the Ray Train fields a training config shares.
 
@@ -71,8 +79,7 @@ def check_training(cfg: Any) -> None:
     check(cfg.fail_at_epoch is None or (isinstance(cfg.fail_at_epoch, int)
                                         and 0 <= cfg.fail_at_epoch < cfg.epochs),
           cfg, "fail_at_epoch", cfg.fail_at_epoch, f"null or an epoch in [0, {cfg.epochs})")
-    check(isinstance(cfg.name, str) and cfg.name and "/" not in cfg.name, cfg, "name",
-          cfg.name, "a non-empty name without '/'")
+    check_name(cfg)
 
 
 def _type_name(annotation: Any) -> str:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from astroray.config import Config, check, check_positive_ints
+from astroray.config import Config, check, check_name, check_positive_ints
 from astroray.data.inputs import check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
 from astroray.features import feature_names
@@ -82,8 +82,7 @@ class AnomalyDataset(Config):
             self.classes = tuple(str(c) for c in self.classes)
             check(len(self.classes) >= 2, self, "classes", self.classes,
                   "null or at least two classes")
-        check(isinstance(self.name, str) and self.name and "/" not in self.name, self, "name",
-              self.name, "a non-empty name without '/'")
+        check_name(self)
         check_inputs(self)
         check_positive_ints(self, "min_class_size", "min_points")
 

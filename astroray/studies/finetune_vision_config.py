@@ -20,6 +20,7 @@ from astroray.config import (
     TrainResources,
     check,
     check_cpus,
+    check_name,
     check_positive_ints,
     check_training,
 )
@@ -94,8 +95,7 @@ class VisionDataset(Config):
             self.classes = tuple(self.classes)
         if self.bands is not None:
             self.bands = tuple(self.bands)
-        check(isinstance(self.name, str) and self.name != "" and "/" not in self.name, self,
-              "name", self.name, "a non-empty name without '/'")
+        check_name(self)
         check_inputs(self)
         check(isinstance(self.label_map, dict), self, "label_map", self.label_map,
               "a mapping of label renames")

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
-from astroray.config import Config, check
+from astroray.config import Config, check, check_name
 from astroray.data.fileio import numpy_batch
 from astroray.data.inputs import check_inputs
 from astroray.data.synthetic import SyntheticSurveyConfig
@@ -60,8 +60,7 @@ class ClassifyDataset(Config):
     def __post_init__(self) -> None:
         if self.classes is not None:
             self.classes = tuple(self.classes)
-        check(isinstance(self.name, str) and self.name != "" and "/" not in self.name, self,
-              "name", self.name, "a non-empty name without '/'")
+        check_name(self)
         check_inputs(self)
         check(isinstance(self.label_map, dict), self, "label_map", self.label_map,
               "a mapping of label renames")
