@@ -23,6 +23,13 @@ __all__ = ["check_actor_pool", "configure_console", "gpu_available", "init_ray",
 #: What the terminal shows: astroray's own lines only (quiet, the default), or Ray's logs too
 #: (verbose). Set once per process by the CLI and the jobs (``--verbose``).
 _CONSOLE: dict[str, Any] = {"verbose": False, "log_file": None}
+
+#: Ray Train's controller checks its workers every ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``
+#: (Ray's default 2 s), and a fit returns a few checks after its workers finish: about 4 s
+#: idle at the end of every fit, as long as a smoke run's whole training. A local Ray (one
+#: machine, a few workers: a check is a cheap local call) checks every 0.25 s, unless the
+#: variable is set; a cluster that is joined keeps its own setting.
+LOCAL_TRAIN_CHECK_INTERVAL_S = "0.25"
 _RAY_LOGGERS = ("ray", "ray.data", "ray.train", "ray.tune", "ray.serve")
 
 
@@ -128,6 +135,9 @@ def init_ray(
                                    "include_dashboard": False, **kwargs}
     if local:
         init_kwargs.update(num_cpus=num_cpus, object_store_memory=object_store_memory)
+        # Before ray.init: the local Ray's processes (Train's controller among them) inherit
+        # this process's environment, and so do the jobs that join it later.
+        os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", LOCAL_TRAIN_CHECK_INTERVAL_S)
     if quiet and not _CONSOLE["verbose"]:
         init_kwargs.setdefault("logging_level", logging.WARNING)
         # Workers' output (Train's placement-group chatter, actors' warnings) stays in Ray's

@@ -26,6 +26,10 @@ from astroray.data.windows import LightCurveWindows
 from astroray.models.pretrained import read_config_json
 from astroray.train.astromer import LC_COLUMNS, prepare_light_curves
 
+#: ``max_per_class`` of the labelled data sets in the jobs' smoke runs (``smoke()``): enough
+#: for 10 training + validation objects per class beside a 30 % test set.
+SMOKE_PER_CLASS = 40
+
 
 @dataclasses.dataclass
 class ClassifyDataset(Config):
@@ -41,6 +45,9 @@ class ClassifyDataset(Config):
         classes: keep only these classes (after renaming); None keeps every labelled object.
         test_fraction: fraction of each class in the fixed test set.
         test_per_class: cap on test objects per class (None: no cap).
+        max_per_class: use at most this many labelled objects of each class, a seeded
+            draw (``seed``) made before windowing and the test split (None: all). For quick
+            runs on a large catalogue, and the jobs' smoke runs.
         min_points: bands with fewer points are not used; objects left without any are
             dropped (and counted).
         seed: seed of the test split.
@@ -54,6 +61,7 @@ class ClassifyDataset(Config):
     classes: tuple[str, ...] | None = None
     test_fraction: float = 0.3
     test_per_class: int | None = None
+    max_per_class: int | None = None
     min_points: int = 5
     seed: int = 0
 
@@ -69,6 +77,9 @@ class ClassifyDataset(Config):
         check(self.test_per_class is None or (isinstance(self.test_per_class, int)
                                               and self.test_per_class > 0),
               self, "test_per_class", self.test_per_class, "a positive integer or null")
+        check(self.max_per_class is None or (isinstance(self.max_per_class, int)
+                                             and self.max_per_class > 1),
+              self, "max_per_class", self.max_per_class, "an integer >= 2 or null")
         check(isinstance(self.min_points, int) and self.min_points >= 1, self, "min_points",
               self.min_points, "an integer >= 1")
 
@@ -129,7 +140,18 @@ def load_labelled(ds_cfg: ClassifyDataset, workdir: Path) -> tuple[pa.Table | No
     table = table.set_column(table.schema.get_field_index("label"), "label",
                              pa.array(labels, type=pa.string())).filter(pa.array(keep))
     info["labelled"] = table.num_rows
+    if ds_cfg.max_per_class is not None:
+        table = _at_most_per_class(table, ds_cfg.max_per_class, ds_cfg.seed)
+        info["kept"] = table.num_rows
     return table, info
+
+
+def _at_most_per_class(table: pa.Table, cap: int, seed: int) -> pa.Table:
+    """At most ``cap`` rows of each label, a seeded draw; rows keep their order."""
+    labels = np.asarray(table.column("label").to_pylist(), dtype=object)
+    rng = np.random.default_rng(seed)
+    rows = [rng.permutation(np.flatnonzero(labels == c))[:cap] for c in sorted(set(labels))]
+    return table.take(pa.array(np.sort(np.concatenate(rows)) if rows else [], pa.int64()))
 
 
 def stratified_test(y: np.ndarray, fraction: float, cap: int | None,

@@ -145,6 +145,10 @@ def _check_classify_astromer(out: Path, results: dict) -> None:
     # Concatenated per-band embeddings (the job's default) make no deployable classifier.
     assert results["config"]["embedding"] == "band_concat"
     assert results["model"]["classifiers"] == {}
+    # The smoke keeps at most 40 labelled objects of each class (max_per_class).
+    for name, data in results["data"].items():
+        if "classes" in data:
+            assert data["objects"] <= 40 * len(data["classes"]), name
 
 
 def _has_matplotlib() -> bool:

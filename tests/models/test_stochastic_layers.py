@@ -267,3 +267,16 @@ def test_hsa_sampled_weights_follow_the_softmax(form):
     np.testing.assert_allclose(weights.mean(0).numpy(), torch.softmax(logits, 0).numpy(),
                                atol=0.02)
     assert (weights.max(1).values > 0.9).float().mean() > 0.9  # nearly one-hot draws
+
+
+def test_gumbel_noise_is_standard_gumbel():
+    """The in-place noise of HSA's weights is standard Gumbel (scipy's gumbel_r), finite."""
+    from scipy import stats
+
+    from astroray.models.layers import hsa as hsa_module
+
+    torch.manual_seed(0)
+    g = hsa_module._gumbel_noise((50, 4, 100), torch.device("cpu")).flatten().numpy()
+    assert g.shape == (20000,) and np.isfinite(g).all()
+    assert stats.kstest(g, stats.gumbel_r.cdf).pvalue > 0.01
+    assert abs(g.mean() - np.euler_gamma) < 0.03 and abs(g.var() - math.pi ** 2 / 6) < 0.08

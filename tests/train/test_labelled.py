@@ -6,13 +6,20 @@ from collections import Counter
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 import torch
 from torch import nn
 
+from astroray.config import ConfigError
 from astroray.data.synthetic import SyntheticSurveyConfig, make_survey
 from astroray.models import create_model
 from astroray.train.classify import ClassifyDataset
-from astroray.train.labelled import fit_early_stopping, stratified_test, window_labelled
+from astroray.train.labelled import (
+    fit_early_stopping,
+    load_labelled,
+    stratified_test,
+    window_labelled,
+)
 
 
 def test_window_labelled_keeps_every_usable_object_once(ray_session, tmp_path):
@@ -43,6 +50,34 @@ def test_window_labelled_keeps_every_usable_object_once(ray_session, tmp_path):
     assert windows["values"].shape[0] == index.shape[0]
     one = ClassifyDataset(name="one", paths=(str(folder),), classes=("RRab",))
     assert "two classes" in window_labelled(one, str(encoder), tmp_path / "work1")["skipped"]
+
+
+def test_max_per_class_draws_at_most_that_many_of_each_class(ray_session, tmp_path):
+    folder = tmp_path / "survey"
+    make_survey(SyntheticSurveyConfig(kind="periodic", n=120, format="parquet", seed=5), folder)
+    table = pq.read_table(sorted(folder.glob("*.parquet")))
+    # Two classes merged: one class above the cap, the others below it.
+    merge = {"RRc": "RRab"}
+    counts = Counter(merge.get(v, v) for v in table.column("label").to_pylist())
+    cap = max(counts.values()) - 5
+    assert min(counts.values()) < cap < max(counts.values())
+    ids = {}
+    for seed in (0, 0, 1):
+        ds = ClassifyDataset(name="s", paths=(str(folder),), label_map=merge,
+                             max_per_class=cap, seed=seed)
+        got, info = load_labelled(ds, tmp_path / f"work{seed}")
+        kept = Counter(got.column("label").to_pylist())
+        assert kept == {c: min(n, cap) for c, n in counts.items()}
+        assert info["labelled"] == table.num_rows and info["kept"] == got.num_rows
+        # A subset of the objects, whole rows (every point of a kept object).
+        rows = {o: len(t) for o, t in zip(table.column("object_id").to_pylist(),
+                                          table.column("time").to_pylist(), strict=True)}
+        assert all(rows[o] == len(t) for o, t in zip(got.column("object_id").to_pylist(),
+                                                   got.column("time").to_pylist(), strict=True))
+        ids.setdefault(seed, []).append(got.column("object_id").to_pylist())
+    assert ids[0][0] == ids[0][1] and ids[0][0] != ids[1][0]  # seeded draw
+    with pytest.raises(ConfigError, match="max_per_class"):
+        ClassifyDataset(name="s", paths=(str(folder),), max_per_class=1)
 
 
 def test_stratified_test_caps_and_is_reproducible():

