@@ -42,7 +42,6 @@ from astroray.runtime import init_ray
 from astroray.train.astromer import PretrainConfig, pretrain
 from astroray.train.classify import check_encoder_and_datasets
 from astroray.train.labelled import (
-    SMOKE_PER_CLASS,
     ClassifyDataset,
     LabelledWindows,
     fit_early_stopping,
@@ -148,10 +147,7 @@ class UncertaintyConfig(Config):
 
     def smoke(self) -> UncertaintyConfig:
         """This configuration shrunk to a couple of minutes on 2 CPUs (tiny models, 1 fold)."""
-        datasets = tuple(d.replace(
-            synthetic=d.synthetic and d.synthetic.replace(n=min(d.synthetic.n, 240)),
-            max_per_class=min(d.max_per_class or SMOKE_PER_CLASS, SMOKE_PER_CLASS))
-            for d in self.datasets)
+        datasets = tuple(d.smoke(synthetic_n=240) for d in self.datasets)
         encoder = self.encoder if self.encoder and Path(self.encoder).is_dir() else None
         pretrain = self.pretrain.smoke() if self.pretrain is not None else None
         return self.replace(encoder=encoder, pretrain=pretrain if encoder is None else None,

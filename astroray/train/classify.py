@@ -44,7 +44,6 @@ from astroray.models.card import CONFIDENCE_QUANTILE, light_curve_domain, write_
 from astroray.runtime import init_ray
 from astroray.train.astromer import PretrainConfig, pretrain
 from astroray.train.labelled import (
-    SMOKE_PER_CLASS,
     ClassifyDataset,
     fit_early_stopping,
     load_labelled,
@@ -189,12 +188,7 @@ class ClassifyConfig(Config):
 
     def smoke(self) -> ClassifyConfig:
         """This configuration shrunk to run in a few minutes on 2 CPUs."""
-        datasets = []
-        for d in self.datasets:
-            synthetic = d.synthetic.replace(n=min(d.synthetic.n, 180)) if d.synthetic else None
-            datasets.append(d.replace(synthetic=synthetic,
-                                      max_per_class=min(d.max_per_class or SMOKE_PER_CLASS,
-                                                        SMOKE_PER_CLASS)))
+        datasets = [d.smoke(synthetic_n=180) for d in self.datasets]
         pretrain = self.pretrain.smoke() if self.pretrain is not None else None
 
         encoder = (self.encoder if self.encoder and (Path(self.encoder).is_dir()

@@ -83,6 +83,17 @@ class ClassifyDataset(Config):
         check(isinstance(self.min_points, int) and self.min_points >= 1, self, "min_points",
               self.min_points, "an integer >= 1")
 
+    def smoke(self, synthetic_n: int = 240) -> ClassifyDataset:
+        """This data set shrunk for a smoke run.
+
+        At most ``synthetic_n`` synthetic objects and :data:`SMOKE_PER_CLASS` objects per
+        class (a smaller ``max_per_class`` is kept).
+        """
+        synthetic = self.synthetic and self.synthetic.replace(n=min(self.synthetic.n,
+                                                                    synthetic_n))
+        return self.replace(synthetic=synthetic, max_per_class=min(
+            self.max_per_class or SMOKE_PER_CLASS, SMOKE_PER_CLASS))
+
 
 
 def fit_early_stopping(model: nn.Module, epoch_batches: Any, val_loss: Any, *, max_steps: int,

@@ -15,6 +15,7 @@ from astroray.data.synthetic import SyntheticSurveyConfig, make_survey
 from astroray.models import create_model
 from astroray.train.classify import ClassifyDataset
 from astroray.train.labelled import (
+    SMOKE_PER_CLASS,
     fit_early_stopping,
     load_labelled,
     stratified_test,
@@ -78,6 +79,12 @@ def test_max_per_class_draws_at_most_that_many_of_each_class(ray_session, tmp_pa
     assert ids[0][0] == ids[0][1] and ids[0][0] != ids[1][0]  # seeded draw
     with pytest.raises(ConfigError, match="max_per_class"):
         ClassifyDataset(name="s", paths=(str(folder),), max_per_class=1)
+    # A smoke run caps every set; a smaller cap of its own and its other fields are kept.
+    syn = ClassifyDataset(name="s", synthetic=SyntheticSurveyConfig(n=1000), test_fraction=0.4)
+    small = syn.smoke(synthetic_n=180)
+    assert (small.synthetic.n, small.max_per_class, small.test_fraction) == (
+        180, SMOKE_PER_CLASS, 0.4)
+    assert syn.replace(max_per_class=7).smoke().max_per_class == 7
 
 
 def test_stratified_test_caps_and_is_reproducible():
